@@ -1,0 +1,179 @@
+"""The single-configuration update loops. Each runs one epoch over a shared batch order.
+
+* ``scratch``   — the lesson's loop: ``DataLoader`` + autograd on Σ_batch[(ŷ−y)²/2 + pen(w)] +
+  the in-place ``p ← p − η·p.grad/B``. L1 is the lesson's autograd subgradient.
+* ``optim``     — ``torch.optim.SGD`` with groups ``[{w, weight_decay=c}, {b}]`` on the mean half
+  squared error (plus a‖w‖₁ in the loss for l1 / elastic): w ← w − η(∇ℓ + a·sign(w) + c·w).
+* ``decoupled`` — w ← (1 − ηλ)w − η∇ℓ (none / l2).
+* ``proximal``  — w ← prox(w − η∇ℓ): the only loop that produces exact zeros.
+* ``concise``   — the lesson's concise code: ``nn.Linear``, ``MSELoss`` without ½, its bias drawn at
+  random. concise(wd, η) ≡ scratch(λ = wd/2, 2η) given the same b₀ (a different objective).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Sampler, TensorDataset
+
+from wdbench.config import TrainConfig
+from wdbench.order import batches
+from wdbench.penalties import get_penalty
+from wdbench.problems import Problem
+from wdbench.updates import data_grad, decoupled_step, proximal_step, sgd_
+
+__all__ = ["LOOP_RUNNERS", "Loop", "make_loop"]
+
+
+class Loop(Protocol):
+    """One configuration's parameters and the rule that moves them through one epoch."""
+
+    def run_epoch(self, epoch: int) -> None: ...
+
+    def params(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Detached ``(w [d], b [1])``."""
+        ...
+
+
+class OrderBatchSampler(Sampler[list[int]]):
+    """Yields the batches of the shared order's epoch ``self.epoch`` (set by the loop)."""
+
+    def __init__(self, order: torch.Tensor, batch_size: int) -> None:
+        self.order, self.batch_size, self.epoch = order, batch_size, 0
+
+    def __iter__(self) -> Iterator[list[int]]:
+        row = self.order[self.epoch]
+        return (batch.tolist() for batch in batches(row, self.batch_size))
+
+    def __len__(self) -> int:
+        return -(-int(self.order.shape[1]) // self.batch_size)
+
+
+class _Base:
+    def __init__(
+        self, problem: Problem, config: TrainConfig, w0: torch.Tensor, b0: torch.Tensor,
+        order: torch.Tensor,
+    ) -> None:
+        self.X, self.y = problem.X_train, problem.y_train
+        self.config, self.order = config, order
+        self.penalty = get_penalty(config.penalty)
+        self.w, self.b = w0.clone(), b0.clone()
+        self.setup()
+
+    def setup(self) -> None:
+        """Build what the rule needs beyond the parameters (loaders, optimizers)."""
+
+    def batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for idx in batches(self.order[epoch], self.config.batch_size):
+            idx = idx.to(self.X.device)
+            yield self.X[idx], self.y[idx]
+
+    def params(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.w.detach(), self.b.detach()
+
+
+class ScratchLoop(_Base):
+    def setup(self) -> None:
+        self.w.requires_grad_(True)
+        self.b.requires_grad_(True)
+        self.sampler = OrderBatchSampler(self.order, self.config.batch_size)
+        self.loader = DataLoader(TensorDataset(self.X, self.y), batch_sampler=self.sampler)
+
+    def run_epoch(self, epoch: int) -> None:
+        self.sampler.epoch = epoch
+        c = self.config
+        for X, y in self.loader:
+            per_example = (X @ self.w + self.b - y) ** 2 / 2
+            loss = per_example + self.penalty.value(self.w, c.lam, c.l1_ratio)
+            loss.sum().backward()
+            sgd_([self.w, self.b], c.lr, len(y))
+
+
+class OptimLoop(_Base):
+    def setup(self) -> None:
+        c = self.config
+        self.w.requires_grad_(True)
+        self.b.requires_grad_(True)
+        self.l1_coef, decay = self.penalty.coefficients(c.lam, c.l1_ratio)
+        impl = {
+            "default": {},
+            "for-loop": {"foreach": False},
+            "foreach": {"foreach": True},
+            "fused": {"fused": True},
+        }[c.optim_impl]
+        groups = [{"params": [self.w], "weight_decay": float(decay)}, {"params": [self.b]}]
+        self.opt = torch.optim.SGD(groups, lr=c.lr, **impl)  # type: ignore[arg-type]
+
+    def run_epoch(self, epoch: int) -> None:
+        for X, y in self.batches(epoch):
+            self.opt.zero_grad()
+            r = X @ self.w + self.b - y
+            loss = (r * r / 2).mean()
+            if self.l1_coef:
+                loss = loss + self.l1_coef * self.w.abs().sum()
+            loss.backward()
+            self.opt.step()
+
+
+class DecoupledLoop(_Base):
+    def run_epoch(self, epoch: int) -> None:
+        _, decay = self.penalty.coefficients(self.config.lam, self.config.l1_ratio)
+        lr = self.config.lr
+        for X, y in self.batches(epoch):
+            gw, gb = data_grad(X, y, self.w, self.b)
+            self.w = decoupled_step(self.w, gw, lr, decay)
+            self.b = self.b - lr * gb
+
+
+class ProximalLoop(_Base):
+    def run_epoch(self, epoch: int) -> None:
+        c = self.config
+        for X, y in self.batches(epoch):
+            gw, gb = data_grad(X, y, self.w, self.b)
+            self.w = proximal_step(self.w, gw, c.lr, self.penalty, c.lam, c.l1_ratio)
+            self.b = self.b - c.lr * gb
+
+
+class ConciseLoop(_Base):
+    def setup(self) -> None:
+        c = self.config
+        self.net = nn.Linear(self.X.shape[1], 1).to(device=self.X.device, dtype=self.X.dtype)
+        with torch.no_grad():
+            self.net.weight.copy_(self.w.unsqueeze(0))
+            self.net.bias.copy_(self.b)
+        self.loss = nn.MSELoss(reduction="none")
+        groups = [
+            {"params": self.net.weight, "weight_decay": c.lam},
+            {"params": self.net.bias},
+        ]
+        self.trainer = torch.optim.SGD(groups, lr=c.lr)
+
+    def run_epoch(self, epoch: int) -> None:
+        for X, y in self.batches(epoch):
+            self.trainer.zero_grad()
+            loss = self.loss(self.net(X), y.unsqueeze(-1))
+            loss.mean().backward()
+            self.trainer.step()
+
+    def params(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net.weight.detach()[0], self.net.bias.detach()
+
+
+LOOP_RUNNERS: dict[str, type[_Base]] = {
+    "scratch": ScratchLoop,
+    "optim": OptimLoop,
+    "decoupled": DecoupledLoop,
+    "proximal": ProximalLoop,
+    "concise": ConciseLoop,
+}
+
+
+def make_loop(
+    problem: Problem, config: TrainConfig, w0: torch.Tensor, b0: torch.Tensor, order: torch.Tensor
+) -> Loop:
+    """The runner of ``config.loop`` started at ``(w0, b0)`` (on the problem's device/dtype)."""
+    return LOOP_RUNNERS[config.loop](problem, config, w0, b0, order)
+

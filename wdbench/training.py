@@ -1,0 +1,99 @@
+"""``train``: one configuration, one loop, one problem."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from wdbench.config import TrainConfig
+from wdbench.loops import make_loop
+from wdbench.order import batch_order, init_params
+from wdbench.problems import Problem
+from wdbench.result import TrainResult, weight_stats
+from wdbench.updates import half_mse
+
+__all__ = ["SPLITS", "check_batch_size", "resolve_device", "train"]
+
+SPLITS = ("train", "val", "test")
+
+
+def resolve_device(device: str | torch.device = "cpu") -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; asking for absent CUDA is a ``ValueError``."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but CUDA is not available")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be cpu, cuda or auto, got {str(device)!r}")
+    return dev
+
+
+def check_batch_size(batch_size: int, n_train: int) -> None:
+    if batch_size > n_train:
+        raise ValueError(
+            f"batch_size ({batch_size}) is larger than the training set ({n_train} rows)"
+        )
+
+
+def train(
+    problem: Problem,
+    config: TrainConfig,
+    device: str | torch.device = "cpu",
+    curves: bool = True,
+    b0: float | None = None,
+) -> TrainResult:
+    """Train one configuration; see ``wdbench.loops`` for the update rule of each loop.
+
+    w₀ and the batch order come from ``config.seed`` (identical in every loop); b₀ = 0 except for
+    ``concise`` (the lesson's random bias start) unless ``b0`` fixes it. ``curves`` records the
+    three losses after every epoch. A non-finite parameter stops the run with status "diverged".
+    """
+    prob = problem.to(resolve_device(device), config.torch_dtype)
+    check_batch_size(config.batch_size, prob.n_train)
+    w0, b_random = init_params(prob.dim, config.init_scale, config.seed)
+    b_start = b_random if config.loop == "concise" else torch.zeros(1, dtype=torch.float64)
+    if b0 is not None:
+        b_start = torch.tensor([float(b0)], dtype=torch.float64)
+    to = {"device": prob.device, "dtype": prob.dtype}
+    order = batch_order(prob.n_train, config.epochs, config.seed)
+    loop = make_loop(prob, config, w0.to(**to), b_start.to(**to), order)
+    history: dict[str, list[float]] = {s: [] for s in SPLITS}
+    status, epochs_run = "ok", 0
+    for epoch in range(config.epochs):
+        loop.run_epoch(epoch)
+        epochs_run = epoch + 1
+        w, b = loop.params()
+        if not bool(torch.isfinite(w).all() and torch.isfinite(b).all()):
+            status = "diverged"
+            break
+        if curves:
+            for split, loss in _losses(prob, w, b).items():
+                history[split].append(loss)
+    w, b = loop.params()
+    final = _losses(prob, w, b)
+    norm, zeros = weight_stats(w)
+    return TrainResult(
+        config=config,
+        w=w.cpu().clone(),
+        b=float(b.item()),
+        train_loss=final["train"],
+        val_loss=final["val"],
+        test_loss=final["test"],
+        w_norm=float(norm),
+        zero_fraction=float(zeros),
+        status=status,
+        epochs_run=epochs_run,
+        curves=history if curves else None,
+    )
+
+
+@torch.no_grad()
+def _losses(prob: Problem, w: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
+    out = {}
+    for split in SPLITS:
+        X, y = prob.split(split)
+        value = float(half_mse(X, y, w, b))
+        out[split] = value if math.isfinite(value) else math.inf
+    return out
