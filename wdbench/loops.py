@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -71,6 +71,9 @@ class _Base:
             idx = idx.to(self.X.device)
             yield self.X[idx], self.y[idx]
 
+    def run_epoch(self, epoch: int) -> None:
+        raise NotImplementedError
+
     def params(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.w.detach(), self.b.detach()
 
@@ -114,7 +117,7 @@ class OptimLoop(_Base):
             loss = (r * r / 2).mean()
             if self.l1_coef:
                 loss = loss + self.l1_coef * self.w.abs().sum()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             self.opt.step()
 
 
@@ -145,7 +148,7 @@ class ConciseLoop(_Base):
             self.net.weight.copy_(self.w.unsqueeze(0))
             self.net.bias.copy_(self.b)
         self.loss = nn.MSELoss(reduction="none")
-        groups = [
+        groups: list[dict[str, Any]] = [
             {"params": self.net.weight, "weight_decay": c.lam},
             {"params": self.net.bias},
         ]

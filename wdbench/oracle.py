@@ -59,7 +59,8 @@ def ridge_path(problem: Problem, lams: Sequence[float] | torch.Tensor) -> Oracle
     n = X.shape[0]
     x_mean, y_mean = X.mean(0), y.mean()
     U, S, Vh = torch.linalg.svd(X - x_mean, full_matrices=False)
-    keep = S > S.max() * max(X.shape) * torch.finfo(S.dtype).eps
+    cutoff = S.max() * max(X.shape) * torch.finfo(S.dtype).eps
+    keep = S > cutoff
     U, S, Vh = U[:, keep], S[keep], Vh[keep]
     uty = U.T @ (y - y_mean)
     factors = S / (S * S + n * lam.unsqueeze(-1))

@@ -1,4 +1,4 @@
-"""Penalty registry: value, (sub)gradient and proximal operator, on the weight only (never the bias).
+"""Penalty registry: value, (sub)gradient and proximal operator, on w only (never the bias).
 
 Every penalty is an elastic net with two coefficients, an L1 part ``a`` and an L2 part ``c``::
 

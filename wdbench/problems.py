@@ -58,7 +58,7 @@ class Problem:
     def to(
         self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> Problem:
-        """A copy on ``device`` with floating tensors cast to ``dtype`` (self if nothing changes)."""
+        """A copy on ``device`` with tensors cast to ``dtype`` (self if nothing changes)."""
         device = self.device if device is None else torch.device(device)
         dtype = self.dtype if dtype is None else dtype
         if device == self.device and dtype == self.dtype:
@@ -129,7 +129,7 @@ class Problem:
         seed: int = 0,
         dtype: torch.dtype = torch.float32,
     ) -> Problem:
-        """scikit-learn's diabetes data (442 rows, shipped with the package) with polynomial features.
+        """scikit-learn's diabetes data (442 rows, shipped with it) with polynomial features.
 
         Degree 2 gives 65 features, degree 3 gives 285: more features than training rows. Rows are
         split at random by ``seed``; the remainder after train and validation is the test split.

@@ -56,9 +56,9 @@ def train(
     b_start = b_random if config.loop == "concise" else torch.zeros(1, dtype=torch.float64)
     if b0 is not None:
         b_start = torch.tensor([float(b0)], dtype=torch.float64)
-    to = {"device": prob.device, "dtype": prob.dtype}
     order = batch_order(prob.n_train, config.epochs, config.seed)
-    loop = make_loop(prob, config, w0.to(**to), b_start.to(**to), order)
+    w0, b_start = (t.to(prob.device, prob.dtype) for t in (w0, b_start))
+    loop = make_loop(prob, config, w0, b_start, order)
     history: dict[str, list[float]] = {s: [] for s in SPLITS}
     status, epochs_run = "ok", 0
     for epoch in range(config.epochs):
