@@ -7,6 +7,8 @@ only; reported losses are the mean half squared error of a split. See ``wdbench.
 from wdbench import oracle
 from wdbench.config import DTYPES, LOOPS, OPTIM_IMPLS, TrainConfig
 from wdbench.penalties import PENALTIES, Penalty, get_penalty
+from wdbench.population import train_population
+from wdbench.population_result import PopulationResult
 from wdbench.problems import PROBLEMS, Problem
 from wdbench.result import TrainResult
 from wdbench.training import resolve_device, train
@@ -18,6 +20,7 @@ __all__ = [
     "PENALTIES",
     "PROBLEMS",
     "Penalty",
+    "PopulationResult",
     "Problem",
     "TrainConfig",
     "TrainResult",
@@ -25,4 +28,5 @@ __all__ = [
     "oracle",
     "resolve_device",
     "train",
+    "train_population",
 ]

@@ -83,7 +83,11 @@ class ScratchLoop(_Base):
         self.w.requires_grad_(True)
         self.b.requires_grad_(True)
         self.sampler = OrderBatchSampler(self.order, self.config.batch_size)
-        self.loader = DataLoader(TensorDataset(self.X, self.y), batch_sampler=self.sampler)
+        # A private generator: iterating a DataLoader otherwise draws a base seed from the
+        # global RNG every epoch.
+        self.loader = DataLoader(
+            TensorDataset(self.X, self.y), batch_sampler=self.sampler, generator=torch.Generator()
+        )
 
     def run_epoch(self, epoch: int) -> None:
         self.sampler.epoch = epoch
@@ -143,7 +147,9 @@ class ProximalLoop(_Base):
 class ConciseLoop(_Base):
     def setup(self) -> None:
         c = self.config
-        self.net = nn.Linear(self.X.shape[1], 1).to(device=self.X.device, dtype=self.X.dtype)
+        # Built on the meta device: nn.Linear's own initialization would draw from the global RNG.
+        net = nn.Linear(self.X.shape[1], 1, device="meta", dtype=self.X.dtype)
+        self.net = net.to_empty(device=self.X.device)
         with torch.no_grad():
             self.net.weight.copy_(self.w.unsqueeze(0))
             self.net.bias.copy_(self.b)

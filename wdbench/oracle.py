@@ -87,11 +87,12 @@ def elastic_net_path(
     X, y = prob.X_train.numpy(), prob.y_train.numpy()
     ws, bs = [], []
     model: Lasso | ElasticNet
+    if l1_ratio == 1:
+        model = Lasso(tol=tol, max_iter=max_iter, warm_start=True)
+    else:
+        model = ElasticNet(l1_ratio=l1_ratio, tol=tol, max_iter=max_iter, warm_start=True)
     for alpha in lam.tolist():
-        if l1_ratio == 1:
-            model = Lasso(alpha=alpha, tol=tol, max_iter=max_iter)
-        else:
-            model = ElasticNet(alpha=alpha, l1_ratio=l1_ratio, tol=tol, max_iter=max_iter)
+        model.set_params(alpha=alpha)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(X, y)

@@ -44,7 +44,7 @@ class Penalty:
     def value(self, w: torch.Tensor, lam: Scalar, l1_ratio: Scalar = 0.5) -> torch.Tensor:
         """pen(w), summed over the last dimension."""
         a, c = self.coefficients(lam, l1_ratio)
-        return a * w.abs().sum(-1) + c * (w * w).sum(-1) / 2
+        return (a * w.abs()).sum(-1) + (c * w * w).sum(-1) / 2
 
     def grad(self, w: torch.Tensor, lam: Scalar, l1_ratio: Scalar = 0.5) -> torch.Tensor:
         """A subgradient of pen at w (``sign(0) = 0``)."""

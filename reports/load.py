@@ -1,0 +1,145 @@
+"""Read the files a study exported (``docs/outputs.md``) into one ``RunData``.
+
+Only files are read — never a database — so a study on any Optuna storage reports the same way.
+``trials.parquet`` is required; the dense grid, the oracle, the selection, the curves and
+``run.json`` are optional, and each missing one is recorded in ``RunData.notes`` so the report can
+say which section it cost.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["REQUIRED_COLUMNS", "ReportInputError", "RunData", "load_run"]
+
+#: Columns the report reads from each table (the contract in ``docs/outputs.md``).
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "trials": (
+        "number", "state", "penalty", "loop", "lam", "l1_ratio", "value", "val_ci95",
+        "w_norm", "zero_fraction", "fail_reason",
+    ),
+    "grid": (
+        "penalty", "loop", "lam", "l1_ratio", "data_seed", "val_loss", "train_loss", "w_norm",
+        "zero_fraction", "status",
+    ),
+    "oracle": (
+        "penalty", "lam", "l1_ratio", "data_seed", "train_loss", "val_loss", "test_loss",
+        "w_norm", "zero_fraction",
+    ),
+    "selected": (
+        "label", "penalty", "loop", "lam", "l1_ratio", "val_mean", "val_ci95", "test_mean",
+        "test_ci95", "is_best",
+    ),
+    "curves": (
+        "label", "penalty", "loop", "lam", "l1_ratio", "data_seed", "epoch", "split", "loss",
+    ),
+}
+_TEXT_COLUMNS = ("state", "penalty", "loop", "fail_reason", "status", "label", "split")
+
+
+class ReportInputError(Exception):
+    """A problem with the files a user pointed the report at (said in one line, exit code 2)."""
+
+
+@dataclass(frozen=True)
+class RunData:
+    """Everything the report knows about one study; optional tables are ``None`` when absent."""
+
+    run_dir: Path
+    run: dict[str, Any]
+    trials: pd.DataFrame
+    grid: pd.DataFrame | None
+    oracle: pd.DataFrame | None
+    selected: pd.DataFrame | None
+    curves: pd.DataFrame | None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def name(self) -> str:
+        """The study name from ``run.json``, or the directory name when it is not recorded."""
+        name = self.run.get("study_name")
+        return str(name) if name else self.run_dir.name
+
+    @property
+    def complete(self) -> pd.DataFrame:
+        """COMPLETE trials with a finite value: the only ones any fit or figure uses."""
+        t = self.trials
+        values = pd.to_numeric(t["value"], errors="coerce").to_numpy(dtype=float)
+        keep = (t["state"] == "COMPLETE").to_numpy() & np.isfinite(values)
+        return t.loc[keep].reset_index(drop=True)
+
+
+def load_run(run_dir: Path) -> RunData:
+    """Load a study directory; raise ``ReportInputError`` for a missing or empty study."""
+    if not run_dir.is_dir():
+        raise ReportInputError(f"no study directory at {run_dir}")
+    trials_path = run_dir / "trials.parquet"
+    if not trials_path.is_file():
+        raise ReportInputError(f"{run_dir} holds no trials.parquet: not a study directory")
+    trials = _read_table(trials_path, "trials")
+    if trials.empty:
+        raise ReportInputError(f"study in {run_dir} has no trials")
+    notes: list[str] = []
+    tables = {
+        name: _read_optional(run_dir / f"{name}.parquet", name, notes)
+        for name in ("grid", "oracle", "selected", "curves")
+    }
+    return RunData(
+        run_dir=run_dir,
+        run=_read_run_json(run_dir / "run.json", notes),
+        trials=trials,
+        grid=tables["grid"],
+        oracle=tables["oracle"],
+        selected=tables["selected"],
+        curves=tables["curves"],
+        notes=tuple(notes),
+    )
+
+
+def _read_optional(path: Path, name: str, notes: list[str]) -> pd.DataFrame | None:
+    """Read an optional table; a missing or empty one becomes ``None`` and a note."""
+    if not path.is_file():
+        notes.append(f"{path.name} is missing")
+        return None
+    table = _read_table(path, name)
+    if table.empty:
+        notes.append(f"{path.name} is empty")
+        return None
+    return table
+
+
+def _read_table(path: Path, name: str) -> pd.DataFrame:
+    """Read one parquet table and check it carries the contract's columns."""
+    try:
+        table = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise ReportInputError(f"cannot read {path}: {exc}") from None
+    missing = [c for c in REQUIRED_COLUMNS[name] if c not in table.columns]
+    if missing:
+        raise ReportInputError(f"{path} lacks the columns {missing} (see docs/outputs.md)")
+    for column in _TEXT_COLUMNS:
+        if column in table.columns:
+            table[column] = table[column].fillna("").astype(str)
+    if "state" in table.columns:
+        table["state"] = table["state"].str.upper()
+    return table
+
+
+def _read_run_json(path: Path, notes: list[str]) -> dict[str, Any]:
+    """Read ``run.json``; a missing file is a note, a malformed one a user error."""
+    if not path.is_file():
+        notes.append("run.json is missing")
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ReportInputError(f"cannot read {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ReportInputError(f"{path} must hold a JSON object")
+    return data

@@ -1,0 +1,123 @@
+"""Shared plotting pieces: the Agg backend, a scoped seaborn theme, stable colours, safe text.
+
+Figures are ``matplotlib.figure.Figure`` objects (no pyplot state), drawn inside ``theme()`` so
+that the seaborn style never leaks into the caller's global rcParams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure as MplFigure  # noqa: E402
+from matplotlib.ticker import LogFormatter  # noqa: E402
+
+__all__ = [
+    "DPI",
+    "Missing",
+    "color_for",
+    "log_axis",
+    "mpl_text",
+    "new_figure",
+    "order_penalties",
+    "positive",
+    "save",
+    "theme",
+]
+
+DPI = 100
+_FIXED_COLORS = {
+    "none": "#7f7f7f", "no-decay": "#7f7f7f",
+    "l2": "#0173b2", "best-l2": "#0173b2",
+    "l1": "#de8f05", "best-l1": "#de8f05",
+    "elastic": "#029e73", "best-elastic": "#029e73",
+    "scratch": "#cc78bc", "proximal": "#029e73", "optim": "#0173b2",
+    "decoupled": "#d55e00", "concise": "#949494",
+}
+_PENALTY_ORDER = ("none", "l2", "l1", "elastic")
+
+
+@dataclass(frozen=True)
+class Missing:
+    """A figure that could not be drawn, and why (shown in its place in the report)."""
+
+    reason: str
+
+
+def mpl_text(text: object) -> str:
+    """Text safe for a matplotlib label: ``$`` would start mathtext, so it is escaped."""
+    return str(text).replace("$", r"\$")
+
+
+def color_for(key: str, keys: Sequence[str]) -> str:
+    """A stable colour: fixed for known penalties, loops and labels, else by position in ``keys``."""
+    if key in _FIXED_COLORS:
+        return _FIXED_COLORS[key]
+    palette = sns.color_palette("colorblind", 10).as_hex()
+    index = sorted(set(keys)).index(key) if key in keys else len(keys)
+    return str(palette[(index + 5) % len(palette)])
+
+
+def order_penalties(names: Sequence[str]) -> list[str]:
+    """Known penalties in their canonical order, then any others sorted."""
+    unique = set(names)
+    known = [p for p in _PENALTY_ORDER if p in unique]
+    return known + sorted(unique - set(_PENALTY_ORDER))
+
+
+def positive(x: np.ndarray) -> np.ndarray:
+    """Boolean mask of finite, strictly positive values (what a log axis can show)."""
+    x = np.asarray(x, dtype=float)
+    return np.isfinite(x) & (x > 0)
+
+
+@contextmanager
+def theme() -> Iterator[None]:
+    """Seaborn's whitegrid style and paper-sized fonts, for the ``with`` block only."""
+    with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.85):
+        yield
+
+
+def new_figure(ncols: int, nrows: int = 1, panel: tuple[float, float] = (5.0, 3.8),
+               sharey: bool = False) -> tuple[MplFigure, list[Axes]]:
+    """A figure of ``nrows × ncols`` panels (flattened, row-major), each ``panel`` inches."""
+    fig = MplFigure(figsize=(panel[0] * ncols, panel[1] * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, sharey=sharey, squeeze=False)
+    return fig, [ax for row in axes for ax in row]
+
+
+class _PlainLogFormatter(LogFormatter):
+    """``LogFormatter``'s choice of which ticks to label, written as ``%g`` (0.04, 1e-05)."""
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return f"{x:g}" if super().__call__(x, pos) else ""
+
+
+def log_axis(ax: Axes, which: str, base: float = 10) -> None:
+    """Log scale on the ``x`` or ``y`` axis, non-positive values clipped.
+
+    Tick labels are plain text (``LogFormatter``: decades, plus intermediate ticks when the axis
+    spans less than a decade or two) rather than mathtext, which keeps figures fast to draw.
+    """
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    if which == "x":
+        ax.set_xscale("log", base=base, nonpositive="clip")
+    else:
+        ax.set_yscale("log", base=base, nonpositive="clip")
+    axis.set_major_formatter(_PlainLogFormatter(base=base, labelOnlyBase=False))
+    axis.set_minor_formatter(_PlainLogFormatter(base=base, labelOnlyBase=False,
+                                                minor_thresholds=(1.2, 0.5)))
+
+
+def save(fig: MplFigure, path: Path) -> None:
+    """Write ``fig`` as a PNG (deterministic bytes for the same data)."""
+    fig.savefig(path, dpi=DPI, format="png", metadata={"Software": None})

@@ -1,0 +1,200 @@
+"""Files a study run leaves for the report (see docs/outputs.md): the report never opens storage.
+
+* ``trials.parquet``   — one row per Optuna trial.
+* ``selected.parquet`` — the chosen configurations with their test losses (computed here, after
+  selection: the only place test losses of trained configurations are read).
+* ``curves.parquet``   — per-epoch train / validation losses of the selected configurations.
+* ``run.json``         — command, storage and settings with passwords masked, versions, seeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import platform
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+import torch
+from optuna.trial import FrozenTrial, TrialState
+
+from studies.cli import Settings
+from studies.kernel import Evaluation, evaluate
+from studies.seeds import StudySeeds
+from studies.space import SearchPoint, point_from_params
+from studies.stats import summarize
+from wdbench import Problem
+
+__all__ = [
+    "Selection",
+    "curves_frame",
+    "run_info",
+    "select",
+    "selected_frame",
+    "trials_frame",
+    "write_json",
+    "write_table",
+]
+
+TRIAL_COLUMNS = ["number", "state", "penalty", "loop", "lam", "l1_ratio", "value", "val_std",
+                 "val_ci95", "w_norm", "zero_fraction", "fail_reason", "datetime_start",
+                 "datetime_complete"]
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """One flat row per trial (columns of ``trials.parquet``)."""
+    rows = [_trial_row(t) for t in study.get_trials(deepcopy=False)]
+    frame = pd.DataFrame(rows, columns=TRIAL_COLUMNS)
+    for column in ("lam", "l1_ratio", "value", "val_std", "val_ci95", "w_norm", "zero_fraction"):
+        frame[column] = frame[column].astype("float64")
+    for column in ("datetime_start", "datetime_complete"):
+        frame[column] = pd.to_datetime(frame[column])
+    return frame
+
+
+def _trial_row(trial: FrozenTrial) -> dict[str, Any]:
+    attrs = trial.user_attrs
+    row: dict[str, Any] = {"penalty": None, "loop": None, "lam": math.nan, "l1_ratio": math.nan}
+    if "penalty" in trial.params:
+        row.update(point_from_params(trial.params).row())
+    row.update(
+        number=trial.number,
+        state=trial.state.name,
+        value=trial.value if trial.state == TrialState.COMPLETE else math.nan,
+        fail_reason=str(attrs.get("fail_reason", "")),
+        datetime_start=trial.datetime_start,
+        datetime_complete=trial.datetime_complete,
+    )
+    for key in ("val_std", "val_ci95", "w_norm", "zero_fraction"):
+        value = attrs.get(key)
+        row[key] = math.nan if value is None else float(value)
+    return row
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Labelled configurations (``best``, ``best-<penalty>``, ``no-decay``) and their runs."""
+
+    labels: tuple[str, ...]
+    points: tuple[SearchPoint, ...]
+    evaluation: Evaluation
+
+
+def select(
+    study: optuna.Study, settings: Settings, problems: Sequence[Problem], seeds: StudySeeds,
+    device: torch.device,
+) -> Selection:
+    """Pick the best trial, each penalty's best and no decay; train them with curves."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    labelled: dict[str, SearchPoint] = {"best": point_from_params(study.best_trial.params)}
+    for penalty in settings.penalties:
+        trials = [t for t in complete if t.params.get("penalty") == penalty]
+        if trials and penalty != "none":
+            best = min(trials, key=lambda t: (float(t.value or math.inf), t.number))
+            labelled[f"best-{penalty}"] = point_from_params(best.params)
+    labelled["no-decay"] = SearchPoint("none", "scratch", 0.0)
+    points = tuple(labelled.values())
+    configs = [p.config(settings, seeds.train_seed) for p in points]
+    evaluation = evaluate(problems, configs, device=device, curves=True)
+    return Selection(tuple(labelled), points, evaluation)
+
+
+def selected_frame(selection: Selection) -> pd.DataFrame:
+    """One row per label (columns of ``selected.parquet``)."""
+    rows = []
+    ev = selection.evaluation
+    for k, (label, point) in enumerate(zip(selection.labels, selection.points, strict=True)):
+        val, test = summarize(ev.val_loss[:, k]), summarize(ev.test_loss[:, k])
+        rows.append({"label": label, **point.row(), "val_mean": val.mean, "val_ci95": val.ci95,
+                     "test_mean": test.mean, "test_ci95": test.ci95, "is_best": label == "best"})
+    return pd.DataFrame(rows)
+
+
+def curves_frame(selection: Selection, seeds: StudySeeds) -> pd.DataFrame:
+    """One row per label × data seed × epoch × split (columns of ``curves.parquet``)."""
+    curves = selection.evaluation.curves
+    if curves is None:
+        raise ValueError("the selection was evaluated without curves")
+    frames = []
+    for k, (label, point) in enumerate(zip(selection.labels, selection.points, strict=True)):
+        for split in ("train", "val"):
+            losses = curves[split][:, k, :]
+            n_seeds, epochs = losses.shape
+            frame = pd.DataFrame({
+                "label": label,
+                "data_seed": np.repeat(np.asarray(seeds.data_seeds), epochs),
+                "epoch": np.tile(np.arange(1, epochs + 1), n_seeds),
+                "split": split,
+                "loss": losses.reshape(-1),
+            })
+            for key, value in point.row().items():
+                frame[key] = value
+            frames.append(frame)
+    columns = ["label", "penalty", "loop", "lam", "l1_ratio", "data_seed", "epoch", "split",
+               "loss"]
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
+def versions() -> dict[str, str]:
+    """python, torch, optuna and wdbench versions."""
+    try:
+        wdbench_version = metadata.version("wdbench")
+    except metadata.PackageNotFoundError:
+        wdbench_version = "unknown (not installed)"
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "optuna": optuna.__version__, "wdbench": wdbench_version}
+
+
+def run_info(
+    settings: Settings, command: list[str], storage: str, device: torch.device,
+    seeds: StudySeeds, times: tuple[str, str],
+) -> dict[str, Any]:
+    """The ``run.json`` record; ``command`` and ``storage`` must already be masked."""
+    resolved = dataclasses.asdict(settings)
+    resolved["storage"] = storage
+    device_name = str(device)
+    if device.type == "cuda":
+        device_name = f"{device} ({torch.cuda.get_device_name(device)})"
+    return {
+        "command": command,
+        "study_name": settings.study_name,
+        "storage": storage,
+        "problem": settings.problem,
+        "settings": resolved,
+        "versions": versions(),
+        "device": device_name,
+        "seeds": dataclasses.asdict(seeds),
+        "started": times[0],
+        "finished": times[1],
+    }
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> None:
+    """Write ``frame`` as Parquet (atomically: a reader never sees half a file)."""
+    tmp = path.with_name(path.name + ".tmp")
+    frame.to_parquet(tmp, index=False)
+    tmp.replace(path)
+
+
+def write_json(record: dict[str, Any], path: Path) -> None:
+    """Write ``record`` as indented JSON (NaN → null), atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(_clean(record), indent=2, default=str) + "\n")
+    tmp.replace(path)
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value

@@ -1,0 +1,131 @@
+"""Dense-grid and closed-form references for the search's regret.
+
+The dense grid trains ``--grid-points`` log-spaced λ per penalty and update rule (elastic at a few
+l1_ratio values; none once) through the same kernel, data seeds, train seed and budget as the
+trials. The oracle solves each penalized objective to convergence (ridge exactly, lasso and
+elastic net by coordinate descent) on the same draws. Relative regret of the search:
+
+    regret = (best trial's mean val − best grid point's mean val) / best grid point's mean val
+
+(negative when the search found a point between the grid's, e.g. a better l1_ratio).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from studies.cli import Settings
+from studies.kernel import evaluate
+from studies.seeds import StudySeeds
+from studies.space import RULES, SearchPoint, grid_branches, lam_grid
+from wdbench import Problem, oracle
+
+__all__ = ["GRID_L1_RATIOS", "best_grid_point", "dense_grid", "grid_points", "oracle_table"]
+
+#: l1_ratio values of the elastic branch of the dense grid.
+GRID_L1_RATIOS = (0.2, 0.5, 0.8)
+#: Configurations per kernel call (bounds memory; the kernel batches within a call).
+CHUNK = 1024
+#: λ points of the coordinate-descent oracles (lasso, elastic net) and their tolerance: at
+#: 1e-6 the validation losses agree with 1e-12 to ~1e-10 while the path solves ~10× faster.
+ORACLE_CD_POINTS = 64
+ORACLE_CD_TOL = 1e-6
+ORACLE_L1_RATIO = 0.5
+
+
+def grid_points(settings: Settings) -> list[SearchPoint]:
+    """Every point of the dense grid for the chosen penalties."""
+    points = [SearchPoint("none", "scratch", 0.0)] if "none" in settings.penalties else []
+    lams = lam_grid(settings, settings.grid_points)
+    for penalty, rule, ratio in grid_branches(settings, GRID_L1_RATIOS):
+        points += [SearchPoint(penalty, RULES[rule], lam, ratio) for lam in lams]
+    return points
+
+
+def dense_grid(
+    settings: Settings, problems: Sequence[Problem], seeds: StudySeeds, device: torch.device
+) -> pd.DataFrame:
+    """One row per grid point × data seed (columns of ``grid.parquet``)."""
+    points = grid_points(settings)
+    frames = []
+    for start in range(0, len(points), CHUNK):
+        chunk = points[start : start + CHUNK]
+        configs = [p.config(settings, seeds.train_seed) for p in chunk]
+        ev = evaluate(problems, configs, device=device)
+        for s, data_seed in enumerate(seeds.data_seeds):
+            frame = pd.DataFrame([p.row() for p in chunk])
+            frame["data_seed"] = data_seed
+            frame["val_loss"] = ev.val_loss[s]
+            frame["train_loss"] = ev.train_loss[s]
+            frame["w_norm"] = ev.w_norm[s]
+            frame["zero_fraction"] = ev.zero_fraction[s]
+            frame["status"] = np.where(ev.diverged[s], "diverged", "ok")
+            frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def best_grid_point(grid: pd.DataFrame) -> pd.Series | None:
+    """The grid point with the lowest mean validation loss among points ok on every seed.
+
+    Returns its ``penalty, loop, lam, l1_ratio, val_mean`` (None if every point diverged).
+    """
+    keys = ["penalty", "loop", "lam", "l1_ratio"]
+    ok = grid.assign(ok=grid["status"] == "ok")
+    means = ok.groupby(keys, dropna=False).agg(val_mean=("val_loss", "mean"), ok=("ok", "all"))
+    means = means[means["ok"]]
+    if means.empty:
+        return None
+    return means.reset_index().sort_values("val_mean", kind="stable").iloc[0]
+
+
+def oracle_table(settings: Settings, problems: Sequence[Problem], seeds: StudySeeds
+                 ) -> pd.DataFrame:
+    """Converged solutions per λ and data seed (columns of ``oracle.parquet``)."""
+    dense = torch.tensor(lam_grid(settings, settings.grid_points), dtype=torch.float64)
+    sparse = torch.tensor(lam_grid(settings, min(settings.grid_points, ORACLE_CD_POINTS)),
+                          dtype=torch.float64).flip(0)  # large → small: warm starts converge fast
+    frames = []
+    for problem, data_seed in zip(problems, seeds.data_seeds, strict=True):
+        paths = []
+        if "l2" in settings.penalties:
+            paths.append(oracle.ridge_path(problem, dense))
+        if "l1" in settings.penalties:
+            paths.append(oracle.lasso_path(problem, sparse, tol=ORACLE_CD_TOL))
+        if "elastic" in settings.penalties:
+            paths.append(oracle.elastic_net_path(problem, sparse, ORACLE_L1_RATIO,
+                                                 tol=ORACLE_CD_TOL))
+        frames += [_path_frame(path, data_seed) for path in paths]
+    columns = ["penalty", "lam", "l1_ratio", "data_seed", "train_loss", "val_loss", "test_loss",
+               "w_norm", "zero_fraction"]
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=float) for c in columns})
+    return pd.concat(frames, ignore_index=True)[columns].sort_values(
+        ["penalty", "data_seed", "lam"], kind="stable", ignore_index=True)
+
+
+def _path_frame(path: oracle.OraclePath, data_seed: int) -> pd.DataFrame:
+    w = path.w
+    return pd.DataFrame({
+        "penalty": path.penalty,
+        "lam": path.lams.numpy(),
+        "l1_ratio": np.nan if path.l1_ratio is None else path.l1_ratio,
+        "data_seed": data_seed,
+        "train_loss": path.losses["train"].numpy(),
+        "val_loss": path.losses["val"].numpy(),
+        "test_loss": path.losses["test"].numpy(),
+        "w_norm": torch.linalg.vector_norm(w, dim=-1).numpy(),
+        "zero_fraction": (w == 0).to(torch.float64).mean(-1).numpy(),
+    })
+
+
+def oracle_best(table: pd.DataFrame) -> pd.DataFrame:
+    """Per oracle penalty: the λ with the lowest mean validation loss over data seeds."""
+    if table.empty:
+        return table
+    means = table.groupby(["penalty", "lam"], as_index=False)["val_loss"].mean()
+    best = means.loc[means.groupby("penalty")["val_loss"].idxmin()]
+    return best.rename(columns={"val_loss": "val_mean"}).reset_index(drop=True)

@@ -1,0 +1,160 @@
+"""The search space in Optuna terms, the samplers, and the map from a trial to a ``TrainConfig``.
+
+Conditional space::
+
+    penalty   categorical over --penalties
+    lam       log-uniform in --lam-range            (penalty ≠ none; λ = 0 for none)
+    rule      subgradient | proximal                (l1, elastic) → loop "scratch" | "proximal"
+    l1_ratio  uniform in [0.05, 0.95]               (elastic)
+
+none and l2 train with the lesson's loop ("scratch"). TPE runs multivariate with ``group=True``
+so it models each branch of the conditional space jointly instead of falling back to
+independent sampling.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+
+from studies.cli import Settings
+from wdbench import TrainConfig
+from wdbench.seeding import derive_seed
+
+__all__ = [
+    "L1_RATIO_RANGE",
+    "RULES",
+    "SearchPoint",
+    "enqueue_grid",
+    "lam_grid",
+    "make_sampler",
+    "point_from_params",
+    "rules_for",
+    "suggest",
+]
+
+#: Update rule name in the study → ``TrainConfig.loop``.
+RULES: dict[str, str] = {"subgradient": "scratch", "proximal": "proximal"}
+L1_RATIO_RANGE = (0.05, 0.95)
+#: l1_ratio of the elastic branch when the sampler is the λ grid.
+GRID_L1_RATIO = 0.5
+
+
+@dataclass(frozen=True)
+class SearchPoint:
+    """One point of the space: ``lam`` is 0 for none; ``l1_ratio`` is None unless elastic."""
+
+    penalty: str
+    loop: str
+    lam: float
+    l1_ratio: float | None = None
+
+    def config(self, settings: Settings, train_seed: int) -> TrainConfig:
+        """The ``TrainConfig`` of this point under the study's budget and train seed."""
+        return TrainConfig(
+            penalty=self.penalty,
+            lam=self.lam,
+            l1_ratio=0.5 if self.l1_ratio is None else self.l1_ratio,
+            loop=self.loop,
+            lr=settings.lr,
+            epochs=settings.epochs,
+            init_scale=settings.init_scale,
+            seed=train_seed,
+        )
+
+    def row(self) -> dict[str, Any]:
+        """Flat columns ``penalty, loop, lam, l1_ratio`` (NaN l1_ratio unless elastic)."""
+        l1 = math.nan if self.l1_ratio is None else self.l1_ratio
+        return {"penalty": self.penalty, "loop": self.loop, "lam": self.lam, "l1_ratio": l1}
+
+
+def rules_for(penalty: str) -> tuple[str, ...]:
+    """Update rules searched for ``penalty`` (a choice only where the penalty has an L1 part)."""
+    return tuple(RULES) if penalty in ("l1", "elastic") else ("subgradient",)
+
+
+def suggest(trial: optuna.Trial, settings: Settings) -> SearchPoint:
+    """Draw one point of the conditional space from ``trial``."""
+    penalty = str(trial.suggest_categorical("penalty", list(settings.penalties)))
+    params: dict[str, Any] = {"penalty": penalty}
+    if penalty != "none":
+        params["lam"] = trial.suggest_float("lam", *settings.lam_range, log=True)
+    if len(rules_for(penalty)) > 1:
+        params["rule"] = trial.suggest_categorical("rule", list(RULES))
+    if penalty == "elastic":
+        params["l1_ratio"] = trial.suggest_float("l1_ratio", *L1_RATIO_RANGE)
+    return point_from_params(params)
+
+
+def point_from_params(params: Mapping[str, Any]) -> SearchPoint:
+    """A trial's ``params`` dict → ``SearchPoint`` (inverse of ``suggest``)."""
+    penalty = str(params["penalty"])
+    l1_ratio = params.get("l1_ratio")
+    return SearchPoint(
+        penalty=penalty,
+        loop=RULES[str(params.get("rule", "subgradient"))],
+        lam=float(params.get("lam", 0.0)),
+        l1_ratio=None if l1_ratio is None else float(l1_ratio),
+    )
+
+
+def make_sampler(settings: Settings, worker_index: int = 0) -> optuna.samplers.BaseSampler:
+    """The seeded sampler of one worker (worker 0 of a one-worker run is the reference).
+
+    ``grid`` samples its enqueued λ grid first (every sampler serves enqueued trials), then
+    falls back to random sampling once the grid is used up.
+    """
+    seed = derive_seed(settings.seed, "sampler", worker_index) % 2**32
+    if settings.sampler == "tpe":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def lam_grid(settings: Settings, points: int) -> list[float]:
+    """``points`` log-spaced λ values covering ``--lam-range`` (endpoints included)."""
+    low, high = settings.lam_range
+    grid = np.geomspace(low, high, points)
+    return [float(v) for v in np.clip(grid, low, high)]
+
+
+def grid_branches(settings: Settings, l1_ratios: tuple[float, ...]) -> list[tuple[str, str, float | None]]:
+    """Every (penalty, rule, l1_ratio) branch with λ > 0 of the chosen penalties."""
+    out: list[tuple[str, str, float | None]] = []
+    for penalty in settings.penalties:
+        if penalty == "none":
+            continue
+        ratios: tuple[float | None, ...] = l1_ratios if penalty == "elastic" else (None,)
+        out += [(penalty, rule, r) for rule in rules_for(penalty) for r in ratios]
+    return out
+
+
+def enqueue_grid(study: optuna.Study, settings: Settings) -> int:
+    """Enqueue a log-spaced λ grid per penalty and rule, sized to ``--n-trials`` in total.
+
+    Existing points are skipped (``skip_if_exists``), so a rerun adds no duplicates.
+    Returns the number of grid points the study was asked to hold.
+    """
+    branches = grid_branches(settings, (GRID_L1_RATIO,))
+    points: list[dict[str, Any]] = [{"penalty": "none"}] if "none" in settings.penalties else []
+    if branches:
+        per_branch = max(1, (settings.n_trials - len(points)) // len(branches))
+        lams = lam_grid(settings, per_branch) if per_branch > 1 else [settings.lam_range[0]]
+        for penalty, rule, ratio in branches:
+            for lam in lams:
+                params: dict[str, Any] = {"penalty": penalty, "lam": lam}
+                if len(rules_for(penalty)) > 1:
+                    params["rule"] = rule
+                if ratio is not None:
+                    params["l1_ratio"] = ratio
+                points.append(params)
+    for params in points:
+        study.enqueue_trial(params, skip_if_exists=True)
+    return len(points)

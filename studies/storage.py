@@ -1,0 +1,168 @@
+"""Where a study lives: safe run-directory slugs, password masking, and Optuna storages.
+
+``--storage`` takes a journal file path (``*.log`` / ``*.journal``, or the default
+``<out>/<slug>/study.log``) or any SQLAlchemy URL Optuna's ``RDBStorage`` accepts
+(``sqlite:///...``, ``postgresql://...``). A password inside a URL never leaves this module
+unmasked: ``mask`` replaces it with ``***`` wherever it appears.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import optuna
+
+__all__ = [
+    "JOURNAL_NAME",
+    "StorageError",
+    "StorageSpec",
+    "check_writable",
+    "mask",
+    "open_storage",
+    "parse_storage",
+    "run_directory",
+    "slugify",
+]
+
+JOURNAL_NAME = "study.log"
+JOURNAL_SUFFIXES = (".log", ".journal")
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_SAFE = re.compile(r"[^a-z0-9._-]+")
+#: libpq's connection timeout (seconds): an unreachable server fails fast instead of hanging.
+CONNECT_TIMEOUT_S = 5
+
+
+class StorageError(ValueError):
+    """A storage the user named cannot be used (malformed, unreachable, not writable)."""
+
+
+@dataclass(frozen=True)
+class StorageSpec:
+    """A resolved storage: a journal file (``path``) or an RDB URL (``url``), never both."""
+
+    path: Path | None = None
+    url: str | None = None
+
+    @property
+    def is_journal(self) -> bool:
+        return self.path is not None
+
+    @property
+    def display(self) -> str:
+        """The storage as it may be printed or written (password masked)."""
+        return str(self.path) if self.path is not None else mask(self.url or "")
+
+
+def slugify(name: str) -> str:
+    """A directory name for ``name``: ``[a-z0-9._-]`` only, never ``.``/``..``, never empty.
+
+    A name that is already safe is its own slug; any other gets a short hash of the original
+    appended, so two different names never share a run directory.
+    """
+    slug = _SAFE.sub("-", name.lower()).strip(".-_")[:64].strip(".-_")
+    if slug == name:
+        return slug
+    digest = hashlib.blake2b(name.encode(), digest_size=4).hexdigest()
+    return f"{slug}-{digest}" if slug else f"study-{digest}"
+
+
+def password_of(url: str) -> str | None:
+    """The password inside a storage URL (percent-decoded), if any."""
+    if not _URL.match(url):
+        return None
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    if password is None:
+        match = re.match(r"^[^:/]+://[^:/@]*:([^@]*)@", url)
+        password = match.group(1) if match else None
+    return unquote(password) if password else None
+
+
+def mask(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """``text`` with every ``user:password@`` credential (and each of ``secrets``) masked."""
+    masked = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+    for secret in secrets:
+        if secret:
+            masked = masked.replace(secret, "***")
+    return masked
+
+
+def parse_storage(storage: str | None, run_dir: Path) -> StorageSpec:
+    """Resolve ``--storage`` (None ⇒ the embedded journal ``run_dir/study.log``)."""
+    if storage is None:
+        return StorageSpec(path=run_dir / JOURNAL_NAME)
+    if not storage.strip():
+        raise StorageError("--storage is empty")
+    if _URL.match(storage):
+        scheme = storage.split("://", 1)[0].lower()
+        if scheme.startswith(("sqlite", "postgresql", "mysql")):
+            return StorageSpec(url=storage)
+        raise StorageError(
+            f"unsupported storage URL scheme {scheme!r} in {mask(storage)} "
+            "(use sqlite:///, postgresql:// or a journal file path)"
+        )
+    path = Path(storage).expanduser()
+    if path.suffix not in JOURNAL_SUFFIXES:
+        raise StorageError(
+            f"storage {storage!r} is neither a URL nor a journal file (*.log, *.journal)"
+        )
+    return StorageSpec(path=path)
+
+
+def check_writable(directory: Path) -> None:
+    """Raise ``StorageError`` unless ``directory`` exists writable or can be created.
+
+    Nothing is created: the nearest existing ancestor must be a writable directory.
+    """
+    probe = directory.absolute()
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise StorageError(f"cannot create directory {directory} ({probe} is not writable)")
+
+
+def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
+    """Connect to the storage; any failure becomes a ``StorageError`` with secrets masked.
+
+    A journal file is opened (and its directory created) only here, after validation.
+    """
+    if spec.path is not None:
+        return _open_journal(spec.path)
+    url = spec.url or ""
+    secrets = tuple(p for p in (password_of(url),) if p)
+    engine_kwargs: dict[str, object] = {}
+    if url.lower().startswith("postgresql"):
+        engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    except Exception as exc:  # SQLAlchemy / driver errors: their types vary by backend
+        reason = " ".join(str(exc).split())[:300]
+        raise StorageError(
+            f"cannot open storage {mask(url, secrets)}: {mask(reason, secrets)}"
+        ) from None
+
+
+def _open_journal(path: Path) -> optuna.storages.BaseStorage:
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    if path.exists() and not path.is_file():
+        raise StorageError(f"journal storage {path} exists and is not a file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    except OSError as exc:
+        raise StorageError(f"cannot open journal storage {path}: {exc.strerror}") from None
+
+
+def run_directory(out: str | Path, study_name: str) -> Path:
+    """``<out>/<slug>``: always a direct child of ``out``, whatever the study name."""
+    return Path(out) / slugify(study_name)

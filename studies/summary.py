@@ -1,0 +1,91 @@
+"""The short table ``python -m studies.search`` prints at the end of a run."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+__all__ = ["Regret", "rule_name", "summary_lines"]
+
+
+def rule_name(penalty: str, loop: str) -> str:
+    """The update rule as the study names it: proximal, subgradient (L1 part) or gradient."""
+    if loop == "proximal":
+        return "proximal"
+    return "subgradient" if penalty in ("l1", "elastic") else "gradient"
+
+
+@dataclass(frozen=True, eq=False)
+class Regret:
+    """Relative regret of the search's best against the dense grid's best (mean val losses)."""
+
+    best_value: float
+    grid_best: pd.Series | None
+    grid_size: int
+
+    @property
+    def value(self) -> float:
+        """(best trial − best grid point) / best grid point; NaN without a usable grid."""
+        if self.grid_best is None:
+            return math.nan
+        reference = float(self.grid_best["val_mean"])
+        return (self.best_value - reference) / reference
+
+
+def _fmt_lam(lam: float) -> str:
+    return "0" if lam == 0 else f"{lam:.3g}"
+
+
+def _fmt_ci(mean: float, half: float) -> str:
+    if not math.isfinite(mean):
+        return "diverged"
+    if not math.isfinite(half):
+        return f"{mean:.5g}"
+    return f"{mean:.5g} ± {half:.2g}"
+
+
+def selection_lines(selected: pd.DataFrame) -> list[str]:
+    """One line per selected configuration: rule, λ, val and test mean ± 95% CI."""
+    head = f"{'':10} {'penalty':8} {'rule':12} {'λ':>9} {'l1_ratio':>8}  " \
+           f"{'val (mean ± 95% CI)':24} {'test (mean ± 95% CI)':24}"
+    lines = [head]
+    for row in selected.itertuples(index=False):
+        l1 = "" if math.isnan(float(row.l1_ratio)) else f"{float(row.l1_ratio):.2f}"
+        lines.append(
+            f"{row.label!s:10} {row.penalty!s:8} {rule_name(str(row.penalty), str(row.loop)):12} "
+            f"{_fmt_lam(float(row.lam)):>9} {l1:>8}  "
+            f"{_fmt_ci(float(row.val_mean), float(row.val_ci95)):24} "
+            f"{_fmt_ci(float(row.test_mean), float(row.test_ci95)):24}"
+        )
+    return lines
+
+
+def regret_line(r: Regret) -> str:
+    if r.grid_best is None:
+        return "regret vs dense grid: n/a (every grid point diverged)"
+    g = r.grid_best
+    where = f"{g['penalty']} {rule_name(str(g['penalty']), str(g['loop']))} λ={_fmt_lam(g['lam'])}"
+    if not math.isnan(float(g["l1_ratio"])):
+        where += f" l1_ratio={float(g['l1_ratio']):.2f}"
+    return (f"regret vs dense grid ({r.grid_size} points): {r.value:+.2%} "
+            f"(grid best {float(g['val_mean']):.5g}: {where})")
+
+
+def oracle_line(best_value: float, oracle_best: pd.DataFrame) -> str:
+    if oracle_best.empty:
+        return "oracle (converged closed form): n/a for the chosen penalties"
+    names = {"l2": "ridge", "l1": "lasso", "elastic": "elastic net"}
+    parts = [f"{names.get(str(r.penalty), str(r.penalty))} {float(r.val_mean):.5g} "
+             f"at λ={_fmt_lam(float(r.lam))}" for r in oracle_best.itertuples(index=False)]
+    return (f"oracle (converged closed form, val mean): {'; '.join(parts)} "
+            f"— search best {best_value:.5g}")
+
+
+def summary_lines(
+    header: str, selected: pd.DataFrame, r: Regret, oracle_best: pd.DataFrame
+) -> list[str]:
+    """The whole summary: a header, the selection table, regret and oracle comparison."""
+    return [header, *selection_lines(selected), regret_line(r),
+            oracle_line(r.best_value, oracle_best)]

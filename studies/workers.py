@@ -1,0 +1,219 @@
+"""Run a study's workers: in this process (``--workers 1``) or as N local worker processes.
+
+Each worker runs ``studies.loop.run_worker(settings, index)`` on the shared study: its sampler
+seed is derived from ``--seed`` and its index, and it asks only while COMPLETE + RUNNING trials
+are fewer than ``--n-trials``, so N workers asking at the same moment overshoot by at most
+(N − 1) × ``--batch`` trials. The same command on several machines against one
+``postgresql://`` URL cooperates the same way (N then counts the workers of every machine).
+
+Processes: worker i is ``python -m studies.workers i`` (settings pickled on stdin) in its own
+process group, so a terminal's Ctrl-C reaches only this launcher, which forwards SIGTERM to each
+worker: they fail and re-queue their in-flight trials and exit, and the launcher exits 130
+(SIGINT) or 143 (SIGTERM). A worker that dies (SIGKILL, out of memory) has its RUNNING trials
+failed and re-queued at once by the launcher — by any other worker, here or on another machine,
+once they are silent for ``--stale-after`` seconds — and the survivors finish the study.
+Exit codes: see ``studies.faults``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+import optuna
+from optuna.trial import TrialState
+
+from studies import faults, heartbeat
+from studies.cli import Settings, UsageError
+from studies.loop import count_trials, load_study, run_worker
+from studies.storage import StorageError
+
+__all__ = ["check_settings", "run_here", "run_workers", "sweep_dead_worker", "worker_prefix"]
+
+#: How often the launcher looks at its workers (seconds).
+POLL_S = 0.2
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def check_settings(settings: Settings) -> None:
+    """Raise ``UsageError`` unless the heartbeat settings can tell a live worker from a dead one."""
+    if not settings.stale_after > settings.heartbeat_interval:
+        raise UsageError(
+            f"--stale-after ({settings.stale_after:g} s) must exceed --heartbeat-interval "
+            f"({settings.heartbeat_interval:g} s)"
+        )
+
+
+def run_workers(settings: Settings) -> int:
+    """Run ``settings.workers`` workers on the (already created) study; returns the exit code."""
+    check_settings(settings)
+    if settings.workers == 1:
+        return run_here(settings)
+    return _Launcher(settings).run()
+
+
+def run_here(settings: Settings, index: int = 0, progress: bool | None = None) -> int:
+    """Run worker ``index`` in this process; returns its exit code (one line on a fault)."""
+    interrupts = faults.Interrupts()
+    interrupts.install()
+    try:
+        run_worker(settings, index, progress)
+    except KeyboardInterrupt:
+        return _interrupted(faults.EXIT_SIGINT)
+    except faults.Terminated:
+        return _interrupted(faults.EXIT_SIGTERM)
+    except Exception as exc:
+        if not (isinstance(exc, StorageError) or faults.is_storage_lost(exc)):
+            raise
+        print(faults.storage_lost_message(exc), file=sys.stderr)
+        return faults.EXIT_STORAGE
+    finally:
+        interrupts.restore()
+    return faults.EXIT_OK
+
+
+def worker_prefix(pid: int) -> str:
+    """The prefix of the worker ids (``heartbeat.new_worker_id``) of process ``pid`` here."""
+    return f"{socket.gethostname()}:{pid}:"
+
+
+def sweep_dead_worker(study: optuna.Study, pid: int, unclaimed_after_s: float) -> list[int]:
+    """Fail and re-queue the RUNNING trials of the dead local worker process ``pid``.
+
+    Its claimed trials go at once; a trial nobody claimed (the worker died inside an ask)
+    once it is older than ``unclaimed_after_s``. Returns the numbers failed here.
+    """
+    prefix = worker_prefix(pid)
+    mine = heartbeat.sweep_stale(
+        study, 0.0, owners=lambda o: o is not None and o.startswith(prefix)
+    )
+    lost = heartbeat.sweep_stale(study, unclaimed_after_s, owners=lambda o: o is None)
+    return mine + lost
+
+
+def _interrupted(code: int) -> int:
+    name = "SIGINT" if code == faults.EXIT_SIGINT else "SIGTERM"
+    print(
+        f"interrupted by {name}: in-flight trials were failed and re-queued; "
+        "rerun the same command to resume",
+        file=sys.stderr,
+    )
+    return code
+
+
+class _Launcher:
+    """Starts, watches and stops the local worker processes of one run."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.signum: int | None = None
+        self.swept: set[int] = set()
+        self._study: optuna.Study | None = None
+
+    @property
+    def study(self) -> optuna.Study:
+        """The launcher's own handle on the study (opened on first use)."""
+        if self._study is None:
+            self._study = load_study(self.settings)
+        return self._study
+
+    def run(self) -> int:
+        previous = {signum: signal.signal(signum, self._forward) for signum in _SIGNALS}
+        try:
+            for index in range(self.settings.workers):
+                self.procs.append(self._start(index))
+            self._watch()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        return self._final_code()
+
+    def _start(self, index: int) -> subprocess.Popen[bytes]:
+        root = str(Path(__file__).resolve().parent.parent)
+        paths = [root, os.environ.get("PYTHONPATH", "")]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "studies.workers", str(index)],
+            stdin=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)},
+            process_group=0,
+        )
+        assert proc.stdin is not None
+        proc.stdin.write(pickle.dumps(self.settings))
+        proc.stdin.close()
+        if self.signum is not None:  # a signal came while starting: stop this one too
+            proc.terminate()
+        return proc
+
+    def _forward(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is None:
+            self.signum = signum
+            for proc in self.procs:
+                if proc.poll() is None:
+                    proc.terminate()
+
+    def _watch(self) -> None:
+        """Wait for every worker; sweep a killed one's trials as soon as it is seen dead."""
+        while any(proc.poll() is None for proc in self.procs):
+            for proc in self.procs:
+                if proc.returncode is not None and proc.returncode < 0:
+                    self._sweep(proc)
+            time.sleep(POLL_S)
+        for proc in self.procs:
+            self._sweep(proc)
+
+    def _sweep(self, proc: subprocess.Popen[bytes]) -> None:
+        if proc.pid in self.swept:
+            return
+        self.swept.add(proc.pid)
+        try:
+            sweep_dead_worker(self.study, proc.pid, self.settings.heartbeat_interval)
+        except Exception as exc:
+            if not (isinstance(exc, StorageError) or faults.is_storage_lost(exc)):
+                raise
+
+    def _final_code(self) -> int:
+        codes = [proc.returncode for proc in self.procs]
+        if self.signum is not None:
+            return _interrupted(faults.exit_code_of_signal(self.signum))
+        if faults.EXIT_STORAGE in codes:
+            return faults.EXIT_STORAGE
+        if any(code > 0 for code in codes):
+            return faults.EXIT_FAILED
+        for index, code in enumerate(codes):
+            if code < 0:
+                print(
+                    f"worker {index} died (signal {-code}); its trials were re-queued",
+                    file=sys.stderr,
+                )
+        if count_trials(self.study, TrialState.COMPLETE) >= self.settings.n_trials:
+            return faults.EXIT_OK
+        print(
+            "error: every worker died before the study finished; rerun the same command",
+            file=sys.stderr,
+        )
+        return faults.EXIT_FAILED
+
+
+def _settings_from_stdin() -> Settings:
+    settings = pickle.loads(sys.stdin.buffer.read())
+    if not isinstance(settings, Settings):
+        raise TypeError(f"expected Settings on stdin, got {type(settings).__name__}")
+    return settings
+
+
+def _child_main(argv: list[str]) -> int:
+    """``python -m studies.workers INDEX``: one worker process; returns its exit code."""
+    index = int(argv[0])
+    return run_here(_settings_from_stdin(), index, progress=None if index == 0 else False)
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1:]))

@@ -1,0 +1,41 @@
+"""Shared fixtures: a throwaway PostgreSQL server for the whole test run.
+
+``postgres_server`` starts one server per session (see ``pg.PostgresServer``) and stops it at the
+end, also when tests fail. ``postgres_url`` gives each test its own fresh database. Without the
+PostgreSQL binaries the tests that use them skip with the reason — except under CI (``CI=true``),
+where a missing server is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from pg import PostgresServer, missing_binaries
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session, on 127.0.0.1 and a temporary data directory."""
+    missing = missing_binaries()
+    if missing:
+        reason = f"PostgreSQL server binaries not on PATH: {', '.join(missing)}"
+        if _in_ci():
+            pytest.fail(f"{reason} (required under CI)")
+        pytest.skip(reason)
+    server = PostgresServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """The ``postgresql://`` URL of a fresh, empty database on the session's server."""
+    return postgres_server.create_database()

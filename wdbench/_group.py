@@ -1,0 +1,134 @@
+"""A homogeneous group of configurations and the readable reference kernel that trains it.
+
+A *group* shares the epochs, batch size, dtype, device, penalty and update rule; its K
+configurations differ in λ, l1_ratio, η and w₀, given as ``[K, 1]`` columns / a ``[K, d]`` tensor.
+The batch order is shared (``order [1, E, n]``, one train seed) or per configuration
+(``order [K, E, n]``). Every kernel — this reference, the fast CPU paths, a GPU backend — takes a
+``Group`` and returns a ``GroupOutput``; ``train_group_reference`` is the definition they match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+
+from wdbench.order import batches
+from wdbench.penalties import Penalty
+from wdbench.updates import data_grad, proximal_step, sgd_step
+
+__all__ = [
+    "LOOP_RULES",
+    "EpochHook",
+    "Group",
+    "GroupOutput",
+    "mark_diverged",
+    "train_group_reference",
+]
+
+#: The update rule each population-capable loop computes (decoupled ≡ coupled for plain SGD).
+LOOP_RULES = {"scratch": "sgd", "optim": "sgd", "decoupled": "sgd", "proximal": "proximal"}
+
+#: Called after every epoch with ``(epoch, w [S, K, d], b [S, K, 1])`` (0-based epoch).
+EpochHook = Callable[[int, torch.Tensor, torch.Tensor], None]
+
+
+@dataclass(frozen=True, eq=False)
+class Group:
+    """The tensors of one homogeneous group, on its device and in its dtype.
+
+    ``X [S, n, d]`` and ``y [S, n]``: the S training sets; ``order [G, E, n]`` int64 with
+    ``G ∈ {1, K}``; ``w0 [K, d]``; ``lr``, ``lam``, ``l1_ratio`` ``[K, 1]``; ``rule`` is
+    ``"sgd"`` (w ← w − η(∇ℓ + ∇pen(w))) or ``"proximal"`` (w ← prox_{η·pen}(w − η∇ℓ)).
+    """
+
+    X: torch.Tensor
+    y: torch.Tensor
+    order: torch.Tensor
+    w0: torch.Tensor
+    lr: torch.Tensor
+    lam: torch.Tensor
+    l1_ratio: torch.Tensor
+    penalty: Penalty
+    rule: str
+    batch_size: int
+
+    @property
+    def size(self) -> int:
+        """K, the number of configurations."""
+        return int(self.w0.shape[0])
+
+    @property
+    def shared_order(self) -> bool:
+        return int(self.order.shape[0]) == 1
+
+    @property
+    def epochs(self) -> int:
+        return int(self.order.shape[1])
+
+    def coefficients(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(a, c)`` ``[K, 1]``: the L1 and L2 coefficients of every configuration."""
+        a, c = self.penalty.coefficients(self.lam, self.l1_ratio)
+        return torch.as_tensor(a).expand_as(self.lam), torch.as_tensor(c).expand_as(self.lam)
+
+
+@dataclass(frozen=True, eq=False)
+class GroupOutput:
+    """Final ``w [S, K, d]``, ``b [S, K]``, and ``bad_epoch [S, K]`` int64: the first epoch
+    (1-based) after which a parameter was not finite, 0 when it never happened."""
+
+    w: torch.Tensor
+    b: torch.Tensor
+    bad_epoch: torch.Tensor
+
+
+def mark_diverged(bad: torch.Tensor, epoch: int, w: torch.Tensor, b: torch.Tensor) -> None:
+    """Record ``epoch + 1`` in ``bad [S, K]`` where a row of w or b first stops being finite.
+
+    No host synchronization: a diverged row is only flagged, never branched on.
+    """
+    finite = torch.isfinite(w).all(-1) & torch.isfinite(b).all(-1)
+    bad.masked_fill_(~finite & (bad == 0), epoch + 1)
+
+
+def epoch_batches(order: torch.Tensor, epoch: int, batch_size: int) -> Iterator[torch.Tensor]:
+    """The batches of one epoch: ``[B]`` indices (shared order) or ``[K, B]`` (per config)."""
+    if order.shape[0] == 1:
+        yield from batches(order[0, epoch], batch_size)
+    else:
+        yield from torch.split(order[:, epoch], batch_size, dim=1)
+
+
+@torch.no_grad()
+def train_group_reference(group: Group, on_epoch: EpochHook | None = None) -> GroupOutput:
+    """The plain batched form: ``data_grad`` then ``sgd_step`` / ``proximal_step`` on ``[S, K, d]``.
+
+    Every configuration follows exactly the steps of ``wdbench.train``; rows never mix, so a
+    diverging configuration only fills its own row with non-finite values.
+    """
+    S, K = int(group.X.shape[0]), group.size
+    w = group.w0.expand(S, *group.w0.shape).clone()
+    b = torch.zeros(S, K, 1, dtype=w.dtype, device=w.device)
+    bad = torch.zeros(S, K, dtype=torch.int64, device=w.device)
+    step = sgd_step if group.rule == "sgd" else proximal_step
+    for epoch in range(group.epochs):
+        for idx in epoch_batches(group.order, epoch, group.batch_size):
+            gw, gb = _batch_grad(group, idx, w, b)
+            w = step(w, gw, group.lr, group.penalty, group.lam, group.l1_ratio)
+            b = b - group.lr * gb
+        mark_diverged(bad, epoch, w, b)
+        if on_epoch is not None:
+            on_epoch(epoch, w, b)
+    return GroupOutput(w=w, b=b.squeeze(-1), bad_epoch=bad)
+
+
+def _batch_grad(
+    group: Group, idx: torch.Tensor, w: torch.Tensor, b: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``data_grad`` on the rows ``idx``: shared ``[B]`` or per-configuration ``[K, B]``."""
+    Xb, yb = group.X[:, idx], group.y[:, idx]
+    if idx.dim() == 1:
+        return data_grad(Xb, yb.unsqueeze(1), w, b)
+    gw, gb = data_grad(Xb, yb.unsqueeze(-2), w.unsqueeze(-2), b.unsqueeze(-1))
+    return gw.squeeze(-2), gb.squeeze(-1)
