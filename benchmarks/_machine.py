@@ -65,8 +65,5 @@ def machine_info() -> dict[str, Any]:
 
 def device_info(device: torch.device, dtype: str) -> dict[str, Any]:
     """The ``extra_info`` fields every benchmark carries: device, its name, and the dtype."""
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = cpu_model()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
     return {"device": device.type, "device_name": name, "dtype": dtype}

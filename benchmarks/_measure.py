@@ -29,11 +29,21 @@ __all__ = [
     "is_smoke",
     "measure",
     "optim_impl_missing",
+    "record",
     "synchronize",
 ]
 
 NO_CUDA = "CUDA is not available on this machine (the CPU cases still run)"
 Setup = Callable[[], tuple[tuple[Any, ...], dict[str, Any]]]
+
+#: ``extra_info`` keys each group must carry (the report reads them; see docs/outputs.md).
+REQUIRED_INFO: dict[str, tuple[str, ...]] = {
+    "update-loops-run": ("device", "dtype", "loop", "penalty"),
+    "update-loops-step": ("device", "dtype", "loop", "penalty"),
+    "population": ("device", "dtype", "K", "trajectories_per_s", "speedup_vs_scratch"),
+    "scaling": ("device", "dtype", "d", "n_train", "kind"),
+    "study": ("device", "dtype", "variant", "trials", "ratio"),
+}
 
 
 @dataclass(frozen=True)
@@ -96,9 +106,9 @@ def measure(
             timed(*args, **kwargs)
             seconds.append(time.perf_counter() - start)
 
-        benchmark.pedantic(once, setup=setup, rounds=1)
+        benchmark.pedantic(once, setup=setup, rounds=1)  # type: ignore[no-untyped-call]
         return seconds[0]
-    benchmark.pedantic(
+    benchmark.pedantic(  # type: ignore[no-untyped-call]
         timed,
         setup=setup,
         rounds=plan.rounds,
@@ -116,10 +126,21 @@ def optim_impl_missing(impl: str, device: torch.device) -> str | None:
         return None
     p = torch.zeros(2, device=device, requires_grad=True)
     try:
-        opt = torch.optim.SGD([p], lr=0.1, **flags[impl])  # type: ignore[arg-type]
+        opt = torch.optim.SGD([p], lr=0.1, **flags[impl])
         p.sum().backward()  # type: ignore[no-untyped-call]
         opt.step()
     except (RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return f"torch {torch.__version__} has no {impl} SGD on {device.type}: {first}"
     return None
+
+
+def record(benchmark: BenchmarkFixture, info: dict[str, Any]) -> None:
+    """Add ``info`` to the benchmark's ``extra_info``; fail if its group's keys are missing."""
+    benchmark.extra_info.update(info)
+    group = benchmark.group
+    if group not in REQUIRED_INFO:
+        raise AssertionError(f"unknown benchmark group {group!r}")
+    missing = [key for key in REQUIRED_INFO[group] if benchmark.extra_info.get(key) is None]
+    if missing:
+        raise AssertionError(f"group {group!r} lacks extra_info {missing}")

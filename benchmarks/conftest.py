@@ -36,10 +36,13 @@ def pytest_configure(config: pytest.Config) -> None:
         opt.benchmark_storage = "file://" + str(config.rootpath.joinpath(*RESULTS_DIR))
     chosen = opt.benchmark_save or opt.benchmark_autosave or opt.benchmark_json
     if not (chosen or is_smoke(config) or opt.benchmark_skip):
-        opt.benchmark_autosave = get_tag()  # what --benchmark-autosave stores: commit_date
+        # the value --benchmark-autosave stores: <commit>_<date>[_uncommited-changes]
+        opt.benchmark_autosave = get_tag()  # type: ignore[no-untyped-call]
 
 
-def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
+def pytest_benchmark_update_machine_info(
+    config: pytest.Config, machine_info: dict[str, Any]
+) -> None:
     """Add torch version, thread count, CPU model, GPU name and driver to ``machine_info``."""
     machine_info.update(_machine.machine_info())
 

@@ -18,7 +18,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 import wdbench
 from benchmarks._configs import population_kernel, space_configs
 from benchmarks._machine import device_info
-from benchmarks._measure import Plan, cuda_marks, is_smoke, measure
+from benchmarks._measure import Plan, cuda_marks, is_smoke, measure, record
 from benchmarks.conftest import ScratchBaseline
 
 CPU_K = (1, 16, 256, 4096)
@@ -61,10 +61,9 @@ def test_population(
     assert all(tuple(r.shape) == (S, population_k) for r in results)
     assert not any(bool(r.diverged.any()) for r in results)
     rate = population_k * S / seconds
-    benchmark.extra_info.update(device_info(device, configs[0].dtype))
-    benchmark.extra_info.update(
-        K=population_k, S=S, d=problems[0].dim, n_train=problems[0].n_train,
-        epochs=configs[0].epochs, variant="search-space", seconds=seconds,
-        trajectories_per_s=rate, speedup_vs_scratch=rate * scratch_baseline.seconds,
-        **scratch_baseline.info(),
-    )
+    record(benchmark, {
+        **device_info(device, configs[0].dtype), **scratch_baseline.info(),
+        "K": population_k, "S": S, "d": problems[0].dim, "n_train": problems[0].n_train,
+        "epochs": configs[0].epochs, "variant": "search-space", "seconds": seconds,
+        "trajectories_per_s": rate, "speedup_vs_scratch": rate * scratch_baseline.seconds,
+    })

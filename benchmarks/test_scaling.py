@@ -21,7 +21,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 import wdbench
 from benchmarks._configs import population_kernel
 from benchmarks._machine import device_info
-from benchmarks._measure import Plan, cuda_marks, is_smoke, measure
+from benchmarks._measure import Plan, cuda_marks, is_smoke, measure, record
 
 POINTS = ((200, 50), (500, 50), (1000, 50), (2000, 50), (200, 20), (200, 200), (200, 2000))
 SMOKE_POINTS = ((200, 20),)
@@ -75,14 +75,15 @@ def test_scaling(
     else:
 
         def run() -> None:
-            ok.append(wdbench.train(problem, configs[0], device=device, curves=False).status == "ok")
+            result = wdbench.train(problem, configs[0], device=device, curves=False)
+            ok.append(result.status == "ok")
 
     seconds = measure(benchmark, run, device, PLAN[device.type])
     assert ok and all(ok)
     steps = EPOCHS * -(-n_train // configs[0].batch_size)
-    benchmark.extra_info.update(device_info(device, configs[0].dtype))
-    benchmark.extra_info.update(
-        kind=scaling_kind, loop="scratch", penalty="l2", d=d, n_train=n_train, K=k,
-        steps=steps, work=steps * configs[0].batch_size * d, seconds=seconds,
-        seconds_per_trajectory=seconds / k, trajectories_per_s=k / seconds,
-    )
+    record(benchmark, {
+        **device_info(device, configs[0].dtype), "kind": scaling_kind, "loop": "scratch",
+        "penalty": "l2", "d": d, "n_train": n_train, "K": k, "steps": steps,
+        "work": steps * configs[0].batch_size * d, "seconds": seconds,
+        "seconds_per_trajectory": seconds / k, "trajectories_per_s": k / seconds,
+    })

@@ -19,7 +19,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 import wdbench
 from benchmarks._machine import device_info
-from benchmarks._measure import Plan, device_params, measure, optim_impl_missing
+from benchmarks._measure import Plan, device_params, measure, optim_impl_missing, record
 from benchmarks.conftest import ScratchBaseline
 from wdbench.loops import make_loop
 from wdbench.order import batch_order, init_params
@@ -67,7 +67,9 @@ def _device(name: str, impl: str) -> torch.device:
     return device
 
 
-def _info(config: wdbench.TrainConfig, variant: str, device: torch.device, n: int) -> dict[str, Any]:
+def _info(
+    config: wdbench.TrainConfig, variant: str, device: torch.device, n: int
+) -> dict[str, Any]:
     return {
         **device_info(device, config.dtype),
         "loop": config.loop,
@@ -100,12 +102,11 @@ def test_run(
 
     seconds = measure(benchmark, run, device, RUN_PLAN[device.type])
     assert all(r.status == "ok" and r.epochs_run == config.epochs for r in results)
-    benchmark.extra_info.update(_info(config, variant, device, problem.n_train))
-    benchmark.extra_info.update(
-        steps=config.epochs * 10,
-        speedup_vs_scratch=scratch_baseline.seconds / seconds,
-        **scratch_baseline.info(),
-    )
+    record(benchmark, {
+        **_info(config, variant, device, problem.n_train), **scratch_baseline.info(),
+        "steps": config.epochs * -(-problem.n_train // config.batch_size), "seconds": seconds,
+        "speedup_vs_scratch": scratch_baseline.seconds / seconds,
+    })
 
 
 @pytest.mark.parametrize("device_name", device_params())
@@ -128,5 +129,6 @@ def test_step(
     seconds = measure(benchmark, lambda: state.run_epoch(0), device, STEP_PLAN[device.type])
     w, b = state.params()
     assert bool(torch.isfinite(w).all() and torch.isfinite(b).all())
-    benchmark.extra_info.update(_info(config, variant, device, problem.n_train))
-    benchmark.extra_info.update(steps=1, seconds_per_step=seconds)
+    record(benchmark, {
+        **_info(config, variant, device, problem.n_train), "steps": 1, "seconds": seconds,
+    })

@@ -1,7 +1,8 @@
 """Read pytest-benchmark JSON files into one flat table (one row per benchmark and machine).
 
 Files are found recursively (``--benchmark-json`` files and ``--benchmark-autosave`` folders alike).
-When the same benchmark was saved more than once on the same device, the newest file wins. A file
+When the same benchmark was saved more than once for the same device (type and name), the newest
+file wins. A file
 that is not pytest-benchmark JSON is skipped and named in the report, never fatal.
 """
 
@@ -26,14 +27,13 @@ __all__ = [
 #: ``extra_info`` keys the report understands (``docs/outputs.md``).
 EXTRA_KEYS = (
     "device", "device_name", "dtype", "loop", "penalty", "K", "trajectories_per_s",
-    "speedup_vs_scratch", "d", "n_train", "kind", "variant", "trials", "ratio",
+    "speedup_vs_scratch", "scratch_s", "scratch_device", "d", "n_train", "kind", "variant",
+    "trials", "ratio",
 )
 #: Timing statistics kept from ``stats`` (seconds, except ``rounds``).
 STAT_KEYS = ("min", "median", "mean", "stddev", "max", "rounds")
 #: How to produce the files, said wherever they are missing.
-PRODUCE_HINT = (
-    "python -m pytest benchmarks --benchmark-only --benchmark-json runs/benchmarks/<machine>.json"
-)
+PRODUCE_HINT = "python -m pytest benchmarks --benchmark-only   # saves under runs/benchmarks/"
 
 
 @dataclass(frozen=True)
@@ -111,19 +111,28 @@ def _machine(doc: dict[str, Any]) -> str:
     return f"{brand}, Python {python}, commit {rev}{dirty}"
 
 
+def _config(variant: object, loop: object, penalty: object) -> str:
+    """``variant · penalty`` (the variant names the implementation, e.g. ``optim-fused``)."""
+    name = variant if isinstance(variant, str) and variant else loop
+    return f"{name} · {penalty}"
+
+
 def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Rows as a DataFrame with a ``device_label`` column; newest duplicate wins."""
+    """Rows as a DataFrame with ``device_label`` and ``config`` columns; newest duplicate wins."""
     columns = ["group", "name", "fullname", "datetime", "file", "machine", *EXTRA_KEYS, *STAT_KEYS]
     table = pd.DataFrame(rows, columns=columns)
     if table.empty:
         table["device_label"] = pd.Series(dtype=str)
+        table["config"] = pd.Series(dtype=str)
         return table
     table["device"] = table["device"].fillna("unknown").astype(str)
+    table["config"] = [_config(v, lo, pe) for v, lo, pe in
+                       zip(table["variant"], table["loop"], table["penalty"], strict=True)]
     named = table["device_name"].notna() & (table["device_name"].astype(str) != "")
     table["device_label"] = table["device"]
     table.loc[named, "device_label"] = (
         table.loc[named, "device"] + " (" + table.loc[named, "device_name"].astype(str) + ")"
     )
     table = table.sort_values(["datetime", "file"], kind="stable")
-    table = table.drop_duplicates(["fullname", "device_label", "machine"], keep="last")
+    table = table.drop_duplicates(["fullname", "device_label"], keep="last")
     return table.sort_values(["group", "fullname", "device_label"]).reset_index(drop=True)

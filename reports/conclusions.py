@@ -17,7 +17,7 @@ import pandas as pd
 from reports.bench import BenchData
 from reports.figures_bench import reference_throughput
 from reports.load import RunData
-from reports.stats import PairedDifference, final_losses, paired_difference
+from reports.stats import PairedDifference, final_losses, paired_difference, row_at
 from reports.tables import fmt, grid_best_value, pm
 
 __all__ = ["conclusions", "problem_name"]
@@ -25,6 +25,8 @@ __all__ = ["conclusions", "problem_name"]
 #: Problems whose true weights are dense / sparse, for the comparison with common lore.
 _DENSE = frozenset({"synthetic"})
 _SPARSE = frozenset({"synthetic-sparse"})
+_STATE_WORDS = {"COMPLETE": "complete", "FAIL": "failed", "PRUNED": "pruned",
+                "RUNNING": "running", "WAITING": "waiting"}
 
 
 def problem_name(run: RunData) -> str:
@@ -41,8 +43,8 @@ def conclusions(run: RunData, grid: pd.DataFrame | None, oracle: pd.DataFrame | 
     final = final_losses(run.curves, "val") if run.curves is not None else None
     found = [
         _choice(run), _versus_none(run, final),
-        _l1_vs_l2(run, final), _runner_up(run, final), _regret(run, grid), _edge(run, grid), _budget(grid, oracle),
-        _sparsity(run, grid), _trials(run), *_bench(bench),
+        _l1_vs_l2(run, final), _runner_up(run, final), _regret(run, grid), _edge(run, grid),
+        _budget(grid, oracle), _sparsity(run, grid), _trials(run), *_bench(bench),
     ]
     return tuple(f for f in found if f)
 
@@ -65,9 +67,9 @@ def _choice(run: RunData) -> str:
     val = pm(best["val_mean"], best["val_ci95"])
     test = pm(best["test_mean"], best["test_ci95"])
     return (
-        f"Choose penalty {best['penalty']} ({best['loop']} loop) with λ = {fmt(best['lam'])}{ratio}: "
-        f"validation loss {val}{over} (95 % CI); on the held-out test split, evaluated once "
-        f"after selection, {test}."
+        f"Choose penalty {best['penalty']} ({best['loop']} loop) with λ = {fmt(best['lam'])}"
+        f"{ratio}: validation loss {val}{over} (95 % CI); on the held-out test split, "
+        f"evaluated once after selection, {test}."
     )
 
 
@@ -130,7 +132,7 @@ def _runner_up(run: RunData, final: pd.DataFrame | None) -> str:
                                                                               "none"])]
     if others.empty:
         return ""
-    runner = others.loc[others["val_mean"].idxmin()]
+    runner = row_at(others, "val_mean")
     if {str(best["penalty"]), str(runner["penalty"])} == {"l1", "l2"}:
         return ""
     found = _difference(run, final, f"best-{best['penalty']}", str(runner["label"]))
@@ -176,7 +178,7 @@ def _edge(run: RunData, grid: pd.DataFrame | None) -> str:
     part = grid[(grid["penalty"] == best["penalty"]) & (grid["lam"] > 0)]
     if part["lam"].nunique() < 3:
         return ""
-    lam = float(part.loc[part["val_mean"].idxmin(), "lam"])
+    lam = float(row_at(part, "val_mean")["lam"])
     if part["lam"].min() < lam < part["lam"].max():
         return ""
     return (f"Caution: for {best['penalty']} the grid's best λ ({fmt(lam)}) is at the edge of the "
@@ -208,8 +210,8 @@ def _sparsity(run: RunData, grid: pd.DataFrame | None) -> str:
     l1 = grid[(grid["penalty"] == "l1") & (grid["lam"] > 0)]
     if not {"proximal", "scratch"} <= set(l1["loop"]):
         return ""
-    distance = (np.log(l1["lam"].astype(float)) - math.log(float(chosen["lam"]))).abs()
-    lam = float(l1.loc[distance.idxmin(), "lam"])
+    distance = np.abs(np.log(l1["lam"].to_numpy(dtype=float)) - math.log(float(chosen["lam"])))
+    lam = float(l1["lam"].iloc[int(np.argmin(distance))])
     at = l1[l1["lam"] == lam].groupby("loop")["zero_fraction"].mean()
     top = l1.groupby("loop")["zero_fraction"].max()
     return (f"Sparsity: at the grid λ = {fmt(lam, 3)} nearest the chosen L1 strength, proximal L1 "
@@ -220,7 +222,8 @@ def _sparsity(run: RunData, grid: pd.DataFrame | None) -> str:
 
 def _trials(run: RunData) -> str:
     counts = run.trials["state"].value_counts()
-    parts = ", ".join(f"{int(n)} {state.lower()}" for state, n in counts.items())
+    parts = ", ".join(f"{int(n)} {_STATE_WORDS.get(str(s), str(s).lower())}"
+                      for s, n in counts.items())
     excluded = len(run.trials) - len(run.complete)
     note = f"; the {excluded} not complete are excluded from every fit" if excluded else ""
     return f"Evidence base: {len(run.trials)} trials ({parts}){note}."
@@ -230,17 +233,17 @@ def _bench(bench: BenchData) -> list[str]:
     found = []
     runs = bench.group("update-loops-run")
     for device, g in runs.groupby("device_label", sort=True):
-        fastest = g.loc[g["median"].idxmin()]
-        slowest = g.loc[g["median"].idxmax()]
-        found.append(f"Cost on {device}: fastest loop {fastest['loop']} ({fastest['penalty']}) "
-                     f"at {fmt(fastest['median'], 3)} s per run, slowest {slowest['loop']} "
-                     f"({slowest['penalty']}) at {fmt(slowest['median'], 3)} s.")
+        fastest, slowest = row_at(g, "median"), row_at(g, "median", largest=True)
+        found.append(f"Cost on {device}: fastest {fastest['config']} at "
+                     f"{fmt(fastest['median'], 3)} s per training run, slowest {slowest['config']} "
+                     f"at {fmt(slowest['median'], 3)} s (median over rounds).")
     pop = bench.group("population")
     tps = pd.to_numeric(pop["trajectories_per_s"], errors="coerce")
     for device, g in pop.assign(tps=tps).dropna(subset=["tps"]).groupby("device_label"):
-        top = g.loc[g["tps"].idxmax()]
+        top = row_at(g, "tps", largest=True)
         ref = reference_throughput(bench, str(device))
-        gain = f", {top['tps'] / ref:.3g}× the scratch loop" if math.isfinite(ref) else ""
+        gain = (f", {top['tps'] / ref.rate:.3g}× the seed-faithful scratch loop on {ref.where}"
+                if ref is not None else "")
         found.append(f"Population on {device}: up to {fmt(top['tps'], 3)} training runs/s at "
                      f"K = {fmt(top['K'])}{gain}.")
     return found

@@ -4,7 +4,7 @@ throughput against K with the seed-faithful (``scratch``) loop as the reference 
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -13,10 +13,24 @@ from matplotlib.axes import Axes
 
 from reports.bench import BenchData
 from reports.document import Figure
-from reports.plotting import Missing, color_for, log_axis, mpl_text, new_figure, positive
-from reports.plotting import save, theme
+from reports.plotting import (
+    Missing,
+    color_for,
+    log_axis,
+    mpl_text,
+    new_figure,
+    positive,
+    save,
+    theme,
+)
 
-__all__ = ["loops_figure", "population_figure", "reference_throughput", "series_labels"]
+__all__ = [
+    "Reference",
+    "loops_figure",
+    "population_figure",
+    "reference_throughput",
+    "series_labels",
+]
 
 
 def loops_figure(bench: BenchData, path: Path) -> Figure | Missing:
@@ -26,8 +40,7 @@ def loops_figure(bench: BenchData, path: Path) -> Figure | Missing:
     if runs.empty:
         return Missing("no 'update-loops-run' benchmark was found")
     shown = runs.assign(
-        config=[mpl_text(f"{lo} · {pe}") for lo, pe in zip(runs["loop"], runs["penalty"],
-                                                             strict=True)],
+        config=[mpl_text(c) for c in runs["config"]],
         device=[mpl_text(d) for d in runs["device_label"]],
     ).sort_values(["config", "device"])
     with theme():
@@ -40,7 +53,7 @@ def loops_figure(bench: BenchData, path: Path) -> Figure | Missing:
         sns.scatterplot(data=shown, y="config", x="median", hue="device", style="device",
                         palette=palette, s=60, ax=ax, zorder=3)
         log_axis(ax, "x")
-        ax.set(xlabel="time per training run (s, log scale)", ylabel="loop · penalty")
+        ax.set(xlabel="time per training run (s, log scale)", ylabel="update loop · penalty")
         ax.legend(title="device", fontsize="x-small")
         save(fig, path)
     caption = (
@@ -53,30 +66,45 @@ def loops_figure(bench: BenchData, path: Path) -> Figure | Missing:
 
 def series_labels(frame: pd.DataFrame) -> list[str]:
     """One label per row: the device, plus whichever of dtype / loop / penalty vary."""
-    varying = [c for c in ("dtype", "loop", "penalty") if frame[c].astype(str).nunique() > 1]
+    varying = [c for c in ("dtype", "variant", "loop", "penalty")
+               if frame[c].astype(str).nunique() > 1]
     return [
         " · ".join([str(row["device_label"]), *(str(row[c]) for c in varying)])
         for _, row in frame.iterrows()
     ]
 
 
-def reference_throughput(bench: BenchData, device_label: str) -> float:
-    """Trajectories per second of the seed-faithful ``scratch`` loop on one device.
+@dataclass(frozen=True)
+class Reference:
+    """Training runs per second of the seed-faithful ``scratch`` loop, and where it was timed."""
 
-    From the population rows (throughput / ``speedup_vs_scratch``) when they carry it, else from
-    the ``update-loops-run`` scratch benchmark (1 / median seconds per run); NaN if neither.
+    rate: float
+    where: str
+
+
+def reference_throughput(bench: BenchData, device_label: str) -> Reference | None:
+    """The scratch reference of the population rows of one device.
+
+    In order: the ``scratch_s`` the rows were measured against (1 / seconds, on
+    ``scratch_device``); else throughput / ``speedup_vs_scratch``; else the ``update-loops-run``
+    scratch benchmark on the same device (1 / median seconds per run). ``None`` if none is there.
     """
     pop = bench.group("population")
     pop = pop[pop["device_label"] == device_label]
+    seconds = pd.to_numeric(pop["scratch_s"], errors="coerce")
+    seconds = seconds[positive(seconds.to_numpy())]
+    if not seconds.empty:
+        where = pop["scratch_device"].dropna().astype(str)
+        return Reference(1.0 / float(seconds.median()), where.iloc[0] if len(where) else "?")
     ratio = pd.to_numeric(pop["trajectories_per_s"], errors="coerce") / pd.to_numeric(
         pop["speedup_vs_scratch"], errors="coerce")
     ratio = ratio[positive(ratio.to_numpy())]
     if not ratio.empty:
-        return float(ratio.median())
+        return Reference(float(ratio.median()), "the speed-up's reference run")
     runs = bench.group("update-loops-run")
     scratch = runs[(runs["device_label"] == device_label) & (runs["loop"] == "scratch")]
     times = scratch["median"][positive(scratch["median"].to_numpy())]
-    return 1.0 / float(times.min()) if not times.empty else math.nan
+    return Reference(1.0 / float(times.min()), device_label) if not times.empty else None
 
 
 def population_figure(bench: BenchData, path: Path) -> Figure | Missing:
@@ -104,14 +132,18 @@ def population_figure(bench: BenchData, path: Path) -> Figure | Missing:
     caption = (
         "Population kernel throughput — complete training runs per second — against the number K "
         "of configurations trained in one batched computation (log–log). Dashed: the seed-faithful "
-        "scratch loop on the same device, one configuration at a time."
+        "scratch loop, one configuration at a time, on the device named in the legend."
     )
     return Figure(path.name, caption, "population throughput against K")
 
 
 def _reference_lines(ax: Axes, bench: BenchData, devices: list[str]) -> None:
+    """One dashed line per distinct scratch reference (usually one: the CPU run)."""
+    drawn: set[tuple[float, str]] = set()
     for device in devices:
         ref = reference_throughput(bench, device)
-        if math.isfinite(ref) and ref > 0:
-            ax.axhline(ref, color="#555555", ls="--", lw=1.2,
-                       label=mpl_text(f"scratch loop, {device}"))
+        if ref is None or (ref.rate, ref.where) in drawn:
+            continue
+        drawn.add((ref.rate, ref.where))
+        ax.axhline(ref.rate, color="#555555", ls="--", lw=1.2,
+                   label=mpl_text(f"seed-faithful scratch loop ({ref.where})"))

@@ -18,10 +18,20 @@ from matplotlib.axes import Axes
 
 from reports.document import Figure
 from reports.load import RunData
-from reports.plotting import Missing, color_for, log_axis, mpl_text, new_figure, order_penalties
-from reports.plotting import positive, save, theme
+from reports.plotting import (
+    Missing,
+    color_for,
+    log_axis,
+    mpl_text,
+    new_figure,
+    order_penalties,
+    positive,
+    save,
+    theme,
+)
+from reports.stats import chosen_penalty, ci_half_width, row_at
 
-__all__ = ["Metric", "VAL_LOSS", "W_NORM", "lam_figure", "zero_fraction_figure"]
+__all__ = ["VAL_LOSS", "W_NORM", "Metric", "lam_figure", "zero_fraction_figure"]
 
 _ORACLE_NAMES = {"l2": "ridge", "l1": "lasso", "elastic": "elastic net"}
 
@@ -63,7 +73,8 @@ def lam_figure(run: RunData, grid: pd.DataFrame | None, oracle: pd.DataFrame | N
     caption = (
         f"{metric.label} against λ (log–log), one panel per penalty. Points: COMPLETE Optuna "
         "trials (failed and pruned excluded). Solid line: dense same-budget grid, mean over data "
-        "seeds" + (" with its 95 % t-interval (band)" if metric is VAL_LOSS else "") + ". Dashed: "
+        "seeds" + (f" with its 95 % t-interval (band; {_seeds(grid)})" if metric is VAL_LOSS
+                   else "") + ". Dashed: "
         "the converged oracle (exact ridge / lasso path). Dotted: no decay (λ = 0)."
         + (" Red star: the chosen best of each penalty with its 95 % interval." if metric is
            VAL_LOSS else "")
@@ -101,7 +112,7 @@ def _grid_lines(ax: Axes, grid: pd.DataFrame | None, penalty: str, metric: Metri
     """Dense grid: one line per (loop, l1_ratio), with the 95 % band for validation loss."""
     if grid is None:
         return
-    part = grid[(grid["penalty"] == penalty) & positive(grid["lam"].to_numpy())]
+    part = _best_ratio(grid[(grid["penalty"] == penalty) & positive(grid["lam"].to_numpy())])
     loops = sorted(set(part["loop"]))
     for (loop, ratio), g in part.groupby(["loop", "l1_ratio"], dropna=False, sort=True):
         color = color_for(str(loop), loops)
@@ -109,7 +120,18 @@ def _grid_lines(ax: Axes, grid: pd.DataFrame | None, penalty: str, metric: Metri
         ax.plot(g["lam"], g[metric.grid], color=color, lw=1.8, label=mpl_text(name))
         if metric.grid == "val_mean":
             low = g["val_mean"] - g["val_ci95"]
-            ax.fill_between(g["lam"], low, g["val_mean"] + g["val_ci95"], color=color, alpha=0.2)
+            ax.fill_between(g["lam"], low, g["val_mean"] + g["val_ci95"], color=color, alpha=0.15)
+
+
+def _best_ratio(part: pd.DataFrame) -> pd.DataFrame:
+    """Per loop, only the l1_ratio whose best grid point is lowest: one line per loop, not per ρ."""
+    if part.empty or part["l1_ratio"].nunique() <= 1:
+        return part
+    keep: list[pd.DataFrame] = []
+    for _, g in part.groupby("loop", sort=True):
+        ratio = row_at(g, "val_mean")["l1_ratio"]
+        keep.append(g[g["l1_ratio"] == ratio])
+    return pd.concat(keep)
 
 
 def _trial_points(ax: Axes, complete: pd.DataFrame, penalty: str, column: str) -> None:
@@ -150,9 +172,9 @@ def _chosen(ax: Axes, selected: pd.DataFrame | None, penalty: str) -> None:
     """The chosen best of this penalty: a star with its 95 % interval; larger if overall best."""
     if selected is None:
         return
-    rows = selected[(selected["label"] == f"best-{penalty}") & positive(selected["lam"])]
+    rows = selected[(selected["label"] == f"best-{penalty}") & positive(selected["lam"].to_numpy())]
+    best = penalty == chosen_penalty(selected)
     for _, row in rows.iterrows():
-        best = bool(row["is_best"])
         ax.errorbar([row["lam"]], [row["val_mean"]], yerr=_nan0(row["val_ci95"]),
                     fmt="*", ms=16 if best else 12, color="#d62728", mec="black", zorder=5,
                     label="chosen (overall best)" if best else "chosen for this penalty")
@@ -170,9 +192,19 @@ def _finish(ax: Axes, title: str, metric: Metric) -> None:
         ax.legend(handles, labels, fontsize="x-small", loc="best")
 
 
+def _seeds(grid: pd.DataFrame | None) -> str:
+    """How many seeds the band rests on, and the t multiplier that implies."""
+    if grid is None or grid.empty:
+        return "no grid"
+    n = int(grid["n"].max())
+    if n < 2:
+        return "1 seed: no interval"
+    return f"mean ± t·sd/√S over S = {n} data seeds, t = {ci_half_width(1.0, n) * math.sqrt(n):.3g}"
+
+
 def _finite(x: object) -> bool:
     return isinstance(x, int | float | np.floating) and math.isfinite(float(x))
 
 
 def _nan0(x: object) -> float:
-    return float(x) if _finite(x) else 0.0
+    return float(x) if isinstance(x, int | float | np.floating) and math.isfinite(x) else 0.0

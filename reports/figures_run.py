@@ -1,4 +1,4 @@
-"""Figures of one study over time: loss curves per epoch (fig. 1) and optimisation history (fig. 4)."""
+"""Figures of a study over time: loss curves per epoch (fig. 1), optimisation history (fig. 4)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,21 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
+from matplotlib.ticker import MaxNLocator
 
 from reports.document import Figure
 from reports.load import RunData
-from reports.plotting import Missing, color_for, log_axis, mpl_text, new_figure, order_penalties
-from reports.plotting import save, theme
-from reports.stats import best_so_far
+from reports.plotting import (
+    Missing,
+    color_for,
+    log_axis,
+    mpl_text,
+    new_figure,
+    order_penalties,
+    save,
+    theme,
+)
+from reports.stats import best_so_far, chosen_penalty, row_at
 
 __all__ = ["curve_labels", "curves_figure", "history_figure"]
 
@@ -38,7 +47,7 @@ def curves_figure(run: RunData, path: Path) -> Figure | Missing:
     if curves is None:
         return Missing("curves.parquet is missing, so there are no per-epoch losses to draw")
     labels = curve_labels(curves)
-    chosen = _chosen_label(run.selected)
+    chosen = f"best-{chosen_penalty(run.selected)}"
     with theme():
         fig, axes = new_figure(2, sharey=True)
         for ax, (split, title) in zip(axes, _SPLITS, strict=True):
@@ -48,6 +57,7 @@ def curves_figure(run: RunData, path: Path) -> Figure | Missing:
                            label + (" (chosen)" if label == chosen else ""))
             log_axis(ax, "y")
             ax.set(xlabel="epoch", ylabel="loss (½·MSE, mean over the split)", title=title)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes[1].legend(fontsize="x-small", loc="best")
         save(fig, path)
     seeds = curves["data_seed"].nunique()
@@ -67,14 +77,6 @@ def _band_line(ax: Axes, part: pd.DataFrame, color: str, label: str) -> None:
     ax.plot(by_epoch["epoch"], by_epoch["mean"], color=color, label=mpl_text(label), lw=1.6)
     ax.fill_between(by_epoch["epoch"], by_epoch["min"], by_epoch["max"],
                     color=color, alpha=0.2, lw=0)
-
-
-def _chosen_label(selected: pd.DataFrame | None) -> str:
-    """The per-penalty label of the overall best configuration (``best-<penalty>``)."""
-    if selected is None:
-        return ""
-    best = selected[selected["is_best"].astype(bool)]
-    return f"best-{best['penalty'].iloc[0]}" if not best.empty else ""
 
 
 def history_figure(run: RunData, grid: pd.DataFrame | None, path: Path) -> Figure | Missing:
@@ -112,7 +114,7 @@ def _grid_best(grid: pd.DataFrame | None) -> tuple[float, str] | None:
     """The grid configuration with the lowest mean validation loss: (value, description)."""
     if grid is None or grid.empty:
         return None
-    row = grid.loc[grid["val_mean"].idxmin()]
+    row = row_at(grid, "val_mean")
     lam = float(row["lam"])
     ratio = float(row["l1_ratio"])
     text = f"{row['penalty']}, {row['loop']}, λ={lam:.3g}"

@@ -72,7 +72,8 @@ class RunData:
         t = self.trials
         values = pd.to_numeric(t["value"], errors="coerce").to_numpy(dtype=float)
         keep = (t["state"] == "COMPLETE").to_numpy() & np.isfinite(values)
-        return t.loc[keep].reset_index(drop=True)
+        kept: pd.DataFrame = t[keep]
+        return kept.reset_index(drop=True)
 
 
 def load_run(run_dir: Path) -> RunData:
@@ -120,6 +121,8 @@ def _read_table(path: Path, name: str) -> pd.DataFrame:
         table = pd.read_parquet(path)
     except (OSError, ValueError) as exc:
         raise ReportInputError(f"cannot read {path}: {exc}") from None
+    if table.empty:
+        return table
     missing = [c for c in REQUIRED_COLUMNS[name] if c not in table.columns]
     if missing:
         raise ReportInputError(f"{path} lacks the columns {missing} (see docs/outputs.md)")

@@ -15,11 +15,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import numpy as np  # noqa: E402
-import seaborn as sns  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure as MplFigure  # noqa: E402
-from matplotlib.ticker import LogFormatter  # noqa: E402
+import numpy as np
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure as MplFigure
+from matplotlib.ticker import LogFormatter
 
 __all__ = [
     "DPI",
@@ -59,7 +59,7 @@ def mpl_text(text: object) -> str:
 
 
 def color_for(key: str, keys: Sequence[str]) -> str:
-    """A stable colour: fixed for known penalties, loops and labels, else by position in ``keys``."""
+    """A stable colour: fixed for known penalties, loops and labels, else by rank in ``keys``."""
     if key in _FIXED_COLORS:
         return _FIXED_COLORS[key]
     palette = sns.color_palette("colorblind", 10).as_hex()
@@ -77,7 +77,8 @@ def order_penalties(names: Sequence[str]) -> list[str]:
 def positive(x: np.ndarray) -> np.ndarray:
     """Boolean mask of finite, strictly positive values (what a log axis can show)."""
     x = np.asarray(x, dtype=float)
-    return np.isfinite(x) & (x > 0)
+    mask: np.ndarray = np.isfinite(x) & (x > 0)
+    return mask
 
 
 @contextmanager

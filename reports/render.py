@@ -74,8 +74,8 @@ def _html_table(table: Table) -> str:
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
-_MD_LEADING = re.compile(r"^([#+=-])")
-_MD_NUMBERED = re.compile(r"^(\d+)([.)])")
+_MD_LEADING = re.compile(r"^([#+-])(?=\s|$)")
+_MD_NUMBERED = re.compile(r"^(\d+)([.)])(?=\s|$)")
 
 
 def md_escape(text: str) -> str:

@@ -33,7 +33,10 @@ def mask_secrets(text: str) -> str:
 
 
 def _blocks(result: Figure | Missing) -> tuple[Block, ...]:
-    return (Paragraph(f"Not drawn: {result.reason}."),) if isinstance(result, Missing) else (result,)
+    """A drawn figure, or a paragraph saying why it was not drawn."""
+    if isinstance(result, Missing):
+        return (Paragraph(f"Not drawn: {result.reason}."),)
+    return (result,)
 
 
 def study_sections(run: RunData, grid: pd.DataFrame | None, oracle: pd.DataFrame | None,

@@ -18,11 +18,13 @@ __all__ = [
     "CONFIG_KEYS",
     "PairedDifference",
     "best_so_far",
+    "chosen_penalty",
     "ci_half_width",
     "final_losses",
     "grid_summary",
     "oracle_summary",
     "paired_difference",
+    "row_at",
 ]
 
 #: Columns that identify one configuration in every table.
@@ -30,7 +32,7 @@ CONFIG_KEYS = ["penalty", "loop", "lam", "l1_ratio"]
 
 
 def ci_half_width(std: float, n: int) -> float:
-    """Half-width of the 95 % Student-t interval of a mean of ``n`` values with sample sd ``std``."""
+    """Half-width of the 95 % Student-t interval of a mean of ``n`` values of sample sd ``std``."""
     if n < 2 or not math.isfinite(std):
         return math.nan
     return float(sps.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
@@ -63,6 +65,13 @@ def grid_summary(grid: pd.DataFrame) -> pd.DataFrame:
     return merged.sort_values(CONFIG_KEYS).reset_index(drop=True)
 
 
+def row_at(frame: pd.DataFrame, column: str, largest: bool = False) -> pd.Series:
+    """The row where ``column`` is smallest (or largest), NaN ignored; ``frame`` must have one."""
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+    index = np.nanargmax(values) if largest else np.nanargmin(values)
+    return frame.iloc[int(index)]
+
+
 def best_so_far(complete: pd.DataFrame) -> pd.DataFrame:
     """Trials in number order with the running minimum of the validation loss (``best``)."""
     ordered = complete.sort_values("number")[["number", "penalty", "value"]].copy()
@@ -71,7 +80,7 @@ def best_so_far(complete: pd.DataFrame) -> pd.DataFrame:
 
 
 def final_losses(curves: pd.DataFrame, split: str) -> pd.DataFrame:
-    """The last epoch's loss of each label and data seed for one split (columns label, seed, loss)."""
+    """The last epoch's loss per label and data seed for one split (label, data_seed, loss)."""
     part = curves[curves["split"] == split]
     last = part.loc[part.groupby(["label", "data_seed"])["epoch"].idxmax()]
     return last[["label", "data_seed", "loss"]].reset_index(drop=True)
@@ -116,3 +125,16 @@ def oracle_summary(oracle: pd.DataFrame) -> pd.DataFrame:
     columns = ["train_loss", "val_loss", "test_loss", "w_norm", "zero_fraction"]
     out = oracle.groupby(keys, dropna=False, sort=True)[columns].mean().reset_index()
     return out.sort_values(keys).reset_index(drop=True)
+
+
+def chosen_penalty(selected: pd.DataFrame | None) -> str:
+    """Penalty of the overall best configuration (the ``best`` row, else the ``is_best`` row).
+
+    Its ``best-<penalty>`` row is the same configuration, so figures and tables mark both.
+    """
+    if selected is None:
+        return ""
+    rows = selected[selected["label"] == "best"]
+    if rows.empty:
+        rows = selected[selected["is_best"].astype(bool)]
+    return str(rows["penalty"].iloc[0]) if not rows.empty else ""

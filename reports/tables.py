@@ -14,6 +14,7 @@ import pandas as pd
 from reports.bench import BenchData
 from reports.document import Table
 from reports.plotting import order_penalties
+from reports.stats import chosen_penalty
 
 __all__ = [
     "STATES",
@@ -68,13 +69,14 @@ def grid_best_value(grid: pd.DataFrame | None, penalty: str | None = None) -> fl
 def best_table(selected: pd.DataFrame, grid: pd.DataFrame | None) -> Table:
     """One row per chosen configuration: λ, validation and test mean ± 95 % CI, regret."""
     rows = []
+    star = {"best", f"best-{chosen_penalty(selected)}"}
     for _, r in selected_rows(selected).iterrows():
         penalty = None if r["label"] == "best" else str(r["penalty"])
         ref = grid_best_value(grid, penalty)
         regret = float(r["val_mean"]) - ref
         rel = f" ({100 * regret / ref:+.1f} %)" if math.isfinite(regret) and ref > 0 else ""
         rows.append((
-            str(r["label"]) + (" ★" if bool(r["is_best"]) else ""), str(r["penalty"]),
+            str(r["label"]) + (" ★" if r["label"] in star else ""), str(r["penalty"]),
             str(r["loop"]), fmt(r["lam"]), fmt(r["l1_ratio"], 3),
             pm(r["val_mean"], r["val_ci95"]), pm(r["test_mean"], r["test_ci95"]),
             fmt(ref), fmt(regret, 3) + rel,
@@ -103,7 +105,7 @@ def state_table(trials: pd.DataFrame) -> Table:
                  *(str(int((trials["penalty"].replace("", "(unset)") == p).sum()))
                    for p in penalties)))
     return Table(("state", "trials", *penalties), tuple(rows),
-                 "Trials by state and penalty. Only COMPLETE trials enter any fit, figure or choice.")
+                 "Trials by state and penalty. Only COMPLETE trials enter a fit, figure or choice.")
 
 
 def failure_table(trials: pd.DataFrame) -> Table | None:
@@ -113,7 +115,7 @@ def failure_table(trials: pd.DataFrame) -> Table | None:
         return None
     reasons = [_short(r) for r in failed["fail_reason"]]
     groups = failed.assign(reason=reasons).groupby("reason", sort=True)["number"]
-    rows = sorted(((reason, str(len(nums)), _numbers(list(nums))) for reason, nums in groups),
+    rows = sorted(((str(reason), str(len(nums)), _numbers(list(nums))) for reason, nums in groups),
                   key=lambda row: (-int(row[1]), row[0]))
     return Table(("failure reason", "trials", "trial numbers"), tuple(rows),
                  "Failed trials, grouped by reason; they are excluded from every fit.")
@@ -131,8 +133,8 @@ def _numbers(numbers: list[int]) -> str:
 
 
 _BENCH_COLUMNS: dict[str, tuple[str, ...]] = {
-    "update-loops-run": ("loop", "penalty"),
-    "update-loops-step": ("loop", "penalty"),
+    "update-loops-run": ("variant", "loop", "penalty"),
+    "update-loops-step": ("variant", "loop", "penalty"),
     "population": ("K", "trajectories_per_s", "speedup_vs_scratch"),
     "scaling": ("kind", "d", "n_train"),
     "study": ("variant", "trials", "ratio"),

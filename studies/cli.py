@@ -67,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m studies.search",
         description="Search penalty type × λ (× update rule) against validation loss with Optuna.",
         argument_default=argparse.SUPPRESS,
+        allow_abbrev=False,
     )
     d = DEFAULTS
     add = p.add_argument

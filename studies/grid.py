@@ -13,6 +13,7 @@ elastic net by coordinate descent) on the same draws. Relative regret of the sea
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,14 @@ from studies.seeds import StudySeeds
 from studies.space import RULES, SearchPoint, grid_branches, lam_grid
 from wdbench import Problem, oracle
 
-__all__ = ["GRID_L1_RATIOS", "best_grid_point", "dense_grid", "grid_points", "oracle_table"]
+__all__ = [
+    "GRID_L1_RATIOS",
+    "best_grid_point",
+    "dense_grid",
+    "grid_points",
+    "oracle_best",
+    "oracle_table",
+]
 
 #: l1_ratio values of the elastic branch of the dense grid.
 GRID_L1_RATIOS = (0.2, 0.5, 0.8)
@@ -32,7 +40,7 @@ GRID_L1_RATIOS = (0.2, 0.5, 0.8)
 CHUNK = 1024
 #: λ points of the coordinate-descent oracles (lasso, elastic net) and their tolerance: at
 #: 1e-6 the validation losses agree with 1e-12 to ~1e-10 while the path solves ~10× faster.
-ORACLE_CD_POINTS = 64
+ORACLE_CD_POINTS = 32
 ORACLE_CD_TOL = 1e-6
 ORACLE_L1_RATIO = 0.5
 
@@ -68,7 +76,7 @@ def dense_grid(
     return pd.concat(frames, ignore_index=True)
 
 
-def best_grid_point(grid: pd.DataFrame) -> pd.Series | None:
+def best_grid_point(grid: pd.DataFrame) -> dict[str, Any] | None:
     """The grid point with the lowest mean validation loss among points ok on every seed.
 
     Returns its ``penalty, loop, lam, l1_ratio, val_mean`` (None if every point diverged).
@@ -76,18 +84,19 @@ def best_grid_point(grid: pd.DataFrame) -> pd.Series | None:
     keys = ["penalty", "loop", "lam", "l1_ratio"]
     ok = grid.assign(ok=grid["status"] == "ok")
     means = ok.groupby(keys, dropna=False).agg(val_mean=("val_loss", "mean"), ok=("ok", "all"))
-    means = means[means["ok"]]
+    means = means[means["ok"]].reset_index().sort_values("val_mean", kind="stable")
     if means.empty:
         return None
-    return means.reset_index().sort_values("val_mean", kind="stable").iloc[0]
+    best = means[[*keys, "val_mean"]].to_dict(orient="records")[0]
+    return {str(key): value for key, value in best.items()}
 
 
 def oracle_table(settings: Settings, problems: Sequence[Problem], seeds: StudySeeds
                  ) -> pd.DataFrame:
     """Converged solutions per λ and data seed (columns of ``oracle.parquet``)."""
     dense = torch.tensor(lam_grid(settings, settings.grid_points), dtype=torch.float64)
-    sparse = torch.tensor(lam_grid(settings, min(settings.grid_points, ORACLE_CD_POINTS)),
-                          dtype=torch.float64).flip(0)  # large → small: warm starts converge fast
+    # large → small, finely spaced whatever --grid-points: each warm start is then close
+    sparse = torch.tensor(lam_grid(settings, ORACLE_CD_POINTS), dtype=torch.float64).flip(0)
     frames = []
     for problem, data_seed in zip(problems, seeds.data_seeds, strict=True):
         paths = []
@@ -128,4 +137,5 @@ def oracle_best(table: pd.DataFrame) -> pd.DataFrame:
         return table
     means = table.groupby(["penalty", "lam"], as_index=False)["val_loss"].mean()
     best = means.loc[means.groupby("penalty")["val_loss"].idxmin()]
-    return best.rename(columns={"val_loss": "val_mean"}).reset_index(drop=True)
+    renamed: pd.DataFrame = best.rename(columns={"val_loss": "val_mean"})
+    return renamed.reset_index(drop=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import optuna
@@ -26,6 +27,7 @@ from studies.seeds import StudySeeds, build_problems
 from studies.space import make_sampler, suggest
 from studies.stats import summarize
 from studies.storage import open_storage, parse_storage, run_directory
+from studies.workers_guard import WorkerGuard
 from wdbench import Problem, resolve_device
 
 __all__ = ["BatchOutcome", "count_trials", "load_study", "run_batch", "run_worker"]
@@ -66,15 +68,21 @@ def run_worker(settings: Settings, worker_index: int = 0, progress: bool | None 
     device = resolve_device(settings.device)
     completed = failed = 0
     done = count_trials(study, TrialState.COMPLETE)
-    with tqdm(total=settings.n_trials, initial=done, desc=settings.study_name, unit="trial",
-              file=sys.stderr, disable=None if progress is None else not progress,
-              dynamic_ncols=True) as bar:
+    guard = WorkerGuard(study, settings.heartbeat_interval, settings.stale_after)
+    with guard, tqdm(total=settings.n_trials, initial=done, desc=settings.study_name,
+                     unit="trial", file=sys.stderr,
+                     disable=None if progress is None else not progress,
+                     dynamic_ncols=True) as bar:
         while failed < settings.n_trials:
+            guard.sweep()  # fail + re-queue the trials of dead workers (silent > --stale-after)
             busy = count_trials(study, TrialState.COMPLETE, TrialState.RUNNING)
             size = min(settings.batch, settings.n_trials - busy)
             if size <= 0:
-                break
-            outcome = run_batch(study, settings, problems, seeds, device, size)
+                if count_trials(study, TrialState.COMPLETE) >= settings.n_trials:
+                    break
+                guard.wait()  # others' trials are in flight: they finish or go stale
+                continue
+            outcome = run_batch(study, settings, problems, seeds, device, size, guard)
             completed, failed = completed + outcome.complete, failed + outcome.failed
             bar.update(count_trials(study, TrialState.COMPLETE) - bar.n)
     return completed
@@ -82,15 +90,22 @@ def run_worker(settings: Settings, worker_index: int = 0, progress: bool | None 
 
 def run_batch(
     study: optuna.Study, settings: Settings, problems: list[Problem], seeds: StudySeeds,
-    device: torch.device, size: int,
+    device: torch.device, size: int, guard: WorkerGuard,
 ) -> BatchOutcome:
-    """Ask ``size`` trials, train them together on every data draw, tell each back."""
-    trials = [study.ask() for _ in range(size)]
-    points = [suggest(trial, settings) for trial in trials]
-    configs = [p.config(settings, seeds.train_seed) for p in points]
-    evaluation = evaluate(problems, configs, device=device)
-    failed = sum(not tell(study, trial, evaluation, k, seeds) for k, trial in enumerate(trials))
-    return BatchOutcome(complete=size - failed, failed=failed)
+    """Ask ``size`` trials, train them together on every data draw, tell each back.
+
+    ``guard`` claims and heartbeats the trials, fails them on a signal, and drops the tell of a
+    trial a sweeper failed meanwhile (its re-queued copy runs instead).
+    """
+    trials = guard.ask(size)
+    with guard.running(trials):
+        points = [suggest(trial, settings) for trial in trials]
+        configs = [p.config(settings, seeds.train_seed) for p in points]
+        evaluation = evaluate(problems, configs, device=device)
+        with guard.shielded():
+            told = [guard.told(trial, partial(tell, study, trial, evaluation, k, seeds))
+                    for k, trial in enumerate(trials)]
+    return BatchOutcome(complete=told.count(True), failed=told.count(False))
 
 
 def tell(

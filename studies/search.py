@@ -17,7 +17,7 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from optuna.trial import TrialState
 from studies import exports
 from studies.cli import Settings, UsageError, parse_args
 from studies.grid import best_grid_point, dense_grid, grid_points, oracle_best, oracle_table
-from studies.loop import count_trials, run_worker
+from studies.loop import count_trials
 from studies.seeds import StudySeeds, build_problems
 from studies.space import enqueue_grid, make_sampler
 from studies.storage import (
@@ -89,8 +89,7 @@ def prepare(settings: Settings) -> Prepared:
         device = resolve_device(settings.device)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    if settings.workers > 1:
-        _workers_module()
+    _workers_module().check_settings(settings)
     run_dir = run_directory(settings.out, settings.study_name)
     check_writable(run_dir)
     spec = parse_storage(settings.storage, run_dir)
@@ -141,10 +140,9 @@ def execute(prepared: Prepared, command: list[str], started: str) -> int:
     clock = time.perf_counter()
     if settings.sampler == "grid":
         enqueue_grid(study, settings)
-    if settings.workers > 1:
-        _workers_module().run_workers(settings)
-    else:
-        run_worker(settings, 0)
+    code = _workers_module().run_workers(settings)  # exit codes: studies.faults
+    if code != 0:
+        return int(code)
     exports.write_table(exports.trials_frame(study), run_dir / "trials.parquet")
     n_complete = count_trials(study, TrialState.COMPLETE)
     info = exports.run_info(settings, command, prepared.spec.display, prepared.device,
@@ -187,14 +185,13 @@ def _finish(prepared: Prepared, info: dict[str, Any], command: list[str], clock:
 
 
 def _summary_record(study: optuna.Study, regret: Regret, best_oracle: Any) -> dict[str, Any]:
-    grid_best = None if regret.grid_best is None else regret.grid_best.to_dict()
     return {
         "best_trial": study.best_trial.number,
         "best_value": float(study.best_value),
         "best_params": dict(study.best_trial.params),
         "regret": regret.value,
         "grid_size": regret.grid_size,
-        "grid_best": grid_best,
+        "grid_best": regret.grid_best,
         "oracle_best": best_oracle.to_dict(orient="records"),
     }
 

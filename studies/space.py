@@ -32,6 +32,7 @@ __all__ = [
     "RULES",
     "SearchPoint",
     "enqueue_grid",
+    "grid_branches",
     "lam_grid",
     "make_sampler",
     "point_from_params",
@@ -125,7 +126,9 @@ def lam_grid(settings: Settings, points: int) -> list[float]:
     return [float(v) for v in np.clip(grid, low, high)]
 
 
-def grid_branches(settings: Settings, l1_ratios: tuple[float, ...]) -> list[tuple[str, str, float | None]]:
+def grid_branches(
+    settings: Settings, l1_ratios: tuple[float, ...]
+) -> list[tuple[str, str, float | None]]:
     """Every (penalty, rule, l1_ratio) branch with λ > 0 of the chosen penalties."""
     out: list[tuple[str, str, float | None]] = []
     for penalty in settings.penalties:

@@ -17,6 +17,8 @@ from urllib.parse import unquote, urlsplit
 
 import optuna
 
+from studies.faults import retry_creation_race
+
 __all__ = [
     "JOURNAL_NAME",
     "StorageError",
@@ -143,7 +145,10 @@ def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
     if url.lower().startswith("postgresql"):
         engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        # several machines starting on one empty database race to create the tables
+        return retry_creation_race(
+            lambda: optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        )
     except Exception as exc:  # SQLAlchemy / driver errors: their types vary by backend
         reason = " ".join(str(exc).split())[:300]
         raise StorageError(

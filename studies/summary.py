@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -17,12 +18,12 @@ def rule_name(penalty: str, loop: str) -> str:
     return "subgradient" if penalty in ("l1", "elastic") else "gradient"
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class Regret:
     """Relative regret of the search's best against the dense grid's best (mean val losses)."""
 
     best_value: float
-    grid_best: pd.Series | None
+    grid_best: dict[str, Any] | None
     grid_size: int
 
     @property
@@ -48,16 +49,16 @@ def _fmt_ci(mean: float, half: float) -> str:
 
 def selection_lines(selected: pd.DataFrame) -> list[str]:
     """One line per selected configuration: rule, λ, val and test mean ± 95% CI."""
-    head = f"{'':10} {'penalty':8} {'rule':12} {'λ':>9} {'l1_ratio':>8}  " \
+    head = f"{'':12} {'penalty':8} {'rule':12} {'λ':>9} {'l1_ratio':>8}  " \
            f"{'val (mean ± 95% CI)':24} {'test (mean ± 95% CI)':24}"
     lines = [head]
-    for row in selected.itertuples(index=False):
-        l1 = "" if math.isnan(float(row.l1_ratio)) else f"{float(row.l1_ratio):.2f}"
+    for row in selected.to_dict(orient="records"):
+        l1 = "" if math.isnan(row["l1_ratio"]) else f"{row['l1_ratio']:.2f}"
         lines.append(
-            f"{row.label!s:10} {row.penalty!s:8} {rule_name(str(row.penalty), str(row.loop)):12} "
-            f"{_fmt_lam(float(row.lam)):>9} {l1:>8}  "
-            f"{_fmt_ci(float(row.val_mean), float(row.val_ci95)):24} "
-            f"{_fmt_ci(float(row.test_mean), float(row.test_ci95)):24}"
+            f"{row['label']!s:12} {row['penalty']!s:8} "
+            f"{rule_name(row['penalty'], row['loop']):12} {_fmt_lam(row['lam']):>9} {l1:>8}  "
+            f"{_fmt_ci(row['val_mean'], row['val_ci95']):24} "
+            f"{_fmt_ci(row['test_mean'], row['test_ci95']):24}"
         )
     return lines
 
@@ -77,8 +78,8 @@ def oracle_line(best_value: float, oracle_best: pd.DataFrame) -> str:
     if oracle_best.empty:
         return "oracle (converged closed form): n/a for the chosen penalties"
     names = {"l2": "ridge", "l1": "lasso", "elastic": "elastic net"}
-    parts = [f"{names.get(str(r.penalty), str(r.penalty))} {float(r.val_mean):.5g} "
-             f"at λ={_fmt_lam(float(r.lam))}" for r in oracle_best.itertuples(index=False)]
+    parts = [f"{names.get(r['penalty'], r['penalty'])} {r['val_mean']:.5g} "
+             f"at λ={_fmt_lam(r['lam'])}" for r in oracle_best.to_dict(orient="records")]
     return (f"oracle (converged closed form, val mean): {'; '.join(parts)} "
             f"— search best {best_value:.5g}")
 

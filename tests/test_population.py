@@ -71,7 +71,7 @@ def test_each_config_equals_train(loop: str, penalty: str, dtype: str) -> None:
 @pytest.mark.parametrize("loop", ["scratch", "optim"])
 @pytest.mark.parametrize("penalty", ["l1", "elastic"])
 def test_subgradient_l1_equals_train_away_from_zero(loop: str, penalty: str) -> None:
-    """Few small steps from w₀ ~ N(0, 1): no weight comes near zero, so no sign flips by rounding."""
+    """Few small steps from w₀ ~ N(0, 1): no weight comes near zero, so no sign flip by rounding."""
     problem = small_problem()
     configs = [config(loop=loop, penalty=penalty, lam=lam, lr=0.002, epochs=2)
                for lam in (0.1, 1.0)]
@@ -104,15 +104,16 @@ def test_several_problems() -> None:
     assert_matches_train(result, problems, configs)
 
 
-@pytest.mark.parametrize("n_configs", [2, 20])
-def test_distinct_train_seeds(n_configs: int) -> None:
-    """Few configurations per seed (per-config batch orders) or many (one group per seed)."""
+@pytest.mark.parametrize("n_seeds", [2, 6, 9])
+def test_distinct_train_seeds(n_seeds: int) -> None:
+    """A group per seed (few seeds, or many configurations per seed) or, for many seeds with few
+    configurations each, one pooled group with a batch order per configuration."""
     problem = small_problem()
-    configs = [config(penalty="l2", lam=0.1 * k, seed=k % 2 if n_configs > 2 else k, epochs=2)
-               for k in range(n_configs)]
+    configs = [config(penalty=pen, lam=0.1 * k, seed=k % n_seeds, epochs=2, loop=loop)
+               for k in range(18) for pen, loop in (("l2", "scratch"), ("l1", "proximal"))]
     result = train_population(problem, configs)
-    assert_matches_train(result, [problem], configs[:4])
-    assert not torch.equal(result.w[0, 0], result.w[0, 1])
+    assert_matches_train(result, [problem], configs[: 2 * n_seeds])
+    assert not torch.equal(result.w[0, 0], result.w[0, 2])  # type: ignore[index]
 
 
 def test_chunking_gives_the_same_results() -> None:
@@ -147,7 +148,10 @@ def test_divergence_stays_in_its_row() -> None:
     alone = train_population(problem, calm)
     mixed = train_population(problem, [calm[0], wild, calm[1]])
     assert mixed.status.tolist() == [["ok", "diverged", "ok"]]
-    assert torch.equal(mixed.w[0, [0, 2]], alone.w[0])  # type: ignore[index]
+    calm_w = mixed.w[0, [0, 2]]  # type: ignore[index]
+    assert bool(torch.isfinite(calm_w).all())
+    # equal to rounding: a different K may change the BLAS blocking, never the values' rows
+    assert torch.allclose(calm_w, alone.w[0], rtol=1e-12, atol=1e-12)  # type: ignore[index]
     assert math.isinf(float(mixed.val_loss[0, 1]))
     ref = train(problem, wild, curves=False)
     assert ref.status == "diverged"

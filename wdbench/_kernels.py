@@ -2,7 +2,9 @@
 
 Every kernel has the signature of ``train_group_reference`` and returns the same ``GroupOutput``
 up to rounding. ``"reference"`` forces the plain batched form; ``"auto"`` picks the fastest exact
-kernel for the group's penalty, rule and device.
+kernel for the group's penalty, rule and device (the fused Triton kernel for float32 CUDA groups
+when Triton is importable); ``"triton"`` takes that kernel wherever it applies, also on the CPU
+through Triton's interpreter (``TRITON_INTERPRET=1``; for tests).
 """
 
 from __future__ import annotations
@@ -10,18 +12,24 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from wdbench._group import EpochHook, Group, GroupOutput, train_group_reference
+from wdbench._fullspace import train_group_fullspace
 from wdbench._rowspace import rowspace_applies, train_group_rowspace
+from wdbench.kernels import train_group_triton, triton_applies
 
 __all__ = ["BACKENDS", "Kernel", "select_kernel"]
 
 Kernel = Callable[[Group, EpochHook | None], GroupOutput]
-BACKENDS = ("auto", "reference")
+BACKENDS = ("auto", "reference", "triton")
 
 
 def select_kernel(group: Group, backend: str = "auto") -> Kernel:
     """The kernel that trains ``group`` under ``backend``."""
     if backend == "reference":
         return train_group_reference
+    if triton_applies(group, forced=backend == "triton"):
+        return train_group_triton
     if rowspace_applies(group):
         return train_group_rowspace
+    if group.shared_order:
+        return train_group_fullspace
     return train_group_reference

@@ -1,44 +1,50 @@
 """The row-space kernel: plain SGD / proximal steps for penalties without an L1 part (none, l2).
 
-With no L1 part both rules are linear in w: w ← κ·w − μ·∇ℓ with, per configuration,
-``sgd``: κ = 1 − ηc, μ = η; ``proximal``: κ = 1/(1 + ηc), μ = η/(1 + ηc) (c = λ for l2, 0 for
-none). Each ∇ℓ = X_bᵀr/B lies in the row space of X_train, so after t steps
+With no L1 part both rules are linear in w: w ← κ·w − μ·∇ℓ per configuration, with
+``sgd``: κ = 1 − ηc, μ = η and ``proximal``: κ = 1/(1 + ηc), μ = κη (c = λ for l2, 0 for none).
+Every ∇ℓ = X_bᵀr/B lies in the row space of X_train, so with w₀ = w₀⊥ + Xᵀβ split exactly (in
+float64, G⁺ the pseudo-inverse of G = X·Xᵀ, β = G⁺X·w₀):
 
-    w_t = κᵗ·w₀ + Xᵀα_t          (α ∈ ℝⁿ: one dual coefficient per training row)
+    w_t = κᵗ·w₀⊥ + Xᵀα_t          α₀ = β   (α ∈ ℝⁿ: one dual coefficient per training row)
 
-and only the predictions P = X·w on the n training rows are needed to take a step:
+and a step needs only the predictions P = X·w = G·α on the n training rows:
 
-    r = P[batch] + b − y[batch]                    (B values, no product with d)
-    P ← κ·P − (μ/B)·G[:, batch]·r,  α ← κ·α − (μ/B)·e_batch·r,  b ← b − η·mean(r)
+    r = P[batch] + b − y[batch]        (B values: no product with d)
+    P ← κ·P − (μ/B)·G[:, batch]·r,   α ← κ·α − (μ/B)·e_batch·r,   b ← b − η·mean(r)
 
-with G = X·Xᵀ (n × n). A step costs O(K·B·n) instead of O(K·B·d); the part of w₀ outside the row
-space only decays by κ per step (for ``none`` it stays, which is why λ = 0 overfits). Within an
-epoch P, α and y are kept permuted by the epoch's order, so each batch is a contiguous slice.
-Exact in exact arithmetic; ``train_group_reference`` is the definition it is tested against.
+A step costs O(K·B·n) instead of O(K·B·d). The null-space part w₀⊥ only decays by κ per step (for
+``none`` it stays: why λ = 0 overfits), and w is rebuilt once at the end. Splitting w₀ first keeps
+the rebuilt row-space part free of cancellation. The decay is applied lazily within an epoch
+(see ``_Decay``). Layout: ``P``, ``α`` are ``[S, n, K]``, so per-configuration values run along
+the last, contiguous axis and a batch is B gathered rows. ``train_group_reference`` is the
+definition this kernel is tested against (equal to rounding).
 """
 
 from __future__ import annotations
 
 import torch
 
-from wdbench._group import EpochHook, Group, GroupOutput, mark_diverged
+from wdbench._group import EpochHook, Group, GroupOutput
 
-__all__ = ["rowspace_applies", "train_group_rowspace"]
+__all__ = ["rowspace_applies", "split_init", "train_group_rowspace"]
 
 
 def rowspace_applies(group: Group) -> bool:
-    """Whether the group's penalty has no L1 part (then both rules are linear in w)."""
+    """A shared batch order, a penalty with no L1 part, and fewer rows than features (n < d:
+    otherwise the full space is the smaller one)."""
     penalty = group.penalty
-    return not penalty.uses_l1_ratio and penalty.l1_weight == 0 and group.shared_order
+    no_l1 = not penalty.uses_l1_ratio and penalty.l1_weight == 0
+    return no_l1 and group.shared_order and group.X.shape[1] < group.X.shape[2]
 
 
-def decay_and_step(group: Group) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(κ, μ)`` ``[K, 1]``: w ← κ·w − μ·∇ℓ is the group's rule for a penalty with a = 0."""
-    _, c = group.coefficients()
-    lr = group.lr
-    if group.rule == "sgd":
-        return 1 - lr * c, lr.clone()
-    return 1 / (1 + lr * c), lr / (1 + lr * c)
+def split_init(X: torch.Tensor, w0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(w₀⊥ [S, K, d], β [S, n, K])`` with w₀ = w₀⊥ + Xᵀβ, w₀⊥ ⟂ rows of X (float64)."""
+    X64, w64 = X.double(), w0.double()
+    vals, vecs = torch.linalg.eigh(X64 @ X64.mT)
+    keep = vals > vals.amax(-1, keepdim=True) * X.shape[1] * torch.finfo(torch.float64).eps
+    inv = torch.where(keep, 1 / torch.where(keep, vals, 1), 0)
+    beta = (vecs * inv.unsqueeze(-2)) @ vecs.mT @ (X64 @ w64.T)
+    return w64 - beta.mT @ X64, beta
 
 
 @torch.no_grad()
@@ -46,50 +52,114 @@ def train_group_rowspace(group: Group, on_epoch: EpochHook | None = None) -> Gro
     """Train a shared-order group with no L1 part in the n-dimensional row space (see module)."""
     X, y, order = group.X, group.y, group.order[0]
     S, K, n = int(X.shape[0]), group.size, int(X.shape[1])
-    kappa, mu = decay_and_step(group)
-    decays = group.penalty.l2_weight != 0
-    gram = X @ X.mT
-    P = group.w0 @ X.mT
-    alpha = torch.zeros(S, K, n, dtype=X.dtype, device=X.device)
-    b = torch.zeros(S, K, 1, dtype=X.dtype, device=X.device)
+    w0_null, beta = split_init(X, group.w0)
+    gram64 = X.double() @ X.double().mT
+    P, alpha = (gram64 @ beta).to(X.dtype), beta.to(X.dtype)
+    b = torch.zeros(S, 1, K, dtype=X.dtype, device=X.device)
     bad = torch.zeros(S, K, dtype=torch.int64, device=X.device)
-    Pp, alpha_p = torch.empty_like(P), torch.empty_like(alpha)
-    slices = _slices(n, group.batch_size)
-    scaled = {size: (mu / size, group.lr / size) for size in {stop - start for start, stop in slices}}
-    resid = {size: torch.empty(S, K, size, dtype=X.dtype, device=X.device) for size in scaled}
+    gram, steps_per_epoch = gram64.to(X.dtype), -(-n // group.batch_size)
+    decay = _Decay(group, steps_per_epoch)
+    resid = torch.empty(S, group.batch_size, K, dtype=X.dtype, device=X.device)
     bias_step = torch.empty_like(b)
     for epoch in range(group.epochs):
         perm = order[epoch]
-        torch.index_select(P, 2, perm, out=Pp)
-        torch.index_select(alpha, 2, perm, out=alpha_p)
-        gram_p, y_p = gram[:, perm][:, :, perm], y[:, perm].unsqueeze(1)
-        for start, stop in slices:
-            r = resid[stop - start]
-            mu_b, lr_b = scaled[stop - start]
-            torch.add(Pp[..., start:stop], b, out=r)
-            r.sub_(y_p[..., start:stop])
-            torch.sum(r, -1, keepdim=True, out=bias_step)
-            b.addcmul_(bias_step, lr_b, value=-1)
-            r.mul_(mu_b)
-            if decays:
-                Pp.mul_(kappa)
-                alpha_p.mul_(kappa)
-            Pp.baddbmm_(r, gram_p[:, start:stop], alpha=-1)
-            alpha_p[..., start:stop].sub_(r)
-        P.index_copy_(2, perm, Pp)
-        alpha.index_copy_(2, perm, alpha_p)
-        mark_diverged(bad, epoch, alpha, b)
+        gram_p, y_p = gram[:, :, perm], y[:, perm].unsqueeze(-1)
+        for j, idx in enumerate(torch.split(perm, group.batch_size)):
+            start, stop = j * group.batch_size, j * group.batch_size + len(idx)
+            r = resid[:, : len(idx)]
+            torch.index_select(P, 1, idx, out=r)
+            decay.read(r, j)
+            r.add_(b).sub_(y_p[:, start:stop])
+            torch.sum(r, 1, keepdim=True, out=bias_step)
+            b.addcmul_(bias_step, group.lr.T / len(idx), value=-1)
+            r.mul_(group.lr.T / len(idx))
+            decay.write(r, j)
+            decay.before(P, alpha)
+            P.baddbmm_(gram_p[:, :, start:stop], r, alpha=-1)
+            alpha.index_add_(1, idx, r, alpha=-1)
+            decay.after(P, alpha)
+        decay.fold(P, alpha)
+        _mark_diverged(bad, epoch, alpha, b)
         if on_epoch is not None:
-            on_epoch(epoch, _weights(group, kappa, alpha, (epoch + 1) * len(slices)), b)
-    w = _weights(group, kappa, alpha, group.epochs * len(slices))
-    return GroupOutput(w=w, b=b.squeeze(-1), bad_epoch=bad)
+            steps = (epoch + 1) * steps_per_epoch
+            on_epoch(epoch, _weights(group, w0_null, alpha, steps), b.mT)
+    w = _weights(group, w0_null, alpha, group.epochs * steps_per_epoch)
+    return GroupOutput(w=w, b=b[:, 0], bad_epoch=bad)
 
 
-def _weights(group: Group, kappa: torch.Tensor, alpha: torch.Tensor, steps: int) -> torch.Tensor:
-    """w = κ^steps·w₀ + Xᵀα, ``[S, K, d]``."""
-    return torch.baddbmm((kappa**steps * group.w0).expand(alpha.shape[0], -1, -1), alpha, group.X)
+class _Decay:
+    """The L2 decay of the steps, applied lazily within an epoch.
+
+    Inside an epoch the kernel keeps P̂ = P/D_j and α̂ = α/D_j (D_j = κʲ after j steps), so a
+    step touches only its B rows and the rank-B update: reading row i gives D_j·P̂ᵢ; the update
+    is divided by D_{j+1} (``sgd``: decay, then step) or D_j (``proximal``: step, then decay); the
+    epoch ends with P ← D_m·P̂. Every factor near 1 is stored as its distance from 1
+    (x·D = x − (1 − D)·x, computed in float64): in float32, 1 − ηc itself would keep only a few
+    digits of a small ηc. If some |κ|^m is so small that 1/D would overflow, the decay is applied
+    eagerly instead, at every step, in the reference's form (x − ηc·x, or x / (1 + ηc)).
+    """
+
+    def __init__(self, group: Group, steps: int) -> None:
+        _, c = group.coefficients()
+        self.active = group.penalty.l2_weight != 0
+        self.proximal = group.rule == "proximal"
+        self.lr_c, self.shrink = (group.lr * c).T, (1 + group.lr * c).T
+        kappa = 1 / self.shrink.double() if self.proximal else 1 - self.lr_c.double()
+        self.lazy = self.active and bool(kappa.abs().amin() ** steps > 1e-12)
+        exponents = torch.arange(steps + 1, dtype=torch.float64, device=kappa.device)
+        powers = (kappa ** exponents.unsqueeze(1)).unsqueeze(1)  # D_j: [m+1, 1, K]
+        self.below = (1 - powers).to(group.X.dtype)
+        self.above = (1 / powers - 1).to(group.X.dtype) if self.lazy else self.below
+        self.eager = self.active and not self.lazy
+        self.steps = steps
+
+    def read(self, rows: torch.Tensor, j: int) -> None:
+        """Stored rows → current predictions (D_j·P̂, lazy)."""
+        if self.lazy and j:
+            rows.addcmul_(rows, self.below[j], value=-1)
+
+    def write(self, update: torch.Tensor, j: int) -> None:
+        """The step's update → stored units (÷ D_{j+1} for ``sgd``, ÷ D_j for ``proximal``)."""
+        k = j if self.proximal else j + 1
+        if self.lazy and k:
+            update.addcmul_(update, self.above[k])
+
+    def before(self, P: torch.Tensor, alpha: torch.Tensor) -> None:
+        """Eager ``sgd`` decay, before the update: x ← x − ηc·x."""
+        if self.eager and not self.proximal:
+            P.addcmul_(P, self.lr_c, value=-1)
+            alpha.addcmul_(alpha, self.lr_c, value=-1)
+
+    def after(self, P: torch.Tensor, alpha: torch.Tensor) -> None:
+        """Eager ``proximal`` decay, after the update: x ← x / (1 + ηc)."""
+        if self.eager and self.proximal:
+            P.div_(self.shrink)
+            alpha.div_(self.shrink)
+
+    def fold(self, P: torch.Tensor, alpha: torch.Tensor) -> None:
+        """End of epoch (lazy): P ← D_m·P̂, α ← D_m·α̂."""
+        if self.lazy:
+            P.addcmul_(P, self.below[self.steps], value=-1)
+            alpha.addcmul_(alpha, self.below[self.steps], value=-1)
 
 
-def _slices(n: int, batch_size: int) -> list[tuple[int, int]]:
-    """Consecutive ``[start, stop)`` batches of one epoch (the last may be partial)."""
-    return [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+def null_decay(group: Group, steps: int) -> torch.Tensor:
+    """κ^steps ``[K, 1]`` in float64: what ``steps`` steps leave of the null-space part of w₀
+    (``sgd``: κ = 1 − ηc; ``proximal``: κ = 1/(1 + ηc), 1 + ηc rounded as the step rounds it)."""
+    _, c = group.coefficients()
+    if group.rule == "sgd":
+        return (1 - (group.lr * c).double()) ** steps
+    return (1 + group.lr * c).double() ** -steps
+
+
+def _weights(group: Group, w0_null: torch.Tensor, alpha: torch.Tensor, steps: int) -> torch.Tensor:
+    """w = κ^steps·w₀⊥ + Xᵀα, ``[S, K, d]`` in the group's dtype."""
+    null = (null_decay(group, steps) * w0_null).to(alpha.dtype)
+    return torch.baddbmm(null, alpha.mT, group.X)
+
+
+def _mark_diverged(bad: torch.Tensor, epoch: int, alpha: torch.Tensor, b: torch.Tensor) -> None:
+    """Record ``epoch + 1`` where α or b first stops being finite (w = κᵗw₀⊥ + Xᵀα is finite
+    with them). Tested on the sum over the n rows: one cheap pass, no host synchronization."""
+    finite = torch.isfinite(alpha.sum(1) + b[:, 0])
+    bad.masked_fill_(~finite & (bad == 0), epoch + 1)

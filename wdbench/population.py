@@ -33,9 +33,11 @@ from wdbench.updates import half_mse
 
 __all__ = ["train_population"]
 
-#: A train seed shared by fewer configurations of a group than this is trained with per-config
-#: batch orders (one pooled group) rather than as a group of its own.
+#: A train seed gets a group of its own (one shared batch order, the fast kernels) when at least
+#: this many configurations use it, or when its bucket has at most ``FEW_SEEDS`` seeds; the other
+#: configurations are pooled into one group with a batch order per configuration.
 MIN_SHARED = 8
+FEW_SEEDS = 4
 
 
 @dataclass(frozen=True)
@@ -133,9 +135,10 @@ def _plan(columns: dict[str, np.ndarray]) -> list[_Plan]:
         base = _Plan(np.empty(0, np.int64), int(epochs), int(batch_size), dtype, penalty, rule,
                      shared_order=True)
         counts = part["seed"].map(part["seed"].value_counts())
-        for _, shared in part[counts >= MIN_SHARED].groupby("seed", sort=True):
+        own = (counts >= MIN_SHARED) | (part["seed"].nunique() <= FEW_SEEDS)
+        for _, shared in part[own].groupby("seed", sort=True):
             plans.append(dataclasses.replace(base, index=shared.index.to_numpy(np.int64)))
-        pooled = part[counts < MIN_SHARED]
+        pooled = part[~own]
         if len(pooled):
             index = pooled.index.to_numpy(np.int64)
             plans.append(dataclasses.replace(base, index=index, shared_order=False))

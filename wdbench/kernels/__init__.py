@@ -1,1 +1,34 @@
-"""Fused GPU kernels for the population trainer (optional: they need Triton)."""
+"""Fused GPU kernels for the population trainer (optional: they need Triton).
+
+``train_group_triton`` trains a ``wdbench._group.Group`` in one launch of a Triton kernel; ``wdbench.
+_kernels.select_kernel`` picks it for CUDA groups it ``applies`` to when Triton is importable.
+Importing this package never imports Triton.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from wdbench._group import Group
+from wdbench.kernels.group import FORMS, LAYOUTS, KernelOptions, applies, train_group_triton
+
+__all__ = [
+    "FORMS",
+    "LAYOUTS",
+    "KernelOptions",
+    "applies",
+    "train_group_triton",
+    "triton_applies",
+    "triton_available",
+]
+
+
+def triton_available() -> bool:
+    """Whether Triton can be imported (it ships with CUDA builds of PyTorch)."""
+    return importlib.util.find_spec("triton") is not None
+
+
+def triton_applies(group: Group, forced: bool = False) -> bool:
+    """Whether to train ``group`` with the Triton kernel: it ``applies``, Triton is importable,
+    and the group is on CUDA (or ``forced``: the interpreter then runs it on the CPU)."""
+    return applies(group) and triton_available() and (forced or group.X.device.type == "cuda")

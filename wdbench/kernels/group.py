@@ -1,45 +1,50 @@
-"""``fit_group``: K configurations × S problems through the fused Triton kernel, in one launch.
+"""``train_group_triton``: a whole ``Group`` (K configurations × S problems) in one kernel launch.
 
-The semantics are ``wdbench.train``'s for each (problem s, configuration k): w₀ = ``w0[s]``,
-b₀ = 0, the batches of ``order``, the per-configuration η, L1 coefficient a and L2 coefficient c
-(``Penalty.coefficients``), and one update rule for the whole group (``sgd``: coupled
-(sub)gradient, what the scratch, optim and decoupled loops compute; ``proximal``). Float32 only.
+Same contract as ``wdbench._group.train_group_reference``: every (problem s, configuration k)
+follows ``wdbench.train`` — w₀ = ``group.w0[k]``, b₀ = 0, the group's shared batch order, the
+per-configuration η, λ and l1_ratio, the group's rule — up to float32 rounding. It takes float32
+groups with a shared order (``applies``). Without an epoch hook all epochs run in one launch; with
+one (per-epoch losses) it launches once per epoch and rebuilds the weights for the hook.
 
-The kernel needs Triton: CUDA tensors, or CPU tensors when ``TRITON_INTERPRET=1`` was set before
-Triton was imported (the interpreter; slow, for tests). ``wdbench.kernels.triton_sgd`` is imported
-on the first call, so importing this module never needs Triton.
+The kernel needs CUDA tensors, or CPU tensors with ``TRITON_INTERPRET=1`` set before Triton is
+imported (Triton's interpreter: slow, for tests). Triton itself is imported on the first call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
+from wdbench._group import LOOP_RULES, EpochHook, Group, GroupOutput
 from wdbench.kernels.rowspace import RowSpace
 
-__all__ = ["FORMS", "LAYOUTS", "RULES", "GroupOutput", "KernelOptions", "fit_group"]
+__all__ = ["FORMS", "LAYOUTS", "KernelOptions", "applies", "train_group_triton"]
 
-RULES = ("sgd", "proximal")
-#: ``full``: the d weights; ``rowspace``: ``wdbench.kernels.rowspace`` (a = 0 only).
+#: ``full``: the d weights; ``rowspace``: ``wdbench.kernels.rowspace`` (no L1 part only).
 FORMS = ("auto", "full", "rowspace")
 #: ``thread``: one configuration per thread; ``warp``: one configuration per row of lanes.
 LAYOUTS = ("auto", "thread", "warp")
-#: Widest padded dimension the ``thread`` layout takes under ``auto`` (w and its gradient sum
+Tensors3 = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+Launch = Callable[
+    [Tensors3, tuple[torch.Tensor, torch.Tensor], Tensors3, tuple[int, bool], tuple[int, int, bool]],
+    Tensors3,
+]
+#: Widest padded dimension ``layout="auto"`` gives the ``thread`` layout (w and its gradient sum
 #: must fit in one thread's registers).
 THREAD_MAX_DIM = 64
 
 
 @dataclass(frozen=True)
 class KernelOptions:
-    """How the kernel tiles the work; every choice gives the same results up to rounding.
+    """How the kernel tiles the work; every choice computes the same steps (up to rounding).
 
-    ``form="auto"`` takes the row-space form when no configuration has an L1 part and it has
+    ``form="auto"`` takes the row-space form when no configuration has an L1 part and it carries
     fewer coordinates than d. ``layout="auto"`` takes ``thread`` when the padded dimension is at
-    most ``THREAD_MAX_DIM``, else ``warp``. ``block_k`` (configurations per program, a power of
-    two) and ``num_warps`` default (0) to 32·num_warps with 2 warps for ``thread``, and 4 with
-    1 warp for ``warp``.
+    most ``THREAD_MAX_DIM``, else ``warp``. ``block_k`` (configurations per program) and
+    ``num_warps``, powers of two, default (0) to 32·num_warps and 2 for ``thread``, 4 and 1 for
+    ``warp``.
     """
 
     form: str = "auto"
@@ -54,8 +59,17 @@ class KernelOptions:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {self.layout!r}")
         for name in ("block_k", "num_warps"):
             value = getattr(self, name)
-            if value < 0 or value & (value - 1):
-                raise ValueError(f"{name} must be 0 (default) or a power of two, got {value}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0 or (
+                value & (value - 1)
+            ):
+                raise ValueError(f"{name} must be 0 (default) or a power of two, got {value!r}")
+
+    def resolve_form(self, has_l1: bool, n: int, d: int) -> str:
+        if self.form == "rowspace" and has_l1:
+            raise ValueError("the row-space form needs penalties without an L1 part (none, l2)")
+        if self.form != "auto":
+            return self.form
+        return "rowspace" if not has_l1 and min(n, d) + 1 < d else "full"
 
     def tiling(self, padded_dim: int) -> tuple[int, int, bool]:
         """``(block_k, num_warps, d_major)`` for a padded dimension."""
@@ -64,136 +78,79 @@ class KernelOptions:
             layout = "thread" if padded_dim <= THREAD_MAX_DIM else "warp"
         d_major = layout == "thread"
         num_warps = self.num_warps or (2 if d_major else 1)
-        block_k = self.block_k or (32 * num_warps if d_major else 4)
-        return block_k, num_warps, d_major
+        return self.block_k or (32 * num_warps if d_major else 4), num_warps, d_major
 
 
-@dataclass(frozen=True, eq=False)
-class GroupOutput:
-    """``w [S, K, d]`` and ``b [S, K]`` float32 (a diverged run keeps the parameters of the epoch
-    it stopped at), ``epochs_run [S, K]`` int64, ``diverged [S, K]`` bool, the form that ran, and
-    ``curves [S, K, epochs, len(evaluation)]`` float64 mean half squared errors after each epoch
-    (NaN from a diverged run's last epoch on), or ``None``."""
-
-    w: torch.Tensor
-    b: torch.Tensor
-    epochs_run: torch.Tensor
-    diverged: torch.Tensor
-    form: str
-    curves: torch.Tensor | None = None
+def applies(group: Group) -> bool:
+    """Whether the kernel can train ``group``: float32, a shared batch order, a known rule."""
+    return (
+        group.X.dtype == torch.float32
+        and group.shared_order
+        and group.rule in set(LOOP_RULES.values())
+    )
 
 
-def fit_group(
-    X: torch.Tensor,
-    y: torch.Tensor,
-    w0: torch.Tensor,
-    order: torch.Tensor,
-    *,
-    coefficients: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-    rule: str,
-    batch_size: int,
-    evaluation: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
-    options: KernelOptions | None = None,
+@torch.no_grad()
+def train_group_triton(
+    group: Group, on_epoch: EpochHook | None = None, options: KernelOptions | None = None
 ) -> GroupOutput:
-    """Train every configuration on every problem; one kernel launch.
-
-    ``X [S, n, d]``, ``y [S, n]``, ``w0 [S, d]``: the training sets and starting weights (one
-    device); ``order [S or 1, epochs, n]``: row indices of each epoch (``wdbench.order``);
-    ``coefficients = (lr, a, c)``, each ``[K]``: η and the penalty's L1 and L2 coefficients;
-    ``evaluation``: up to three ``(X [S, m, d], y [S, m])`` splits whose losses are recorded after
-    every epoch (none: no curves, the cheaper mode).
-    """
+    """Train ``group`` with the fused kernel (see the module docstring)."""
+    launch = _launcher(group)
     options = options or KernelOptions()
-    if rule not in RULES:
-        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
-    lr, a, c = (t.detach().to(torch.float64) for t in coefficients)
-    form = _form(options.form, bool((a != 0).any()), X, w0)
-    space = RowSpace.of(X, w0) if form == "rowspace" else None
-    dim = space.dim if space is not None else int(X.shape[-1])
-    padded = 1 << max(dim - 1, 0).bit_length()
-    device = X.device
-    if space is not None:
-        data = (space.train_rows(X), y, order, space.start(w0))
-        rows = [(space.eval_rows(Xe), ye) for Xe, ye in evaluation]
-    else:
-        data, rows = (X, y, order, w0), list(evaluation)
-    p1, p2 = (lr * a, lr * c) if rule == "proximal" else (a, c)
-    coefs = tuple(_f32(t, device) for t in (lr, p1, p2))
-    from wdbench.kernels.triton_sgd import launch
-
-    w, b, stop, sums = launch(
-        _prepare(data, padded, device), coefs, dim, batch_size, rule == "proximal",  # type: ignore[arg-type]
-        _evaluation(rows, padded, device) if rows else None, options.tiling(padded),
-    )  # fmt: skip
-    if space is not None:
-        w = space.weights(w).to(torch.float32)
-    return _output(w, b, stop, sums, rows, int(order.shape[1]), form)
+    lr, a, c = (t.to(torch.float64).reshape(-1) for t in (group.lr, *group.coefficients()))
+    n, d = int(group.X.shape[1]), int(group.X.shape[2])
+    form = options.resolve_form(bool((a != 0).any()), n, d)
+    space = RowSpace.of(group.X) if form == "rowspace" else None
+    X, w = (space.rows(group.X), space.start(group.w0)) if space else (group.X, group.w0[None])
+    padded = 1 << (int(X.shape[-1]) - 1).bit_length()
+    proximal = group.rule == "proximal"
+    coefs = _f32(lr), _f32(lr * a if proximal else a), _f32(lr * c if proximal else c)
+    X, y, order = _pad(X, padded), _f32(group.y), group.order[0].to(torch.int32)
+    tiling = options.tiling(padded)
+    w, b = _tiled(_pad(w, padded), tiling[2]), torch.zeros(1, group.size, device=X.device)
+    bad = torch.zeros(int(X.shape[0]), group.size, dtype=torch.int64, device=X.device)
+    spans = [(0, group.epochs)] if on_epoch is None else [(e, e + 1) for e in range(group.epochs)]
+    for first, last in spans:
+        data = (X, y, order[first:last].contiguous())
+        w, b, stop = launch(data, (w, b), coefs, (group.batch_size, proximal), tiling)
+        bad = torch.where((bad == 0) & (stop > 0), stop.to(torch.int64) + first, bad)
+        if on_epoch is not None:
+            on_epoch(last - 1, _weights(_tiled(w, tiling[2]), space, group), b.unsqueeze(-1))
+    return GroupOutput(w=_weights(_tiled(w, tiling[2]), space, group), b=b, bad_epoch=bad)
 
 
-def _form(asked: str, has_l1: bool, X: torch.Tensor, w0: torch.Tensor) -> str:
-    if asked == "rowspace" and has_l1:
-        raise ValueError("the row-space form needs a = 0 (penalties none and l2)")
-    if asked != "auto":
-        return asked
-    n, d = int(X.shape[-2]), int(X.shape[-1])
-    return "rowspace" if not has_l1 and min(n, d) + 1 < d else "full"
+def _launcher(group: Group) -> Launch:
+    """``triton_sgd.launch`` once the group is known to fit it (imports Triton)."""
+    from wdbench.kernels.triton_sgd import interpreted, launch
+
+    if not applies(group):
+        raise ValueError("the Triton kernel trains float32 groups with a shared batch order")
+    if group.X.device.type != "cuda" and not interpreted():
+        raise RuntimeError(
+            "the Triton kernel needs CUDA tensors (CPU tensors only under TRITON_INTERPRET=1, "
+            "set before Triton is first imported)"
+        )
+    return launch
 
 
-def _f32(t: torch.Tensor, device: torch.device) -> torch.Tensor:
-    return t.to(device=device, dtype=torch.float32).contiguous()
+def _weights(w: torch.Tensor, space: RowSpace | None, group: Group) -> torch.Tensor:
+    """The kernel's padded coordinates ``[S, K, D]`` as weights ``[S, K, d]`` float32."""
+    if space is None:
+        return w[..., : group.X.shape[-1]]
+    return space.weights(w[..., : space.dim], group.w0).to(torch.float32)
 
 
-def _pad(t: torch.Tensor, padded: int, device: torch.device) -> torch.Tensor:
+def _tiled(w: torch.Tensor, d_major: bool) -> torch.Tensor:
+    """``[S, K, D]`` ↔ the kernel's ``[S, D, K]`` for the thread layout (its own inverse)."""
+    return w.transpose(-1, -2).contiguous() if d_major else w
+
+
+def _f32(t: torch.Tensor) -> torch.Tensor:
+    return t.to(torch.float32).contiguous()
+
+
+def _pad(t: torch.Tensor, padded: int) -> torch.Tensor:
     """Float32 copy with the last dimension zero-padded to ``padded`` columns."""
-    out = torch.zeros(*t.shape[:-1], padded, dtype=torch.float32, device=device)
-    out[..., : t.shape[-1]] = t.to(device)
+    out = torch.zeros(*t.shape[:-1], padded, dtype=torch.float32, device=t.device)
+    out[..., : t.shape[-1]] = t
     return out
-
-
-def _prepare(
-    data: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
-    padded: int,
-    device: torch.device,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    X, y, order, w0 = data
-    index = order.to(device=device, dtype=torch.int32).contiguous()
-    return _pad(X, padded, device), _f32(y, device), index, _pad(w0, padded, device)
-
-
-def _evaluation(
-    rows: list[tuple[torch.Tensor, torch.Tensor]], padded: int, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The splits' rows concatenated, with the split index of every row."""
-    if len(rows) > 3:
-        raise ValueError(f"at most 3 evaluation splits, got {len(rows)}")
-    X = torch.cat([_pad(Xe, padded, device) for Xe, _ in rows], dim=1)
-    y = torch.cat([_f32(ye, device) for _, ye in rows], dim=1)
-    sizes = torch.tensor([int(ye.shape[-1]) for _, ye in rows])
-    segment = torch.repeat_interleave(torch.arange(len(rows), dtype=torch.int32), sizes)
-    return X, y, segment.to(device)
-
-
-def _output(
-    w: torch.Tensor,
-    b: torch.Tensor,
-    stop: torch.Tensor,
-    sums: torch.Tensor | None,
-    rows: list[tuple[torch.Tensor, torch.Tensor]],
-    epochs: int,
-    form: str,
-) -> GroupOutput:
-    """Diverged runs: flagged by the kernel, or (row-space form) non-finite once rebuilt."""
-    stop = stop.to(torch.int64)
-    late = (stop == 0) & ~(torch.isfinite(w).all(-1) & torch.isfinite(b))
-    stop = torch.where(late, epochs, stop)
-    diverged = stop > 0
-    epochs_run = torch.where(diverged, stop, epochs)
-    curves = None
-    if sums is not None:
-        sizes = torch.tensor([float(ye.shape[-1]) for _, ye in rows], dtype=torch.float64)
-        curves = sums[..., : len(rows)].to(torch.float64) / (2 * sizes.to(sums.device))
-        finite_epochs = torch.where(diverged, stop - 1, epochs)
-        past = torch.arange(epochs, device=sums.device) >= finite_epochs[..., None]
-        curves = curves.masked_fill(past[..., None], float("nan"))
-    return GroupOutput(w=w, b=b, epochs_run=epochs_run, diverged=diverged, form=form,
-                       curves=curves)  # fmt: skip

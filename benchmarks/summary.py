@@ -1,0 +1,132 @@
+"""Markdown tables of one pytest-benchmark JSON file, a table per group (as in docs/benchmarks.md).
+
+    python -m benchmarks.summary [FILE.json | DIR]    (default DIR: runs/benchmarks; newest file)
+
+Times are medians over the recorded rounds. ``× scratch`` is the seed-faithful scratch loop's
+median (same group, device and penalty, same file) divided by the row's median, so above 1 is
+faster than the lesson's loop; population rows use their ``speedup_vs_scratch`` (one scratch run
+timed in the same session), study rows their ``ratio`` (naive seconds / the row's seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["group_tables", "main", "newest_json"]
+
+Bench = dict[str, Any]
+
+
+def newest_json(path: Path) -> Path:
+    """``path`` itself, or the most recently modified ``*.json`` below it."""
+    if path.is_file():
+        return path
+    files = sorted(path.rglob("*.json"), key=lambda p: p.stat().st_mtime) if path.is_dir() else []
+    if not files:
+        raise FileNotFoundError(f"no benchmark JSON under {path}")
+    return files[-1]
+
+
+def _row(cells: Sequence[object]) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _table(header: Sequence[str], rows: list[list[object]]) -> list[str]:
+    return [_row(header), _row(["---"] * len(header)), *(_row(r) for r in rows)]
+
+
+def _scratch_ratio(bench: Bench, benches: list[Bench]) -> str:
+    info = bench["extra_info"]
+    for other in benches:
+        o = other["extra_info"]
+        same = (other["group"], o["device"], o["penalty"]) == (
+            bench["group"], info["device"], info["penalty"])
+        if same and o.get("variant") == "scratch":
+            return f"{other['stats']['median'] / bench['stats']['median']:.2f}"
+    return "–"
+
+
+def _loops(benches: list[Bench], unit: float, label: str) -> list[str]:
+    rows = [
+        [b["extra_info"]["variant"], b["extra_info"]["penalty"], b["extra_info"]["device"],
+         f"{b['stats']['median'] * unit:.1f}", _scratch_ratio(b, benches)]
+        for b in benches
+    ]
+    return _table(["variant", "penalty", "device", label, "× scratch"], rows)
+
+
+def _population(benches: list[Bench]) -> list[str]:
+    rows = [
+        [b["extra_info"]["device"], b["extra_info"]["K"], f"{b['stats']['median']:.3f}",
+         f"{b['extra_info']['trajectories_per_s']:,.0f}",
+         f"{b['extra_info']['speedup_vs_scratch']:,.1f}"]
+        for b in sorted(benches, key=lambda b: (b["extra_info"]["device"], b["extra_info"]["K"]))
+    ]
+    return _table(["device", "K", "median s", "trajectories/s", "× scratch"], rows)
+
+
+def _scaling(benches: list[Bench]) -> list[str]:
+    def key(b: Bench) -> tuple[str, str, int, int]:
+        i = b["extra_info"]
+        return i["kind"], i["device"], i["n_train"], i["d"]
+
+    rows = []
+    for b in sorted(benches, key=key):
+        i, median = b["extra_info"], b["stats"]["median"]
+        per_work = median / i["K"] / i["work"] * 1e9
+        rows.append([i["kind"], i["device"], i["d"], i["n_train"], i["K"], f"{median:.3f}",
+                     f"{median / i['K'] * 1e3:.2f}", f"{per_work:.2f}"])
+    header = ["kind", "device", "d", "n_train", "K", "median s", "ms / trajectory",
+              "ns / (row·feature) per trajectory"]
+    return _table(header, rows)
+
+
+def _study(benches: list[Bench]) -> list[str]:
+    rows = [
+        [b["extra_info"]["variant"], b["extra_info"]["device"], b["extra_info"]["trials"],
+         f"{b['stats']['median']:.1f}", f"{b['extra_info']['ratio']:.1f}"]
+        for b in benches
+    ]
+    return _table(["variant", "device", "trials", "seconds", "ratio (naive / row)"], rows)
+
+
+def group_tables(doc: dict[str, Any]) -> list[str]:
+    """Markdown lines: a heading and a table for each group present in ``doc``."""
+    groups: dict[str, list[Bench]] = {}
+    for bench in doc["benchmarks"]:
+        groups.setdefault(bench["group"], []).append(bench)
+    makers = {
+        "update-loops-run": lambda b: _loops(b, 1e3, "median ms / run"),
+        "update-loops-step": lambda b: _loops(b, 1e6, "median µs / step"),
+        "population": _population,
+        "scaling": _scaling,
+        "study": _study,
+    }
+    lines: list[str] = []
+    for name, make in makers.items():
+        if name in groups:
+            lines += [f"### {name}", "", *make(groups[name]), ""]
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    target = Path(args[0]) if args else Path("runs") / "benchmarks"
+    try:
+        path = newest_json(target)
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        lines = group_tables(doc)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"<!-- {path}, {doc.get('datetime', '')} -->")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,53 @@
+"""A report built from a tiny real study (``python -m studies.search ... --no-report``)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from test_reports import parse_html
+
+from reports.build import build_report
+
+ROOT = Path(__file__).resolve().parents[1]
+NAME = 'tiny <b>bold</b> & "quoted"'
+
+
+@pytest.fixture(scope="module")
+def study_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs")
+    command = [
+        sys.executable, "-m", "studies.search", "--penalties", "none,l2,l1", "--n-trials", "4",
+        "--seeds", "2", "--epochs", "3", "--grid-points", "3", "--batch", "4", "--device", "cpu",
+        "--study-name", NAME, "--out", str(out), "--no-report",
+    ]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    (run_dir,) = [p for p in out.iterdir() if (p / "trials.parquet").is_file()]
+    assert not (run_dir / "report").exists()
+    return build_report(run_dir)
+
+
+def test_real_study_report_parses_and_images_decode(study_report: Path) -> None:
+    checker = parse_html(study_report)
+    assert checker.errors == [] and checker.stack == []
+    assert len(checker.images) >= 5
+    for src in checker.images:
+        with Image.open(study_report.parent / src) as image:
+            image.load()
+    assert (study_report.parent / "summary.md").is_file()
+
+
+def test_real_study_name_is_escaped(study_report: Path) -> None:
+    html = study_report.read_text(encoding="utf-8")
+    assert "<b>bold</b>" not in html
+    assert "tiny &lt;b&gt;bold&lt;/b&gt; &amp; &quot;quoted&quot;" in html
+
+
+def test_real_study_report_answers_the_question(study_report: Path) -> None:
+    html = study_report.read_text(encoding="utf-8")
+    assert "Choose penalty " in html and "L1 versus L2" in html
+    assert "No benchmark results were found" in html

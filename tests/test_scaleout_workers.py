@@ -1,0 +1,171 @@
+"""Several workers on one study, on the embedded journal and on PostgreSQL: shared budget,
+SIGKILL survived, SIGINT → exit 130 and a rerun that resumes. Each runs the real command."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from studies.heartbeat import FAIL_REASON, OWNER_KEY, REQUEUED_FROM
+
+ROOT = Path(__file__).resolve().parent.parent
+STUDY = "scaleout"
+N_TRIALS, BATCH = 8, 2
+WAIT_S = 240.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the study lives: ``--out`` and, for PostgreSQL, ``--storage``."""
+
+    out: Path
+    url: str | None
+
+    def flags(self) -> list[str]:
+        return ["--out", str(self.out)] + ([] if self.url is None else ["--storage", self.url])
+
+    def open(self) -> BaseStorage:
+        if self.url is not None:
+            return RDBStorage(self.url)
+        return JournalStorage(JournalFileBackend(str(self.out / STUDY / "study.log")))
+
+    def exists(self) -> bool:
+        return self.url is not None or (self.out / STUDY / "study.log").exists()
+
+
+@pytest.fixture(params=["journal", "postgres"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    return Target(out=tmp_path / "runs", url=url)
+
+
+def _start(target: Target, workers: int) -> subprocess.Popen[str]:
+    command = [
+        sys.executable, "-m", "studies.search", "--study-name", STUDY,
+        "--n-trials", str(N_TRIALS), "--batch", str(BATCH), "--workers", str(workers),
+        "--epochs", "100", "--seeds", "1", "--sampler", "random", "--device", "cpu",
+        "--grid-points", "2", "--no-report", "--heartbeat-interval", "0.5", "--stale-after", "4",
+        *target.flags(),
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    """Wait (bounded) for ``proc``; its exit code and stderr."""
+    try:
+        _, err = proc.communicate(timeout=WAIT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"the command did not finish within {WAIT_S:.0f} s; stderr:\n{err}")
+    return proc.returncode, err
+
+
+def _trials(target: Target) -> list[FrozenTrial]:
+    study = optuna.load_study(study_name=STUDY, storage=target.open())
+    return study.get_trials(deepcopy=False)
+
+
+def _wait_for(what: str, found: Callable[[], FrozenTrial | None]) -> FrozenTrial:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        trial = found()
+        if trial is not None:
+            return trial
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def _claimed_running(target: Target) -> Callable[[], FrozenTrial | None]:
+    """A RUNNING trial that a worker claimed and suggested (so it is training), once one exists."""
+
+    def find() -> FrozenTrial | None:
+        if not target.exists():
+            return None
+        try:
+            trials = _trials(target)
+        except KeyError:  # the study is not created yet
+            return None
+        running = [t for t in trials if t.state == TrialState.RUNNING]
+        return next((t for t in running if OWNER_KEY in t.system_attrs and t.params), None)
+
+    return find
+
+
+def _owner_pid(trial: FrozenTrial) -> int:
+    return int(str(trial.system_attrs[OWNER_KEY]).rsplit(":", 2)[1])
+
+
+def _check_requeues(trials: list[FrozenTrial]) -> None:
+    """Every failed-by-fault trial is re-queued exactly once; no copy is duplicated."""
+    sources = [t.user_attrs[REQUEUED_FROM] for t in trials if REQUEUED_FROM in t.user_attrs]
+    assert len(sources) == len(set(sources)), f"duplicated re-queues: {sorted(sources)}"
+    faulted = {
+        t.number
+        for t in trials
+        if t.state == TrialState.FAIL
+        and str(t.user_attrs.get(FAIL_REASON, "")).startswith(("stale", "interrupted"))
+        and t.params
+    }
+    assert set(sources) == faulted
+
+
+def _check_done(target: Target, total_workers: int) -> list[FrozenTrial]:
+    trials = _trials(target)
+    states = [t.state for t in trials]
+    complete = states.count(TrialState.COMPLETE)
+    assert N_TRIALS <= complete <= N_TRIALS + (total_workers - 1) * BATCH
+    assert TrialState.RUNNING not in states
+    _check_requeues(trials)
+    return trials
+
+
+@pytest.mark.timeout(600)
+def test_sigkilled_worker_is_survived(target: Target) -> None:
+    """Journal: one command, 2 local workers. PostgreSQL: the same command twice (two
+    "machines", 1 worker each, racing to create the tables and the study)."""
+    commands = [_start(target, 2)] if target.url is None else [_start(target, 1) for _ in "ab"]
+    victim = _wait_for("a claimed RUNNING trial", _claimed_running(target))
+    os.kill(_owner_pid(victim), signal.SIGKILL)
+    results = [_finish(proc) for proc in commands]
+    survivors = [(code, err) for code, err in results if code != -signal.SIGKILL]
+    assert survivors and all(code == 0 for code, _ in survivors), results
+    assert all("Traceback" not in err for _, err in results), results
+    trials = _check_done(target, total_workers=2)
+    killed = trials[victim.number]
+    assert killed.state == TrialState.FAIL
+    assert any(t.user_attrs.get(REQUEUED_FROM) == victim.number for t in trials)
+
+
+@pytest.mark.timeout(600)
+def test_sigint_fails_in_flight_trials_and_rerun_resumes(target: Target) -> None:
+    proc = _start(target, 2)
+    _wait_for("a claimed RUNNING trial", _claimed_running(target))
+    proc.send_signal(signal.SIGINT)
+    code, err = _finish(proc)
+    assert code == 130, err
+    assert "Traceback" not in err and "interrupted" in err, err
+    trials = _trials(target)
+    assert TrialState.RUNNING not in [t.state for t in trials]
+    interrupted = [t for t in trials if str(t.user_attrs.get(FAIL_REASON, "")).startswith("int")]
+    assert interrupted, "no in-flight trial was marked failed"
+    _check_requeues(trials)
+    code, err = _finish(_start(target, 2))
+    assert code == 0, err
+    done = _check_done(target, total_workers=2)
+    assert not [t for t in done if t.state == TrialState.WAITING]

@@ -1,0 +1,202 @@
+"""Bad input: one line, exit 2, no traceback, nothing written; passwords never leave masked."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from studies.cli import DEFAULTS, UsageError, parse_args
+from studies.search import main
+from studies.storage import StorageError, mask, parse_storage, password_of, slugify
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "hunter2-Sw0rdfish"
+UNREACHABLE = f"postgresql://wd:{SECRET}@127.0.0.1:1/wdbench"
+
+BAD_FLAGS = {
+    "unknown penalty": ["--penalties", "l3"],
+    "empty penalty list": ["--penalties", ""],
+    "penalty list of commas": ["--penalties", ",,"],
+    "unknown problem": ["--problem", "mnist"],
+    "unknown sampler": ["--sampler", "cmaes"],
+    "unknown device": ["--device", "tpu"],
+    "inverted lam range": ["--lam-range", "10", "0.1"],
+    "zero lam range": ["--lam-range", "0", "1"],
+    "negative lam range": ["--lam-range", "-1", "1"],
+    "text lam range": ["--lam-range", "small", "1"],
+    "lam range of one value": ["--lam-range", "1"],
+    "zero n-trials": ["--n-trials", "0"],
+    "fractional n-trials": ["--n-trials", "1.5"],
+    "text n-trials": ["--n-trials", "many"],
+    "zero seeds": ["--seeds", "0"],
+    "negative batch": ["--batch", "-2"],
+    "zero workers": ["--workers", "0"],
+    "zero epochs": ["--epochs", "0"],
+    "zero lr": ["--lr", "0"],
+    "negative lr": ["--lr", "-0.1"],
+    "text lr": ["--lr", "fast"],
+    "nan lr": ["--lr", "nan"],
+    "infinite lr": ["--lr", "inf"],
+    "empty study name": ["--study-name", ""],
+    "blank study name": ["--study-name", "   "],
+    "unknown flag": ["--trials", "3"],
+    "unknown storage scheme": ["--storage", "redis://localhost/0"],
+    "storage neither URL nor journal": ["--storage", "studies.txt"],
+    "sqlite in a missing directory": ["--storage", "sqlite:////nonexistent-dir/x/study.db"],
+    "unreachable postgres": ["--storage", UNREACHABLE],
+    "malformed postgres URL": ["--storage", f"postgresql://wd:{SECRET}@:notaport/db"],
+}
+
+
+def assert_one_line_error(code: int, err: str) -> None:
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("extra", BAD_FLAGS.values(), ids=BAD_FLAGS.keys())
+def test_bad_flag_exits_2_with_one_line_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str]
+) -> None:
+    out = tmp_path / "out"
+    code = main(["--out", str(out), "--n-trials", "2", "--epochs", "2", *extra])
+    captured = capsys.readouterr()
+    assert_one_line_error(code, captured.err)
+    assert SECRET not in captured.err + captured.out
+    assert not out.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_cuda_without_cuda_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                            ) -> None:
+    code = main(["--out", str(tmp_path / "out"), "--device", "cuda"])
+    assert_one_line_error(code, capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
+
+
+def test_out_that_cannot_be_created(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code = main(["--out", str(blocker / "runs"), "--n-trials", "2"])
+    assert_one_line_error(code, capsys.readouterr().err)
+    assert blocker.read_text() == ""
+
+
+TOML_CASES = {
+    "missing": None,
+    "malformed": "n-trials = [1,\n",
+    "unknown key": "n-trials = 3\ncolour = 'blue'\n",
+    "wrong type": "n-trials = 'three'\n",
+    "config inside config": "config = 'other.toml'\n",
+    "empty penalties": "penalties = []\n",
+}
+
+
+@pytest.mark.parametrize("text", TOML_CASES.values(), ids=TOML_CASES.keys())
+def test_bad_toml_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str | None
+                          ) -> None:
+    config = tmp_path / "study.toml"
+    if text is not None:
+        config.write_text(text)
+    code = main(["--config", str(config), "--out", str(tmp_path / "out")])
+    assert_one_line_error(code, capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_input_from_the_command_line_has_no_traceback(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "studies.search", "--out", str(tmp_path / "out"),
+         "--storage", UNREACHABLE],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert_one_line_error(proc.returncode, proc.stderr)
+    assert SECRET not in proc.stderr + proc.stdout
+    assert "***" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    assert "--lam-range" in capsys.readouterr().out
+
+
+def test_defaults_are_the_lessons() -> None:
+    s = parse_args([])
+    assert s == DEFAULTS
+    assert (s.lr, s.epochs, s.init_scale) == (0.003, 100, 1.0)
+    assert (s.n_trials, s.seeds, s.study_name) == (200, 5, "weight-decay")
+    assert s.penalties == ("none", "l2", "l1", "elastic")
+    assert s.lam_range == (1e-5, 1e2)
+
+
+def test_penalty_list_is_stripped_and_deduplicated() -> None:
+    assert parse_args(["--penalties", " l1, l2,l1 "]).penalties == ("l1", "l2")
+    with pytest.raises(UsageError, match="penalties"):
+        parse_args(["--penalties", "l1,lasso"])
+
+
+@pytest.mark.parametrize("name", ["weight-decay", "a.b_c-1", "x" * 64])
+def test_safe_names_are_their_own_slug(name: str) -> None:
+    assert slugify(name) == name
+
+
+@pytest.mark.parametrize("name", ["..", ".", "../x", "a/b", "a\\b", "<script>", "Weight-Decay",
+                                  "/etc/passwd", "~root", "x" * 300, "日本語", " ", ".hidden"])
+def test_unsafe_names_get_a_safe_distinct_slug(name: str) -> None:
+    slug = slugify(name)
+    assert slug not in ("", ".", "..") and not slug.startswith(".")
+    assert all(c.isascii() and (c.isalnum() or c in "._-") for c in slug)
+    assert slug != slugify(name + "!") and len(slug) <= 80
+
+
+@pytest.mark.parametrize("url", [
+    f"postgresql://wd:{SECRET}@db.example:5432/x",
+    f"postgresql+psycopg://wd:{SECRET}@db.example/x?sslmode=require",
+    f"mysql://root:{SECRET}@localhost/x",
+])
+def test_mask_hides_the_password(url: str) -> None:
+    assert password_of(url) == SECRET
+    masked = mask(f"cannot reach {url}: refused")
+    assert SECRET not in masked and "***" in masked
+    assert SECRET not in parse_storage(url, Path("runs/x")).display
+
+
+def test_mask_hides_a_percent_encoded_password_everywhere() -> None:
+    url = "postgresql://wd:p%40ss%3Aword@h/db"
+    secret = password_of(url)
+    assert secret == "p@ss:word"
+    assert secret not in mask(f"{url} said: password p@ss:word rejected", (secret,))
+
+
+def test_storage_forms() -> None:
+    run_dir = Path("runs/x")
+    assert parse_storage(None, run_dir).path == run_dir / "study.log"
+    assert parse_storage("elsewhere/s.journal", run_dir).path == Path("elsewhere/s.journal")
+    assert parse_storage("sqlite:///a.db", run_dir).url == "sqlite:///a.db"
+    with pytest.raises(StorageError):
+        parse_storage("ftp://x", run_dir)
+
+
+@pytest.mark.postgres
+def test_password_never_reaches_an_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], postgres_url: str
+) -> None:
+    url = postgres_url.replace("postgres@", f"postgres:{SECRET}@", 1)  # trust auth accepts it
+    assert SECRET in url
+    out = tmp_path / "out"
+    argv = ["--out", str(out), "--storage", url, "--penalties", "l2", "--n-trials", "2",
+            "--seeds", "2", "--epochs", "3", "--grid-points", "2", "--no-report"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert SECRET not in captured.out + captured.err
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.name == "run.json" for p in files)
+    for path in files:
+        assert SECRET.encode() not in path.read_bytes(), path
+    info = (out / "weight-decay" / "run.json").read_text()
+    assert "postgres:***@" in info
