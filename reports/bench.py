@@ -9,6 +9,7 @@ that is not pytest-benchmark JSON is skipped and named in the report, never fata
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,4 +136,12 @@ def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     )
     table = table.sort_values(["datetime", "file"], kind="stable")
     table = table.drop_duplicates(["fullname", "device_label"], keep="last")
-    return table.sort_values(["group", "fullname", "device_label"]).reset_index(drop=True)
+    order = sorted(range(len(table)), key=lambda i: (
+        str(table["group"].iloc[i]), _natural(str(table["fullname"].iloc[i])),
+        str(table["device_label"].iloc[i])))
+    return table.iloc[order].reset_index(drop=True)
+
+
+def _natural(text: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that orders embedded numbers by value (K2 before K16)."""
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", text) if p)

@@ -41,7 +41,10 @@ def build_report(run_dir: Path, benchmarks_dir: Path | None = None) -> Path:
     run = load_run(run_dir)
     bench = load_benchmarks(bench_dir)
     target = run_dir / "report"
-    staging = Path(tempfile.mkdtemp(prefix=".report-", dir=run_dir))
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=".report-", dir=run_dir))
+    except OSError as exc:
+        raise ReportInputError(f"cannot write a report into {run_dir}: {exc.strerror}") from None
     try:
         document = _document(run, bench, bench_dir, staging)
         (staging / "index.html").write_text(render_html(document), encoding="utf-8")

@@ -163,11 +163,16 @@ def _regret(run: RunData, grid: pd.DataFrame | None) -> str:
     regret = float(best["val_mean"]) - ref
     rel = f" ({100 * regret / ref:+.1f} %)" if ref > 0 else ""
     side = "above" if regret > 0 else "below" if regret < 0 else "equal to"
+    notes = []
+    if regret > 0 and ref > 0 and regret / ref > 0.1:
+        notes.append("the search has not reached the grid's optimum: more trials would help")
     ci = float(best["val_ci95"])
-    agree = (" — within the choice's own 95 % interval, so search and grid agree"
-             if math.isfinite(ci) and abs(regret) <= ci else "")
+    if math.isfinite(ci) and abs(regret) <= ci:
+        notes.append(f"the gap is within the choice's own ± {fmt(ci, 2)}, so the data seeds "
+                     "cannot separate the two")
+    tail = "; " + "; ".join(notes) if notes else ""
     return (f"How close the search came: the choice is {fmt(abs(regret), 3)}{rel} {side} the best "
-            f"point of the dense same-budget grid ({fmt(ref)}){agree}.")
+            f"point of the dense same-budget grid ({fmt(ref)}){tail}.")
 
 
 def _edge(run: RunData, grid: pd.DataFrame | None) -> str:

@@ -91,7 +91,8 @@ def history_figure(run: RunData, grid: pd.DataFrame | None, path: Path) -> Figur
         shown = history.assign(penalty=[mpl_text(p) for p in history["penalty"]])
         palette = {mpl_text(p): color_for(p, penalties) for p in penalties}
         sns.scatterplot(data=shown, x="number", y="value", hue="penalty", palette=palette,
-                        hue_order=[mpl_text(p) for p in penalties], s=18, alpha=0.6, ax=ax)
+                        hue_order=[mpl_text(p) for p in penalties], s=22, alpha=0.75, ax=ax,
+                        zorder=3)
         ax.step(history["number"], history["best"], where="post", color="black", lw=1.8,
                 label="best so far")
         grid_best = _grid_best(grid)
@@ -100,6 +101,7 @@ def history_figure(run: RunData, grid: pd.DataFrame | None, path: Path) -> Figur
                        label=mpl_text(f"dense grid best ({grid_best[1]})"))
         log_axis(ax, "y")
         ax.set(xlabel="trial number", ylabel="validation loss (½·MSE, mean over seeds)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize="x-small", loc="best")
         save(fig, path)
     caption = (

@@ -97,10 +97,15 @@ def new_figure(ncols: int, nrows: int = 1, panel: tuple[float, float] = (5.0, 3.
 
 
 class _PlainLogFormatter(LogFormatter):
-    """``LogFormatter``'s choice of which ticks to label, written as ``%g`` (0.04, 1e-05)."""
+    """``LogFormatter``'s choice of which ticks to label, written plainly: 0.04, 300, 2e5."""
 
     def __call__(self, x: float, pos: int | None = None) -> str:
-        return f"{x:g}" if super().__call__(x, pos) else ""
+        if not super().__call__(x, pos):
+            return ""
+        if 1e-3 <= abs(x) < 1e4:
+            return f"{x:g}"
+        mantissa, exponent = f"{x:.0e}".split("e")
+        return f"{mantissa}e{int(exponent)}"
 
 
 def log_axis(ax: Axes, which: str, base: float = 10) -> None:
@@ -116,7 +121,7 @@ def log_axis(ax: Axes, which: str, base: float = 10) -> None:
         ax.set_yscale("log", base=base, nonpositive="clip")
     axis.set_major_formatter(_PlainLogFormatter(base=base, labelOnlyBase=False))
     axis.set_minor_formatter(_PlainLogFormatter(base=base, labelOnlyBase=False,
-                                                minor_thresholds=(1.2, 0.5)))
+                                                minor_thresholds=(2.0, 0.5)))
 
 
 def save(fig: MplFigure, path: Path) -> None:

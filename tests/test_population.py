@@ -127,18 +127,25 @@ def test_chunking_gives_the_same_results() -> None:
     assert torch.allclose(whole.val_loss, chunked.val_loss, rtol=1e-12, atol=0)
 
 
-def test_fast_paths_equal_the_reference_in_float64() -> None:
+@pytest.mark.parametrize("extreme", [False, True])
+def test_fast_paths_equal_the_reference_in_float64(extreme: bool) -> None:
+    """``extreme`` adds ηλ = 1 (sgd) and 1 + ηλ = 10⁴ (proximal): the row-space kernel then
+    decays at every step instead of once per epoch."""
     problems = [small_problem(0), small_problem(1)]
     configs = [config(penalty=pen, lam=lam, loop=loop, l1_ratio=0.4, seed=0, epochs=6)
-               for pen in ("none", "l2", "l1", "elastic") for lam in (0.0, 0.7, 4.0)
+               for pen in ("none", "l2", "l1", "elastic") for lam in (0.0, 0.7, 20.0)
                for loop in ("scratch", "proximal")]
+    if extreme:
+        configs += [config(penalty="l2", lam=4.0, lr=0.25, seed=0, epochs=6),
+                    config(penalty="l2", lam=1e6, lr=0.01, loop="proximal", seed=0, epochs=6)]
     fast = train_population(problems, configs)
     ref = train_population(problems, configs, backend="reference")
     assert fast.w is not None and ref.w is not None
-    err = (fast.w - ref.w).norm(dim=-1) / ref.w.norm(dim=-1)
+    err = (fast.w - ref.w).norm(dim=-1) / ref.w.norm(dim=-1).clamp(min=1e-300)
     assert float(err.max()) <= 1e-10
     assert float((fast.b - ref.b).abs().max()) <= 1e-10
     assert torch.allclose(fast.test_loss, ref.test_loss, rtol=1e-10, atol=0)
+    assert torch.equal(fast.zero_fraction, ref.zero_fraction)
 
 
 def test_divergence_stays_in_its_row() -> None:
@@ -167,7 +174,9 @@ def test_curves_equal_train_curves() -> None:
         got, ref = result.result(k).curves, train(problem, cfg).curves
         assert got is not None and ref is not None
         for split in ("train", "val", "test"):
-            assert got[split] == pytest.approx(ref[split], rel=1e-10, abs=0)
+            assert len(got[split]) == len(ref[split])
+            if cfg.lr < 1:  # a diverging run amplifies rounding: only its length is exact
+                assert got[split] == pytest.approx(ref[split], rel=1e-10, abs=0)
 
 
 def test_to_frame_has_one_row_per_problem_and_config() -> None:

@@ -162,17 +162,22 @@ def write_benchmarks(directory: Path) -> Path:
     """A small pytest-benchmark JSON with every group the report draws."""
     directory.mkdir(parents=True, exist_ok=True)
     benches = [
-        _bench_entry("update-loops-run", f"test_run[{loop}-{pen}]", t,
-                     {"device": "cpu", "dtype": "float32", "loop": loop, "penalty": pen})
-        for loop, pen, t in (("scratch", "l2", 0.9), ("optim", "l2", 0.3),
-                             ("proximal", "l1", 0.35), ("concise", "l2", 0.8))
+        _bench_entry("update-loops-run", f"test_run[{variant}-{pen}-{dev}]", t * scale,
+                     {"device": dev, "device_name": name, "dtype": "float32", "loop": loop,
+                      "penalty": pen, "variant": variant})
+        for variant, loop, pen, t in (("scratch", "scratch", "l2", 0.9),
+                                      ("optim-fused", "optim", "l2", 0.3),
+                                      ("proximal", "proximal", "l1", 0.35))
+        for dev, name, scale in (("cpu", "Test CPU", 1.0), ("cuda", "Test GPU", 2.0))
     ]
     benches += [
-        _bench_entry("population", f"test_population[{k}]", 0.001 * k,
-                     {"device": "cpu", "dtype": "float32", "K": k,
-                      "trajectories_per_s": k / (0.001 * k + 0.05),
-                      "speedup_vs_scratch": k / (0.001 * k + 0.05) * 0.9})
+        _bench_entry("population", f"test_population[{dev}-K{k}]", k / rate,
+                     {"device": dev, "device_name": name, "dtype": "float32", "K": k,
+                      "trajectories_per_s": rate, "speedup_vs_scratch": rate * 0.9,
+                      "scratch_s": 0.9, "scratch_device": "cpu"})
+        for dev, name, top in (("cpu", "Test CPU", 800.0), ("cuda", "Test GPU", 4e6))
         for k in (1, 16, 256)
+        for rate in (top * k / (k + 16),)
     ]
     benches.append(_bench_entry("study", "test_study[inline]", 2.0,
                                 {"device": "cpu", "dtype": "float32", "variant": "inline",
@@ -270,6 +275,9 @@ def test_conclusions_compare_l1_and_l2_with_interval_and_lore(full_report: Path)
     html = full_report.read_text(encoding="utf-8")
     assert "L1 beats L2" in html and "paired over 3 data seeds" in html
     assert "contradicts the common lore" in html
+    assert "Population on cuda (Test GPU): up to 3.76e+06 training runs/s at K = 256" in html
+    assert "the seed-faithful scratch loop on cpu" in html
+    assert "fastest optim-fused · l2 at 0.6 s per training run" in html
 
 
 def test_rebuild_is_idempotent_and_missing_benchmarks_say_how(tmp_path: Path) -> None:

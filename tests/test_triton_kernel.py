@@ -45,7 +45,10 @@ LOOP_OF_RULE = {"sgd": "scratch", "proximal": "proximal"}
 
 
 def problems() -> list[wdbench.Problem]:
-    return [wdbench.Problem.synthetic(n_train=N, n_val=6, n_test=8, dim=DIM, seed=s) for s in (3, 4)]
+    return [
+        wdbench.Problem.synthetic(n_train=N, n_val=6, n_test=8, dim=DIM, seed=seed)
+        for seed in (3, 4)
+    ]
 
 
 def make_group(penalty: str, rule: str) -> Group:
@@ -68,15 +71,14 @@ def make_group(penalty: str, rule: str) -> Group:
 
 
 def configs(penalty: str, rule: str) -> list[wdbench.TrainConfig]:
-    return [
-        wdbench.TrainConfig(penalty=penalty, lam=lam, lr=lr, init_scale=scale, seed=SEED,
-                            loop=LOOP_OF_RULE[rule], epochs=EPOCHS, batch_size=BATCH,
-                            l1_ratio=L1_RATIO)  # fmt: skip
-        for lam, lr, scale in HYPER
-    ]
+    base = wdbench.TrainConfig(penalty=penalty, loop=LOOP_OF_RULE[rule], epochs=EPOCHS,
+                               batch_size=BATCH, seed=SEED, l1_ratio=L1_RATIO)  # fmt: skip
+    return [dataclasses.replace(base, lam=lam, lr=lr, init_scale=scale) for lam, lr, scale in HYPER]
 
 
-def assert_close(w: torch.Tensor, b: torch.Tensor, w_ref: torch.Tensor, b_ref: torch.Tensor) -> None:
+def assert_close(
+    w: torch.Tensor, b: torch.Tensor, w_ref: torch.Tensor, b_ref: torch.Tensor
+) -> None:
     """Per trajectory: relative error of w, error of b (float32 parity bound)."""
     w, b, w_ref, b_ref = (t.detach().to("cpu", torch.float64) for t in (w, b, w_ref, b_ref))
     w_err = torch.linalg.vector_norm(w - w_ref, dim=-1) / torch.linalg.vector_norm(w_ref, dim=-1)
@@ -131,7 +133,7 @@ def test_divergence_matches_train(loop: str) -> None:
     rates = (0.01, 0.02, 0.03, 4.0, 400.0, 0.005, 4000.0, 1e5)  # 8 share the seed: one group
     cfgs = [wdbench.TrainConfig(penalty="l1", lam=0.1, lr=lr, loop=loop, epochs=6,
                                 batch_size=BATCH, seed=SEED) for lr in rates]  # fmt: skip
-    got = wdbench.train_population(probs, cfgs, backend="triton")
+    got = wdbench.train_population(probs, cfgs, device=DEVICE, backend="triton")
     for s, problem in enumerate(probs):
         for k, config in enumerate(cfgs):
             ref = wdbench.train(problem, config, curves=False)
@@ -153,17 +155,26 @@ def test_train_population_backend_triton_matches_reference(monkeypatch: pytest.M
 
     monkeypatch.setattr(wdbench._kernels, "train_group_triton", spy)
     probs = problems()
+    groups = (("decoupled", "l2"), ("optim", "none"), ("optim", "elastic"), ("proximal", "l1"),
+              ("proximal", "l2"))  # fmt: skip
+    lams = (0.05, 0.5, 2.0, 0.0, 1.0, 0.3, 0.2, 0.1)  # ≥ 8 configurations share the seed
     cfgs = [
-        wdbench.TrainConfig(penalty=pen, lam=lam, lr=0.02, loop=loop, epochs=EPOCHS,
-                            batch_size=BATCH, seed=SEED, l1_ratio=0.6)  # fmt: skip
-        for loop, pens in (("decoupled", ("l2",)), ("optim", ("none", "elastic")),
-                           ("proximal", ("l1", "l2")))  # fmt: skip
-        for pen in pens
-        for lam in (0.05, 0.5, 2.0, 0.0, 1.0, 0.3, 0.2, 0.1)  # ≥ 8 share the seed: one group
+        wdbench.TrainConfig(
+            penalty=pen,
+            lam=lam,
+            lr=0.02,
+            loop=loop,
+            epochs=EPOCHS,
+            batch_size=BATCH,
+            seed=SEED,
+            l1_ratio=0.6,
+        )
+        for loop, pen in groups
+        for lam in lams
     ]
-    got = wdbench.train_population(probs, cfgs, backend="triton", curves=True)
+    got = wdbench.train_population(probs, cfgs, DEVICE, curves=True, backend="triton")
     assert len(calls) == 5
-    ref = wdbench.train_population(probs, cfgs, backend="reference", curves=True)
+    ref = wdbench.train_population(probs, cfgs, DEVICE, curves=True, backend="reference")
     assert got.w is not None and ref.w is not None
     assert_close(got.w, got.b, ref.w, ref.b)
     for name in ("train_loss", "val_loss", "test_loss"):

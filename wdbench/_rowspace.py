@@ -24,17 +24,23 @@ from __future__ import annotations
 
 import torch
 
-from wdbench._group import EpochHook, Group, GroupOutput
+from wdbench._group import EpochHook, Group, GroupOutput, mark_diverged
 
 __all__ = ["rowspace_applies", "split_init", "train_group_rowspace"]
 
 
 def rowspace_applies(group: Group) -> bool:
-    """A shared batch order, a penalty with no L1 part, and fewer rows than features (n < d:
-    otherwise the full space is the smaller one)."""
+    """A shared batch order, a penalty with no L1 part, fewer rows than features (n < d:
+    otherwise the full space is the smaller one), and the ``sgd`` rule or float64.
+
+    Proximal L2 in float32 stays in the full space: dividing by 1 + ηc rounded to float32 at
+    every step biases each weight by up to ~10⁻⁵ over 1000 steps at a small ηc; ``train`` has that
+    bias, and only the per-weight full-space step reproduces it.
+    """
     penalty = group.penalty
     no_l1 = not penalty.uses_l1_ratio and penalty.l1_weight == 0
-    return no_l1 and group.shared_order and group.X.shape[1] < group.X.shape[2]
+    exact_enough = group.rule == "sgd" or group.X.dtype == torch.float64
+    return no_l1 and exact_enough and group.shared_order and group.X.shape[1] < group.X.shape[2]
 
 
 def split_init(X: torch.Tensor, w0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,41 +56,65 @@ def split_init(X: torch.Tensor, w0: torch.Tensor) -> tuple[torch.Tensor, torch.T
 @torch.no_grad()
 def train_group_rowspace(group: Group, on_epoch: EpochHook | None = None) -> GroupOutput:
     """Train a shared-order group with no L1 part in the n-dimensional row space (see module)."""
-    X, y, order = group.X, group.y, group.order[0]
+    X = group.X
     S, K, n = int(X.shape[0]), group.size, int(X.shape[1])
     w0_null, beta = split_init(X, group.w0)
     gram64 = X.double() @ X.double().mT
     P, alpha = (gram64 @ beta).to(X.dtype), beta.to(X.dtype)
     b = torch.zeros(S, 1, K, dtype=X.dtype, device=X.device)
     bad = torch.zeros(S, K, dtype=torch.int64, device=X.device)
-    gram, steps_per_epoch = gram64.to(X.dtype), -(-n // group.batch_size)
-    decay = _Decay(group, steps_per_epoch)
-    resid = torch.empty(S, group.batch_size, K, dtype=X.dtype, device=X.device)
+    updates = torch.empty_like(P)  # the epoch's scaled residuals, rows in the epoch's order
+    steps = _epoch_steps(group, gram64.to(X.dtype), updates)
+    decay = _Decay(group, len(steps[0]))
     bias_step = torch.empty_like(b)
-    for epoch in range(group.epochs):
-        perm = order[epoch]
-        gram_p, y_p = gram[:, :, perm], y[:, perm].unsqueeze(-1)
-        for j, idx in enumerate(torch.split(perm, group.batch_size)):
-            start, stop = j * group.batch_size, j * group.batch_size + len(idx)
-            r = resid[:, : len(idx)]
+    for epoch, epoch_steps in enumerate(steps):
+        for j, (idx, r, gram_b, y_b, lr_b) in enumerate(epoch_steps):
             torch.index_select(P, 1, idx, out=r)
             decay.read(r, j)
-            r.add_(b).sub_(y_p[:, start:stop])
+            r.add_(b).sub_(y_b)
             torch.sum(r, 1, keepdim=True, out=bias_step)
-            b.addcmul_(bias_step, group.lr.T / len(idx), value=-1)
-            r.mul_(group.lr.T / len(idx))
+            b.addcmul_(bias_step, lr_b, value=-1)
+            r.mul_(lr_b)
             decay.write(r, j)
             decay.before(P, alpha)
-            P.baddbmm_(gram_p[:, :, start:stop], r, alpha=-1)
-            alpha.index_add_(1, idx, r, alpha=-1)
-            decay.after(P, alpha)
+            P.baddbmm_(gram_b, r, alpha=-1)
+            if decay.eager:
+                alpha.index_add_(1, idx, r, alpha=-1)
+                decay.after(P, alpha)
+        if not decay.eager:
+            alpha.index_add_(1, group.order[0, epoch], updates, alpha=-1)
         decay.fold(P, alpha)
         _mark_diverged(bad, epoch, alpha, b)
         if on_epoch is not None:
-            steps = (epoch + 1) * steps_per_epoch
-            on_epoch(epoch, _weights(group, w0_null, alpha, steps), b.mT)
-    w = _weights(group, w0_null, alpha, group.epochs * steps_per_epoch)
+            done = (epoch + 1) * len(epoch_steps)
+            on_epoch(epoch, _weights(group, w0_null, alpha, done), b.mT)
+    w = _weights(group, w0_null, alpha, group.epochs * len(steps[0]))
     return GroupOutput(w=w, b=b[:, 0], bad_epoch=bad)
+
+
+Step = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def _epoch_steps(group: Group, gram: torch.Tensor, updates: torch.Tensor) -> list[list[Step]]:
+    """Every step's ``(rows, update [S, B, K], G[:, rows] [S, n, B], y[rows] [S, B, 1], η/B)``,
+    built once: the Gram columns and targets are gathered in step order for the whole run, and
+    the update is a view of ``updates`` (the epoch's rows, in the epoch's order)."""
+    order, size = group.order[0], group.batch_size
+    gram_steps = gram[:, :, order].permute(2, 0, 1, 3).contiguous()  # [E, S, n, n]
+    y_steps = group.y[:, order].transpose(0, 1).unsqueeze(-1).contiguous()  # [E, S, n, 1]
+    lr_b = {B: group.lr.T / B for B in {min(size, order.shape[1] - s) for s in range(0, order.shape[1], size)}}
+    epochs = []
+    for epoch in range(order.shape[0]):
+        steps = []
+        for start in range(0, order.shape[1], size):
+            stop = min(start + size, order.shape[1])
+            steps.append((
+                order[epoch, start:stop], updates[:, start:stop],
+                gram_steps[epoch, :, :, start:stop], y_steps[epoch, :, start:stop],
+                lr_b[stop - start],
+            ))
+        epochs.append(steps)
+    return epochs
 
 
 class _Decay:
@@ -159,7 +189,5 @@ def _weights(group: Group, w0_null: torch.Tensor, alpha: torch.Tensor, steps: in
 
 
 def _mark_diverged(bad: torch.Tensor, epoch: int, alpha: torch.Tensor, b: torch.Tensor) -> None:
-    """Record ``epoch + 1`` where α or b first stops being finite (w = κᵗw₀⊥ + Xᵀα is finite
-    with them). Tested on the sum over the n rows: one cheap pass, no host synchronization."""
-    finite = torch.isfinite(alpha.sum(1) + b[:, 0])
-    bad.masked_fill_(~finite & (bad == 0), epoch + 1)
+    """``mark_diverged`` on α and b: w = κᵗw₀⊥ + Xᵀα is finite when they are."""
+    mark_diverged(bad, epoch, alpha.mT, b.mT)

@@ -10,6 +10,7 @@ flat row per (data index, configuration).
 from __future__ import annotations
 
 import dataclasses
+import operator
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,7 @@ SCALARS = ("b", "train_loss", "val_loss", "test_loss", "w_norm", "zero_fraction"
 
 def config_columns(configs: tuple[TrainConfig, ...]) -> dict[str, np.ndarray]:
     """Every ``TrainConfig`` field as one numpy column of length K (one pass over the configs)."""
-    rows = [dataclasses.astuple(c) for c in configs]
+    rows = list(map(operator.attrgetter(*CONFIG_FIELDS), configs))
     columns = zip(*rows, strict=True) if rows else ((),) * len(CONFIG_FIELDS)
     return {name: np.asarray(col) for name, col in zip(CONFIG_FIELDS, columns, strict=True)}
 

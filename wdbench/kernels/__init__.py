@@ -1,8 +1,9 @@
 """Fused GPU kernels for the population trainer (optional: they need Triton).
 
-``train_group_triton`` trains a ``wdbench._group.Group`` in one launch of a Triton kernel; ``wdbench.
-_kernels.select_kernel`` picks it for CUDA groups it ``applies`` to when Triton is importable.
-Importing this package never imports Triton.
+``train_group_triton`` trains a ``wdbench._group.Group`` in one launch of a Triton kernel;
+``wdbench._kernels.select_kernel`` picks it for the CUDA groups it ``applies`` to when Triton is
+importable. Importing this package never imports Triton. ``python -m wdbench.kernels.bench`` times
+it on a GPU; ``python -m wdbench.kernels.sass`` shows its compiled form without one.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import torch
@@ -46,15 +46,15 @@ class Case:
     penalty: str
     rule: str
     kernel: str = "triton"
-    options: KernelOptions = KernelOptions()
+    options: KernelOptions = field(default_factory=KernelOptions)
 
 
 def _sweep() -> tuple[Case, ...]:
-    l2 = [Case("l2", "sgd", options=KernelOptions(form="rowspace", layout="thread", block_k=32 * w,
-                                                   num_warps=w)) for w in (1, 2, 4, 8)]  # fmt: skip
-    l2 += [Case("l2", "sgd", options=KernelOptions(form=form, layout="warp", block_k=k,
-                                                   num_warps=w))
-           for form in ("rowspace", "full") for k, w in ((2, 1), (4, 1), (8, 1), (8, 2))]  # fmt: skip
+    """L2 over the tilings (thread: one configuration per thread, block = 32·warps; warp: a few
+    configurations per warp), every penalty and rule at the defaults, then the baselines."""
+    thread = [("rowspace", "thread", 32 * w, w) for w in (1, 2, 4, 8)]
+    warp = [(f, "warp", k, w) for f in ("rowspace", "full") for k, w in ((2, 1), (4, 1), (8, 1))]
+    l2 = [Case("l2", "sgd", options=KernelOptions(*tiling)) for tiling in (*thread, *warp)]
     rules = [Case(p, r) for p in ("none", "l2", "l1", "elastic") for r in ("sgd", "proximal")]
     baselines = [Case("l2", "sgd", "reference"), Case("l2", "sgd", "rowspace"),
                  Case("l1", "sgd", "reference")]  # fmt: skip
@@ -161,8 +161,10 @@ def _check(args: argparse.Namespace) -> str | None:
     if args.device not in ("cuda", "cpu"):
         return f"--device must be cuda or cpu, got {args.device!r}"
     if args.device == "cuda" and not torch.cuda.is_available():
-        return ("CUDA is not available: this benchmark needs a GPU "
-                "(python -m wdbench.kernels.sass inspects the compiled kernel without one)")  # fmt: skip
+        return (
+            "CUDA is not available: this benchmark needs a GPU "
+            "(python -m wdbench.kernels.sass inspects the compiled kernel without one)"
+        )
     if args.device == "cpu":
         from wdbench.kernels.triton_sgd import interpreted
 

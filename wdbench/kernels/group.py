@@ -26,11 +26,9 @@ __all__ = ["FORMS", "LAYOUTS", "KernelOptions", "applies", "train_group_triton"]
 FORMS = ("auto", "full", "rowspace")
 #: ``thread``: one configuration per thread; ``warp``: one configuration per row of lanes.
 LAYOUTS = ("auto", "thread", "warp")
+Tensors2 = tuple[torch.Tensor, torch.Tensor]
 Tensors3 = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-Launch = Callable[
-    [Tensors3, tuple[torch.Tensor, torch.Tensor], Tensors3, tuple[int, bool], tuple[int, int, bool]],
-    Tensors3,
-]
+Launch = Callable[[Tensors3, Tensors2, Tensors3, tuple[int, bool], tuple[int, int, bool]], Tensors3]
 #: Widest padded dimension ``layout="auto"`` gives the ``thread`` layout (w and its gradient sum
 #: must fit in one thread's registers).
 THREAD_MAX_DIM = 64
@@ -59,8 +57,11 @@ class KernelOptions:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {self.layout!r}")
         for name in ("block_k", "num_warps"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0 or (
-                value & (value - 1)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or value < 0
+                or (value & (value - 1))
             ):
                 raise ValueError(f"{name} must be 0 (default) or a power of two, got {value!r}")
 

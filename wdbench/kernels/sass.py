@@ -67,7 +67,8 @@ def inspect(variant: Variant, arch: int = 90) -> dict[str, object]:
     signature.update(dict.fromkeys(constants, "constexpr"))
     source = triton.compiler.ASTSource(fn=kernel, signature=signature, constexprs=constants)
     compiled = triton.compile(source, target=GPUTarget("cuda", arch, 32),
-                              options={"num_warps": variant.num_warps})  # fmt: skip
+                              options={"num_warps": variant.num_warps,
+                                       "enable_fp_fusion": True})  # fmt: skip
     tools = Path(triton.__file__).parent / "backends" / "nvidia" / "bin"
     with tempfile.TemporaryDirectory() as tmp:
         cubin = Path(tmp) / "kernel.cubin"

@@ -40,7 +40,7 @@ _FLOAT32_MAX = tl.constexpr(3.4028234663852886e38)
 
 
 @triton.jit
-def _per_config(v, D_MAJOR: tl.constexpr):  # type: ignore[no-untyped-def]
+def _per_config(v, D_MAJOR: tl.constexpr):
     """A ``[BLOCK_K]`` vector, broadcastable against the weight tile."""
     if D_MAJOR:
         return v[None, :]
@@ -49,7 +49,7 @@ def _per_config(v, D_MAJOR: tl.constexpr):  # type: ignore[no-untyped-def]
 
 
 @triton.jit
-def _per_dim(v, D_MAJOR: tl.constexpr):  # type: ignore[no-untyped-def]
+def _per_dim(v, D_MAJOR: tl.constexpr):
     """A ``[BLOCK_D]`` vector, broadcastable against the weight tile."""
     if D_MAJOR:
         return v[:, None]
@@ -58,7 +58,7 @@ def _per_dim(v, D_MAJOR: tl.constexpr):  # type: ignore[no-untyped-def]
 
 
 @triton.jit
-def _dot(w, x, D_MAJOR: tl.constexpr):  # type: ignore[no-untyped-def]
+def _dot(w, x, D_MAJOR: tl.constexpr):
     """x·w for every configuration of the tile: ``[BLOCK_K]``."""
     if D_MAJOR:
         return tl.sum(w * x[:, None], axis=0)
@@ -67,7 +67,7 @@ def _dot(w, x, D_MAJOR: tl.constexpr):  # type: ignore[no-untyped-def]
 
 
 @triton.jit
-def _tile_offsets(ks, ds, K, BLOCK_D: tl.constexpr, D_MAJOR: tl.constexpr):  # type: ignore[no-untyped-def]
+def _tile_offsets(ks, ds, K, BLOCK_D: tl.constexpr, D_MAJOR: tl.constexpr):
     """Offsets of the weight tile in memory: ``[D, K]`` (thread layout) or ``[K, D]``; the
     contiguous axis is the one the threads run along, which fixes the compiler's layout."""
     if D_MAJOR:
@@ -77,17 +77,9 @@ def _tile_offsets(ks, ds, K, BLOCK_D: tl.constexpr, D_MAJOR: tl.constexpr):  # t
 
 
 @triton.jit
-def _zeros(BLOCK_K: tl.constexpr, BLOCK_D: tl.constexpr, D_MAJOR: tl.constexpr):  # type: ignore[no-untyped-def]
-    if D_MAJOR:
-        return tl.zeros([BLOCK_D, BLOCK_K], dtype=tl.float32)
-    else:
-        return tl.zeros([BLOCK_K, BLOCK_D], dtype=tl.float32)
-
-
-@triton.jit
 def _step(w, b, x_base, y_base, order_row, start, n, lr, p1, p2, ds,
           BATCH: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_D: tl.constexpr,
-          PROXIMAL: tl.constexpr, HAS_L1: tl.constexpr, D_MAJOR: tl.constexpr):  # type: ignore[no-untyped-def]  # fmt: skip
+          PROXIMAL: tl.constexpr, HAS_L1: tl.constexpr, D_MAJOR: tl.constexpr):  # fmt: skip
     """One minibatch step on the rows ``order_row[start : start + BATCH]`` (clipped at n)."""
     gb = tl.zeros([BLOCK_K], dtype=tl.float32)
     for j in tl.static_range(BATCH):
@@ -130,7 +122,7 @@ def _fit_kernel(
     p1 = _per_config(tl.load(P1 + ks, mask=kmask, other=0.0), D_MAJOR)
     p2 = _per_config(tl.load(P2 + ks, mask=kmask, other=0.0), D_MAJOR)
     rows = _tile_offsets(ks, ds, K, BLOCK_D, D_MAJOR)
-    tile_mask = _per_config(kmask, D_MAJOR) & _per_dim(ds < BLOCK_D, D_MAJOR)
+    tile_mask = _per_config(kmask, D_MAJOR) & _per_dim(ds < BLOCK_D, D_MAJOR)  # kmask, as a tile
     w = tl.load(W0 + s * stride_w0 + rows, mask=tile_mask, other=0.0)
     b = tl.load(B0 + s * stride_b0 + ks, mask=kmask, other=0.0)
     stop = tl.zeros([BLOCK_K], dtype=tl.int32)
@@ -167,9 +159,9 @@ def launch(
     (columns past the problem's dimension are zero); ``start = (w0, b0 [S or 1, K])`` with ``w0``
     ``[S or 1, D, K]`` when ``d_major`` (the thread layout), else ``[S or 1, K, D]``;
     ``coefs = (lr, p1, p2)``, each ``[K]`` float32 (module docstring); ``rule = (batch_size,
-    proximal)``; ``tiling = (block_k, num_warps, d_major)``. Returns ``w`` (laid out as ``w0``, with
-    S rows), ``b [S, K]``
-    and ``stop [S, K]`` int32: 0, or the epoch (1-based) after which the run stopped being finite.
+    proximal)``; ``tiling = (block_k, num_warps, d_major)``. Returns ``w`` (laid out as ``w0``,
+    with S rows), ``b [S, K]`` and ``stop [S, K]`` int32: 0, or the epoch (1-based) after which
+    the run first stopped being finite. Multiply-adds are fused (``enable_fp_fusion``).
     """
     X, y, order = data
     w0, b0 = start
@@ -178,6 +170,8 @@ def launch(
     w = torch.empty(n_problems, *w0.shape[1:], dtype=torch.float32, device=X.device)
     b = torch.empty(n_problems, k, dtype=torch.float32, device=X.device)
     stop = torch.empty(n_problems, k, dtype=torch.int32, device=X.device)
+    if max(w.numel(), X.numel()) >= 2**31:
+        raise ValueError("the kernel indexes with int32: split the configurations into chunks")
     batch_size, proximal = rule
     block_k, num_warps, d_major = tiling
     _fit_kernel[(triton.cdiv(k, block_k), n_problems)](
@@ -186,5 +180,6 @@ def launch(
         b0.stride(0) if b0.shape[0] > 1 else 0,
         BATCH=batch_size, BLOCK_K=block_k, BLOCK_D=padded, PROXIMAL=proximal,
         HAS_L1=bool((p1 != 0).any()), D_MAJOR=d_major, num_warps=num_warps,
+        enable_fp_fusion=True,
     )  # fmt: skip
     return w, b, stop

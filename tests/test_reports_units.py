@@ -1,0 +1,144 @@
+"""Unit checks of the report: statistics, loaders, escaping, generated conclusions (no plots)."""
+
+from __future__ import annotations
+
+import json
+import math
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from reports.bench import load_benchmarks
+from reports.conclusions import conclusions
+from reports.document import Bullets, Code, Document, Figure, Paragraph, Section, Table
+from reports.load import ReportInputError, RunData, load_run
+from reports.render import md_escape, render_html, render_markdown
+from reports.sections import mask_secrets
+from reports.stats import ci_half_width, final_losses, grid_summary, paired_difference
+
+HOSTILE = '<img src=x onerror="alert(1)"> </td></table> & *bold* | `code` [a](b)'
+
+
+def test_ci_half_width_is_student_t() -> None:
+    assert ci_half_width(1.0, 2) == pytest.approx(12.7062047 / math.sqrt(2), rel=1e-6)
+    assert ci_half_width(2.0, 5) == pytest.approx(2.7764451 * 2.0 / math.sqrt(5), rel=1e-6)
+    assert math.isnan(ci_half_width(1.0, 1))
+
+
+def test_grid_summary_averages_seeds_and_drops_diverged() -> None:
+    rows = [dict(penalty="l2", loop="scratch", lam=0.1, l1_ratio=math.nan, data_seed=s,
+                 val_loss=v, train_loss=1.0, w_norm=2.0, zero_fraction=0.0, status=st)
+            for s, v, st in ((0, 1.0, "ok"), (1, 3.0, "ok"), (2, math.inf, "diverged"))]
+    summary = grid_summary(pd.DataFrame(rows))
+    assert len(summary) == 1
+    row = summary.iloc[0]
+    assert row["val_mean"] == 2.0 and row["n"] == 2
+    assert row["val_ci95"] == pytest.approx(ci_half_width(math.sqrt(2.0), 2))
+
+
+def _curves(finals: dict[str, list[float]]) -> pd.DataFrame:
+    rows = [dict(label=label, penalty=label.removeprefix("best-"), loop="scratch", lam=0.1,
+                 l1_ratio=math.nan, data_seed=s, epoch=e, split="val", loss=v * (3 - e))
+            for label, values in finals.items() for s, v in enumerate(values) for e in (1, 2)]
+    return pd.DataFrame(rows)
+
+
+def test_paired_difference_uses_last_epoch_and_common_seeds() -> None:
+    final = final_losses(_curves({"a": [1.0, 2.0, 3.0], "b": [0.5, 1.0, 2.5]}), "val")
+    d = paired_difference(final, "a", "b")
+    assert d is not None and d.n == 3
+    assert d.mean == pytest.approx(2.0 / 3.0)
+    assert d.ci95 == pytest.approx(ci_half_width(float(pd.Series([0.5, 1.0, 0.5]).std()), 3))
+    assert paired_difference(final, "a", "missing") is None
+
+
+def _run(finals: dict[str, list[float]], problem: str) -> RunData:
+    selected = pd.DataFrame([
+        dict(label=label, penalty=label.removeprefix("best-"), loop="scratch", lam=0.1,
+             l1_ratio=math.nan, val_mean=sum(v) / len(v), val_ci95=0.1, test_mean=1.0,
+             test_ci95=0.1, is_best=False)
+        for label, v in finals.items()
+    ])
+    trials = pd.DataFrame({"number": [0], "state": ["COMPLETE"], "penalty": ["l2"],
+                           "loop": ["scratch"], "lam": [0.1], "l1_ratio": [math.nan],
+                           "value": [1.0], "val_ci95": [0.1], "w_norm": [1.0],
+                           "zero_fraction": [0.0], "fail_reason": [""]})
+    return RunData(Path("x"), {"problem": problem}, trials, None, None, selected,
+                   _curves(finals), ())
+
+
+def test_conclusion_says_undecided_when_the_interval_holds_zero() -> None:
+    run = _run({"best-l1": [1.0, 2.0, 3.0], "best-l2": [1.2, 1.9, 3.0]}, "synthetic")
+    text = " ".join(conclusions(run, None, None, load_benchmarks(Path("/nonexistent"))))
+    assert "L1 and L2 cannot be told apart" in text
+    assert "lore" not in text
+
+
+@pytest.mark.parametrize(("problem", "verb"), [("synthetic", "agrees with"),
+                                               ("synthetic-sparse", "contradicts")])
+def test_conclusion_compares_with_lore(problem: str, verb: str) -> None:
+    run = _run({"best-l1": [2.0, 2.1, 2.2], "best-l2": [1.0, 1.05, 1.1]}, problem)
+    text = " ".join(conclusions(run, None, None, load_benchmarks(Path("/nonexistent"))))
+    assert "L2 beats L1: validation loss 2× lower" in text
+    assert f"This {verb} the common lore" in text
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+
+
+def test_every_block_escapes_user_text() -> None:
+    doc = Document(HOSTILE, HOSTILE, (Section(HOSTILE, "s", (
+        Paragraph(HOSTILE), Bullets((HOSTILE,)), Code(HOSTILE),
+        Table((HOSTILE,), ((HOSTILE,),), HOSTILE), Figure("f.png", HOSTILE, HOSTILE))),))
+    parser = _Tags()
+    parser.feed(render_html(doc))
+    assert parser.tags.count("img") == 1 and "table" in parser.tags
+    assert parser.tags.count("table") == 1
+    markdown = render_markdown(doc)
+    assert "<img" not in markdown.replace("```\n" + HOSTILE + "\n```", "")
+
+
+def test_md_escape_neutralises_markdown_and_html() -> None:
+    assert md_escape("*a* | <b> [x](y) `c`") == r"\*a\* \| &lt;b&gt; \[x\](y) \`c\`"
+    assert md_escape("1. item") == r"1\. item" and md_escape("0.25") == "0.25"
+
+
+def test_mask_secrets_hides_passwords() -> None:
+    masked = mask_secrets("postgresql://bob:pa55@host/db?password=pa55&x=1")
+    assert "pa55" not in masked and "bob:***@host" in masked
+
+
+def _bench_doc(median: float, when: str) -> dict[str, object]:
+    stats = {"min": median, "max": median, "mean": median, "median": median, "stddev": 0.0,
+             "rounds": 3}
+    return {"machine_info": {}, "commit_info": {}, "datetime": when, "benchmarks": [
+        {"group": "update-loops-run", "name": "t[scratch]", "fullname": "b.py::t[scratch]",
+         "stats": stats, "extra_info": {"device": "cpu", "loop": "scratch", "penalty": "l2"}}]}
+
+
+def test_benchmarks_newest_wins_and_bad_files_are_skipped(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "0001.json").write_text(json.dumps(_bench_doc(2.0, "2024-01-01")))
+    (tmp_path / "m" / "0002.json").write_text(json.dumps(_bench_doc(1.0, "2024-02-01")))
+    (tmp_path / "notes.json").write_text("{not json")
+    bench = load_benchmarks(tmp_path)
+    assert list(bench.table["median"]) == [1.0]
+    assert len(bench.skipped) == 1 and bench.skipped[0].startswith("notes.json")
+    assert load_benchmarks(tmp_path / "absent").table.empty
+
+
+def test_unreadable_or_foreign_trials_are_user_errors(tmp_path: Path) -> None:
+    (tmp_path / "trials.parquet").write_bytes(b"not parquet")
+    with pytest.raises(ReportInputError, match="cannot read"):
+        load_run(tmp_path)
+    pd.DataFrame({"number": [0], "state": ["COMPLETE"]}).to_parquet(tmp_path / "trials.parquet")
+    with pytest.raises(ReportInputError, match="lacks the columns"):
+        load_run(tmp_path)
