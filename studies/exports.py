@@ -27,6 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from studies.cli import Settings
 from studies.kernel import Evaluation, evaluate
+from studies.loop import STATS_ATTR
 from studies.seeds import StudySeeds
 from studies.space import SearchPoint, point_from_params
 from studies.stats import summarize
@@ -72,8 +73,9 @@ def _trial_row(trial: FrozenTrial) -> dict[str, Any]:
         datetime_start=trial.datetime_start,
         datetime_complete=trial.datetime_complete,
     )
+    stats = attrs.get(STATS_ATTR) or {}
     for key in ("val_std", "val_ci95", "w_norm", "zero_fraction"):
-        value = attrs.get(key)
+        value = stats.get(key)
         row[key] = math.nan if value is None else float(value)
     return row
 

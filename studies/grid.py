@@ -36,8 +36,6 @@ __all__ = [
 
 #: l1_ratio values of the elastic branch of the dense grid.
 GRID_L1_RATIOS = (0.2, 0.5, 0.8)
-#: Configurations per kernel call (bounds memory; the kernel batches within a call).
-CHUNK = 1024
 #: λ points of the coordinate-descent oracles (lasso, elastic net) and their tolerance: at
 #: 1e-6 the validation losses agree with 1e-12 to ~1e-10 while the path solves ~10× faster.
 ORACLE_CD_POINTS = 32
@@ -57,22 +55,20 @@ def grid_points(settings: Settings) -> list[SearchPoint]:
 def dense_grid(
     settings: Settings, problems: Sequence[Problem], seeds: StudySeeds, device: torch.device
 ) -> pd.DataFrame:
-    """One row per grid point × data seed (columns of ``grid.parquet``)."""
+    """One row per grid point × data seed (columns of ``grid.parquet``).
+
+    One kernel call: it groups the points by penalty and rule and bounds memory itself.
+    """
     points = grid_points(settings)
+    ev = evaluate(problems, [p.config(settings, seeds.train_seed) for p in points], device=device)
+    base = pd.DataFrame([p.row() for p in points])
     frames = []
-    for start in range(0, len(points), CHUNK):
-        chunk = points[start : start + CHUNK]
-        configs = [p.config(settings, seeds.train_seed) for p in chunk]
-        ev = evaluate(problems, configs, device=device)
-        for s, data_seed in enumerate(seeds.data_seeds):
-            frame = pd.DataFrame([p.row() for p in chunk])
-            frame["data_seed"] = data_seed
-            frame["val_loss"] = ev.val_loss[s]
-            frame["train_loss"] = ev.train_loss[s]
-            frame["w_norm"] = ev.w_norm[s]
-            frame["zero_fraction"] = ev.zero_fraction[s]
-            frame["status"] = np.where(ev.diverged[s], "diverged", "ok")
-            frames.append(frame)
+    for s, data_seed in enumerate(seeds.data_seeds):
+        frame = base.assign(data_seed=data_seed, val_loss=ev.val_loss[s],
+                            train_loss=ev.train_loss[s], w_norm=ev.w_norm[s],
+                            zero_fraction=ev.zero_fraction[s])
+        frame["status"] = np.where(ev.diverged[s], "diverged", "ok")
+        frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
 

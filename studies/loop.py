@@ -1,11 +1,12 @@
 """The batched ask / train / tell loop one worker runs against a shared study.
 
 Each round asks up to ``--batch`` trials, trains them together on the S data draws (one
-``evaluate`` call over S × K), and tells each back: COMPLETE with the mean validation loss, or
-FAIL (reason and diverging data seeds in user attributes) when any data seed diverged. The loop
-stops once the study holds ``--n-trials`` COMPLETE trials, counting trials other workers are
-running, so N workers on one storage finish together. FAIL trials do not count; a worker gives
-up after ``--n-trials`` failures of its own so an always-diverging setting cannot loop forever.
+``evaluate`` call over S × K), and tells each back: COMPLETE with the mean validation loss (the
+per-seed values and their spread in the user attribute ``stats``), or FAIL (user attributes
+``fail_reason`` and ``diverged_seeds``) when any data seed diverged. The loop stops once the
+study holds ``--n-trials`` COMPLETE trials, counting trials other workers are running, so N
+workers on one storage finish together. FAIL trials do not count; a worker gives up after
+``--n-trials`` failures of its own so an always-diverging setting cannot loop forever.
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ from studies.storage import open_storage, parse_storage, run_directory
 from studies.workers_guard import WorkerGuard
 from wdbench import Problem, resolve_device
 
-__all__ = ["BatchOutcome", "count_trials", "load_study", "run_batch", "run_worker"]
+__all__ = ["STATS_ATTR", "BatchOutcome", "count_trials", "load_study", "run_batch", "run_worker"]
+
+#: User attribute of a COMPLETE trial: per-seed validation losses, their std and 95% CI
+#: half-width, and the means over seeds of train loss, ‖w‖₂ and the fraction of exact zeros.
+STATS_ATTR = "stats"
 
 
 @dataclass(frozen=True)
@@ -121,7 +126,7 @@ def tell(
         study.tell(trial, state=TrialState.FAIL)
         return False
     summary = summarize(val)
-    attrs = {
+    stats = {
         "val_per_seed": [float(v) for v in val],
         "val_std": _finite_or_none(summary.std),
         "val_ci95": _finite_or_none(summary.ci95),
@@ -129,8 +134,7 @@ def tell(
         "w_norm": float(evaluation.w_norm[:, k].mean()),
         "zero_fraction": float(evaluation.zero_fraction[:, k].mean()),
     }
-    for key, value in attrs.items():
-        trial.set_user_attr(key, value)
+    trial.set_user_attr(STATS_ATTR, stats)  # one storage write (each attribute is one)
     study.tell(trial, summary.mean)
     return True
 

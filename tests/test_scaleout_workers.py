@@ -22,24 +22,30 @@ from studies.heartbeat import FAIL_REASON, OWNER_KEY, REQUEUED_FROM
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDY = "scaleout"
-N_TRIALS, BATCH = 8, 2
+N_TRIALS, BATCH, EPOCHS = 8, 2, 30
 WAIT_S = 240.0
 
 
-@dataclass(frozen=True)
+@dataclass
 class Target:
     """Where the study lives: ``--out`` and, for PostgreSQL, ``--storage``."""
 
     out: Path
     url: str | None
+    _storage: BaseStorage | None = None
 
     def flags(self) -> list[str]:
         return ["--out", str(self.out)] + ([] if self.url is None else ["--storage", self.url])
 
     def open(self) -> BaseStorage:
-        if self.url is not None:
-            return RDBStorage(self.url)
-        return JournalStorage(JournalFileBackend(str(self.out / STUDY / "study.log")))
+        """The test's own handle (kept: later reads only fetch what changed)."""
+        if self._storage is None:
+            if self.url is not None:
+                self._storage = RDBStorage(self.url)
+            else:
+                path = str(self.out / STUDY / "study.log")
+                self._storage = JournalStorage(JournalFileBackend(path))
+        return self._storage
 
     def exists(self) -> bool:
         return self.url is not None or (self.out / STUDY / "study.log").exists()
@@ -55,7 +61,7 @@ def _start(target: Target, workers: int) -> subprocess.Popen[str]:
     command = [
         sys.executable, "-m", "studies.search", "--study-name", STUDY,
         "--n-trials", str(N_TRIALS), "--batch", str(BATCH), "--workers", str(workers),
-        "--epochs", "100", "--seeds", "1", "--sampler", "random", "--device", "cpu",
+        "--epochs", str(EPOCHS), "--seeds", "1", "--sampler", "random", "--device", "cpu",
         "--grid-points", "2", "--no-report", "--heartbeat-interval", "0.5", "--stale-after", "4",
         *target.flags(),
     ]  # fmt: skip

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from wdbench._group import EpochHook, Group, GroupOutput, mark_diverged
+from wdbench._group import DivergenceLog, EpochHook, Group, GroupOutput
 
 __all__ = ["train_group_fullspace"]
 
@@ -26,45 +26,74 @@ __all__ = ["train_group_fullspace"]
 @torch.no_grad()
 def train_group_fullspace(group: Group, on_epoch: EpochHook | None = None) -> GroupOutput:
     """Train a shared-order group in the d-dimensional weight space (see module)."""
-    X, y, order = group.X, group.y, group.order[0]
-    S, K, n = int(X.shape[0]), group.size, int(X.shape[1])
-    a, c = group.coefficients()
-    lr = group.lr
-    w = group.w0.expand(S, *group.w0.shape).contiguous()
-    b = torch.zeros(S, K, 1, dtype=X.dtype, device=X.device)
-    bad = torch.zeros(S, K, dtype=torch.int64, device=X.device)
-    buffer, bias_step = torch.empty_like(w), torch.empty_like(b)
-    slices = [(start, min(start + group.batch_size, n)) for start in range(0, n, group.batch_size)]
-    sizes = {stop - start for start, stop in slices}
-    lr_b = {size: lr / size for size in sizes}
-    resid = {size: torch.empty(S, K, size, dtype=X.dtype, device=X.device) for size in sizes}
-    proximal = group.rule == "proximal"
-    decays = group.penalty.l2_weight != 0 or group.penalty.uses_l1_ratio
-    lr_a, lr_c, shrink = lr * a, lr * c, 1 + lr * c
-    for epoch in range(group.epochs):
-        perm = order[epoch]
-        X_p, y_p = X[:, perm], y[:, perm].unsqueeze(1)
-        for start, stop in slices:
-            size = stop - start
-            X_b, r = X_p[:, start:stop], resid[size]
-            torch.bmm(w, X_b.mT, out=r)
-            r.add_(b).sub_(y_p[..., start:stop])
-            torch.sum(r, -1, keepdim=True, out=bias_step)
-            b.addcmul_(bias_step, lr_b[size], value=-1)
-            r.mul_(lr_b[size])
-            if proximal:
-                w.baddbmm_(r, X_b, alpha=-1)
-                torch.clamp(w, min=-lr_a, max=lr_a, out=buffer)
-                w.sub_(buffer)
-                if decays:
-                    w.div_(shrink)
-            else:
-                torch.sign(w, out=buffer)
-                if decays:
-                    w.addcmul_(w, lr_c, value=-1)
-                w.baddbmm_(r, X_b, alpha=-1)
-                w.addcmul_(buffer, lr_a, value=-1)
-        mark_diverged(bad, epoch, w, b)
+    X = group.X
+    S, K = int(X.shape[0]), group.size
+    w = group.w0.T.expand(S, -1, -1).contiguous()  # [S, d, K]
+    b = torch.zeros(S, 1, K, dtype=X.dtype, device=X.device)
+    log = DivergenceLog(group.epochs, b[:, 0])
+    rule = _Rule(group)
+    resid, bias_step = torch.empty(S, group.batch_size, K, dtype=X.dtype, device=X.device), b.clone()
+    for epoch, steps in enumerate(_epoch_steps(group)):
+        for X_b, X_bt, y_b in steps:
+            size = X_b.shape[1]
+            r = resid[:, :size]
+            torch.bmm(X_b, w, out=r)
+            r.add_(b).sub_(y_b)
+            torch.sum(r, 1, keepdim=True, out=bias_step)
+            b.addcmul_(bias_step, rule.lr_b[size], value=-1)
+            rule.step(w, r.mul_(rule.lr_b[size]), X_bt)
+        log.record(epoch, w.mT, b.mT)
         if on_epoch is not None:
-            on_epoch(epoch, w, b)
-    return GroupOutput(w=w, b=b.squeeze(-1), bad_epoch=bad)
+            on_epoch(epoch, w.mT, b.mT)
+    return GroupOutput(w=w.mT.contiguous(), b=b[:, 0], bad_epoch=log.bad_epoch())
+
+
+def _epoch_steps(group: Group) -> list[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
+    """Every step's ``(X_b [S, B, d], X_bᵀ [S, d, B], y_b [S, B, 1])``: the training rows are
+    gathered once in step order for the whole run, so a batch is a slice."""
+    order, size = group.order[0], group.batch_size
+    X_steps = group.X[:, order].transpose(0, 1).contiguous()  # [E, S, n, d]
+    X_steps_t = X_steps.mT.contiguous()  # [E, S, d, n]
+    y_steps = group.y[:, order].transpose(0, 1).unsqueeze(-1).contiguous()  # [E, S, n, 1]
+    n = int(order.shape[1])
+    return [
+        [
+            (X_steps[e, :, start : start + size], X_steps_t[e, :, :, start : start + size],
+             y_steps[e, :, start : start + size])
+            for start in range(0, n, size)
+        ]
+        for e in range(order.shape[0])
+    ]
+
+
+class _Rule:
+    """The weight update of the group's rule, in place on ``w [S, d, K]`` given (η/B)·r."""
+
+    def __init__(self, group: Group) -> None:
+        a, c = group.coefficients()
+        n, size = int(group.X.shape[1]), group.batch_size
+        self.lr_b = {B: group.lr.T / B for B in {min(size, n - s) for s in range(0, n, size)}}
+        self.lr_a, self.lr_c, self.shrink = (group.lr * a).T, (group.lr * c).T, (1 + group.lr * c).T
+        self.proximal = group.rule == "proximal"
+        self.decays = group.penalty.l2_weight != 0 or group.penalty.uses_l1_ratio
+        self.l1 = group.penalty.l1_weight != 0 or group.penalty.uses_l1_ratio
+        self.buffer: torch.Tensor | None = None
+
+    def step(self, w: torch.Tensor, r: torch.Tensor, X_bt: torch.Tensor) -> None:
+        if self.buffer is None:
+            self.buffer = torch.empty_like(w)
+        if self.proximal:
+            w.baddbmm_(X_bt, r, alpha=-1)
+            if self.l1:
+                torch.clamp(w, min=-self.lr_a, max=self.lr_a, out=self.buffer)
+                w.sub_(self.buffer)
+            if self.decays:
+                w.div_(self.shrink)
+            return
+        if self.l1:
+            torch.sign(w, out=self.buffer)
+        if self.decays:
+            w.addcmul_(w, self.lr_c, value=-1)
+        w.baddbmm_(X_bt, r, alpha=-1)
+        if self.l1:
+            w.addcmul_(self.buffer, self.lr_a, value=-1)

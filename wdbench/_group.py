@@ -20,10 +20,10 @@ from wdbench.updates import data_grad, proximal_step, sgd_step
 
 __all__ = [
     "LOOP_RULES",
+    "DivergenceLog",
     "EpochHook",
     "Group",
     "GroupOutput",
-    "mark_diverged",
     "train_group_reference",
 ]
 
@@ -83,15 +83,30 @@ class GroupOutput:
     bad_epoch: torch.Tensor
 
 
-def mark_diverged(bad: torch.Tensor, epoch: int, w: torch.Tensor, b: torch.Tensor) -> None:
-    """Record ``epoch + 1`` in ``bad [S, K]`` where a row of w or b first stops being finite.
+class DivergenceLog:
+    """Which epoch each row of a ``[S, K]`` group first stopped being finite.
 
-    Tested on the row sums (one cheap reduction, no full-size temporary): a non-finite entry
-    always makes its row's sum non-finite, and so would entries within a factor d of overflow,
-    whose run diverges a step later anyway. No host synchronization: rows are only flagged.
+    ``record`` stores the row sums of w and b after every epoch into a preallocated
+    ``[E, S, K]`` buffer (one reduction, no host synchronization: capture-friendly); ``bad_epoch``
+    reads them all at the end. A non-finite entry always makes its row's sum non-finite (so would
+    entries within a factor d of overflow, in a run that diverges a step later anyway). Once a
+    row is not finite the update rules keep it so, so the first flagged epoch is the one at which
+    ``wdbench.train`` stops.
     """
-    total = w.sum(-1) + b.sum(-1)
-    bad.masked_fill_(~torch.isfinite(total) & (bad == 0), epoch + 1)
+
+    def __init__(self, epochs: int, like: torch.Tensor) -> None:
+        self.sums = torch.zeros(epochs, *like.shape, dtype=like.dtype, device=like.device)
+
+    def record(self, epoch: int, w: torch.Tensor, b: torch.Tensor) -> None:
+        """Log the row sums of ``w`` and ``b`` (``[S, K, ·]``) after ``epoch``."""
+        torch.sum(w, -1, out=self.sums[epoch])
+        self.sums[epoch].add_(b.sum(-1))
+
+    def bad_epoch(self) -> torch.Tensor:
+        """``[S, K]`` int64: the first (1-based) epoch with a non-finite row, 0 if none."""
+        bad = ~torch.isfinite(self.sums)
+        first = bad.to(torch.int8).argmax(0) + 1
+        return torch.where(bad.any(0), first, 0)
 
 
 def epoch_batches(order: torch.Tensor, epoch: int, batch_size: int) -> Iterator[torch.Tensor]:
@@ -112,17 +127,17 @@ def train_group_reference(group: Group, on_epoch: EpochHook | None = None) -> Gr
     S, K = int(group.X.shape[0]), group.size
     w = group.w0.expand(S, *group.w0.shape).clone()
     b = torch.zeros(S, K, 1, dtype=w.dtype, device=w.device)
-    bad = torch.zeros(S, K, dtype=torch.int64, device=w.device)
+    log = DivergenceLog(group.epochs, w[..., 0])
     step = sgd_step if group.rule == "sgd" else proximal_step
     for epoch in range(group.epochs):
         for idx in epoch_batches(group.order, epoch, group.batch_size):
             gw, gb = _batch_grad(group, idx, w, b)
             w = step(w, gw, group.lr, group.penalty, group.lam, group.l1_ratio)
             b = b - group.lr * gb
-        mark_diverged(bad, epoch, w, b)
+        log.record(epoch, w, b)
         if on_epoch is not None:
             on_epoch(epoch, w, b)
-    return GroupOutput(w=w, b=b.squeeze(-1), bad_epoch=bad)
+    return GroupOutput(w=w, b=b.squeeze(-1), bad_epoch=log.bad_epoch())
 
 
 def _batch_grad(

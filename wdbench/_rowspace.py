@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from wdbench._group import EpochHook, Group, GroupOutput, mark_diverged
+from wdbench._group import DivergenceLog, EpochHook, Group, GroupOutput
 
 __all__ = ["rowspace_applies", "split_init", "train_group_rowspace"]
 
@@ -57,120 +57,112 @@ def split_init(X: torch.Tensor, w0: torch.Tensor) -> tuple[torch.Tensor, torch.T
 def train_group_rowspace(group: Group, on_epoch: EpochHook | None = None) -> GroupOutput:
     """Train a shared-order group with no L1 part in the n-dimensional row space (see module)."""
     X = group.X
-    S, K, n = int(X.shape[0]), group.size, int(X.shape[1])
+    S, K = int(X.shape[0]), group.size
     w0_null, beta = split_init(X, group.w0)
     gram64 = X.double() @ X.double().mT
     P, alpha = (gram64 @ beta).to(X.dtype), beta.to(X.dtype)
     b = torch.zeros(S, 1, K, dtype=X.dtype, device=X.device)
-    bad = torch.zeros(S, K, dtype=torch.int64, device=X.device)
+    log = DivergenceLog(group.epochs, b[:, 0])
     updates = torch.empty_like(P)  # the epoch's scaled residuals, rows in the epoch's order
     steps = _epoch_steps(group, gram64.to(X.dtype), updates)
-    decay = _Decay(group, len(steps[0]))
+    decay = _Decay(group, [len(step[0]) for step in steps[0]])
     bias_step = torch.empty_like(b)
     for epoch, epoch_steps in enumerate(steps):
-        for j, (idx, r, gram_b, y_b, lr_b) in enumerate(epoch_steps):
+        for j, (idx, r, gram_b, y_b) in enumerate(epoch_steps):
             torch.index_select(P, 1, idx, out=r)
-            decay.read(r, j)
+            if decay.lazy and j:
+                r.mul_(decay.read[j])
             r.add_(b).sub_(y_b)
             torch.sum(r, 1, keepdim=True, out=bias_step)
-            b.addcmul_(bias_step, lr_b, value=-1)
-            r.mul_(lr_b)
-            decay.write(r, j)
-            decay.before(P, alpha)
-            P.baddbmm_(gram_b, r, alpha=-1)
+            b.addcmul_(bias_step, decay.lr_b[j], value=-1)
+            r.mul_(decay.scale[j])
             if decay.eager:
-                alpha.index_add_(1, idx, r, alpha=-1)
-                decay.after(P, alpha)
+                decay.eager_step(P, alpha, gram_b, idx, r)
+            else:
+                P.baddbmm_(gram_b, r, alpha=-1)
         if not decay.eager:
             alpha.index_add_(1, group.order[0, epoch], updates, alpha=-1)
         decay.fold(P, alpha)
-        _mark_diverged(bad, epoch, alpha, b)
+        log.record(epoch, alpha.mT, b.mT)  # w = κᵗw₀⊥ + Xᵀα is finite with α
         if on_epoch is not None:
             done = (epoch + 1) * len(epoch_steps)
             on_epoch(epoch, _weights(group, w0_null, alpha, done), b.mT)
     w = _weights(group, w0_null, alpha, group.epochs * len(steps[0]))
-    return GroupOutput(w=w, b=b[:, 0], bad_epoch=bad)
+    return GroupOutput(w=w, b=b[:, 0], bad_epoch=log.bad_epoch())
 
 
-Step = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+Step = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 def _epoch_steps(group: Group, gram: torch.Tensor, updates: torch.Tensor) -> list[list[Step]]:
-    """Every step's ``(rows, update [S, B, K], G[:, rows] [S, n, B], y[rows] [S, B, 1], η/B)``,
+    """Every step's ``(rows, update [S, B, K], G[:, rows] [S, n, B], y[rows] [S, B, 1])``,
     built once: the Gram columns and targets are gathered in step order for the whole run, and
     the update is a view of ``updates`` (the epoch's rows, in the epoch's order)."""
     order, size = group.order[0], group.batch_size
     gram_steps = gram[:, :, order].permute(2, 0, 1, 3).contiguous()  # [E, S, n, n]
     y_steps = group.y[:, order].transpose(0, 1).unsqueeze(-1).contiguous()  # [E, S, n, 1]
-    lr_b = {B: group.lr.T / B for B in {min(size, order.shape[1] - s) for s in range(0, order.shape[1], size)}}
-    epochs = []
-    for epoch in range(order.shape[0]):
-        steps = []
-        for start in range(0, order.shape[1], size):
-            stop = min(start + size, order.shape[1])
-            steps.append((
-                order[epoch, start:stop], updates[:, start:stop],
-                gram_steps[epoch, :, :, start:stop], y_steps[epoch, :, start:stop],
-                lr_b[stop - start],
-            ))
-        epochs.append(steps)
-    return epochs
+    n = int(order.shape[1])
+    return [
+        [
+            (order[epoch, start : start + size], updates[:, start : start + size],
+             gram_steps[epoch, :, :, start : start + size], y_steps[epoch, :, start : start + size])
+            for start in range(0, n, size)
+        ]
+        for epoch in range(order.shape[0])
+    ]
 
 
 class _Decay:
-    """The L2 decay of the steps, applied lazily within an epoch.
+    """Per-step factors ``[1, K]`` of an epoch's m steps, with the L2 decay applied lazily.
 
     Inside an epoch the kernel keeps P̂ = P/D_j and α̂ = α/D_j (D_j = κʲ after j steps), so a
-    step touches only its B rows and the rank-B update: reading row i gives D_j·P̂ᵢ; the update
-    is divided by D_{j+1} (``sgd``: decay, then step) or D_j (``proximal``: step, then decay); the
-    epoch ends with P ← D_m·P̂. Every factor near 1 is stored as its distance from 1
-    (x·D = x − (1 − D)·x, computed in float64): in float32, 1 − ηc itself would keep only a few
-    digits of a small ηc. If some |κ|^m is so small that 1/D would overflow, the decay is applied
-    eagerly instead, at every step, in the reference's form (x − ηc·x, or x / (1 + ηc)).
+    step touches only its B rows and the rank-B update: the rows read are scaled by
+    ``read[j]`` = D_j; the update r is scaled by ``scale[j]`` = (η/B)/D_{j+1} (``sgd``: decay,
+    then step) or (η/B)/D_j (``proximal``: step, then decay); ``fold`` ends the epoch with
+    P ← D_m·P̂ in the form P̂ − (1 − D_m)·P̂. Factors are computed in float64; the one applied
+    to the stored state keeps its distance from 1, since in float32 1 − ηc itself keeps only a
+    few digits of a small ηc. If some |κ|^m is so small that 1/D_m would overflow, the decay is
+    applied eagerly at every step instead, in the reference's form (x − ηc·x, or x / (1 + ηc)).
     """
 
-    def __init__(self, group: Group, steps: int) -> None:
+    def __init__(self, group: Group, sizes: list[int]) -> None:
         _, c = group.coefficients()
-        self.active = group.penalty.l2_weight != 0
+        dtype, m = group.X.dtype, len(sizes)
+        lr = group.lr.T.double()
+        self.lr_b = [(lr / size).to(dtype) for size in sizes]
         self.proximal = group.rule == "proximal"
         self.lr_c, self.shrink = (group.lr * c).T, (1 + group.lr * c).T
         kappa = 1 / self.shrink.double() if self.proximal else 1 - self.lr_c.double()
-        self.lazy = self.active and bool(kappa.abs().amin() ** steps > 1e-12)
-        exponents = torch.arange(steps + 1, dtype=torch.float64, device=kappa.device)
-        powers = (kappa ** exponents.unsqueeze(1)).unsqueeze(1)  # D_j: [m+1, 1, K]
-        self.below = (1 - powers).to(group.X.dtype)
-        self.above = (1 / powers - 1).to(group.X.dtype) if self.lazy else self.below
-        self.eager = self.active and not self.lazy
-        self.steps = steps
+        active = group.penalty.l2_weight != 0
+        self.lazy = active and bool(kappa.abs().amin() ** m > 1e-12)
+        self.eager = active and not self.lazy
+        if not self.lazy:
+            kappa = torch.ones_like(kappa)
+        powers = [kappa**j for j in range(m + 1)]  # D_j
+        self.read = [d.to(dtype) for d in powers]
+        shift = 0 if self.proximal else 1
+        self.scale = [(lr / size / powers[j + shift]).to(dtype) for j, size in enumerate(sizes)]
+        self.keep = (1 - powers[m]).to(dtype)
 
-    def read(self, rows: torch.Tensor, j: int) -> None:
-        """Stored rows → current predictions (D_j·P̂, lazy)."""
-        if self.lazy and j:
-            rows.addcmul_(rows, self.below[j], value=-1)
-
-    def write(self, update: torch.Tensor, j: int) -> None:
-        """The step's update → stored units (÷ D_{j+1} for ``sgd``, ÷ D_j for ``proximal``)."""
-        k = j if self.proximal else j + 1
-        if self.lazy and k:
-            update.addcmul_(update, self.above[k])
-
-    def before(self, P: torch.Tensor, alpha: torch.Tensor) -> None:
-        """Eager ``sgd`` decay, before the update: x ← x − ηc·x."""
-        if self.eager and not self.proximal:
+    def eager_step(
+        self, P: torch.Tensor, alpha: torch.Tensor, gram_b: torch.Tensor, idx: torch.Tensor,
+        r: torch.Tensor,
+    ) -> None:
+        """One step with its decay (``sgd``: x − ηc·x first; ``proximal``: x / (1 + ηc) after)."""
+        if not self.proximal:
             P.addcmul_(P, self.lr_c, value=-1)
             alpha.addcmul_(alpha, self.lr_c, value=-1)
-
-    def after(self, P: torch.Tensor, alpha: torch.Tensor) -> None:
-        """Eager ``proximal`` decay, after the update: x ← x / (1 + ηc)."""
-        if self.eager and self.proximal:
+        P.baddbmm_(gram_b, r, alpha=-1)
+        alpha.index_add_(1, idx, r, alpha=-1)
+        if self.proximal:
             P.div_(self.shrink)
             alpha.div_(self.shrink)
 
     def fold(self, P: torch.Tensor, alpha: torch.Tensor) -> None:
         """End of epoch (lazy): P ← D_m·P̂, α ← D_m·α̂."""
         if self.lazy:
-            P.addcmul_(P, self.below[self.steps], value=-1)
-            alpha.addcmul_(alpha, self.below[self.steps], value=-1)
+            P.addcmul_(P, self.keep, value=-1)
+            alpha.addcmul_(alpha, self.keep, value=-1)
 
 
 def null_decay(group: Group, steps: int) -> torch.Tensor:
@@ -186,8 +178,3 @@ def _weights(group: Group, w0_null: torch.Tensor, alpha: torch.Tensor, steps: in
     """w = κ^steps·w₀⊥ + Xᵀα, ``[S, K, d]`` in the group's dtype."""
     null = (null_decay(group, steps) * w0_null).to(alpha.dtype)
     return torch.baddbmm(null, alpha.mT, group.X)
-
-
-def _mark_diverged(bad: torch.Tensor, epoch: int, alpha: torch.Tensor, b: torch.Tensor) -> None:
-    """``mark_diverged`` on α and b: w = κᵗw₀⊥ + Xᵀα is finite when they are."""
-    mark_diverged(bad, epoch, alpha.mT, b.mT)

@@ -29,7 +29,6 @@ from wdbench.population_result import PopulationResult, config_columns
 from wdbench.problems import Problem
 from wdbench.result import weight_stats
 from wdbench.training import SPLITS, check_batch_size, resolve_device
-from wdbench.updates import half_mse
 
 __all__ = ["train_population"]
 
@@ -220,11 +219,16 @@ def _make_group(
 
 @torch.no_grad()
 def _losses(data: _Data, w: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Mean half squared error of every split, ``[S, K]`` float64; non-finite → inf."""
+    """Mean half squared error of every split, ``[S, K]`` float64; non-finite → inf.
+
+    ``updates.half_mse`` with the same operations in the same order, done in place on one
+    ``[S, K, m]`` buffer per split (at n_test = 1000 the temporaries dominate its cost).
+    """
     out = {}
     for split in SPLITS:
         X, y = data.splits[split]
-        loss = half_mse(X, y.unsqueeze(1), w, b.unsqueeze(-1)).to("cpu", torch.float64)
+        r = torch.bmm(w, X.mT).add_(b.unsqueeze(-1)).sub_(y.unsqueeze(1))
+        loss = (r.square_().mean(-1) / 2).to("cpu", torch.float64)
         out[split] = torch.where(torch.isfinite(loss), loss, math.inf)
     return out
 
