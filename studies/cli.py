@@ -35,7 +35,7 @@ class Settings:
     lam_range: tuple[float, float] = (1e-5, 1e2)
     n_trials: int = 200
     seeds: int = 5
-    batch: int = 20
+    batch: int = 50
     sampler: str = "tpe"
     storage: str | None = None
     study_name: str = "weight-decay"

@@ -11,11 +11,9 @@ Exit codes of ``python -m studies.search`` (and of each worker process):
 143   terminated by SIGTERM; same as 130
 ====  ==============================================================================
 
-Signals: ``Interrupts`` turns the first SIGINT / SIGTERM into ``KeyboardInterrupt`` /
-``Terminated`` in the main thread and ignores any later one (a Ctrl-C reaches every process of
-the terminal's group, and the launcher forwards it too), so the clean-up after the first one is
-never cut short. Inside ``shielded()`` the exception is deferred to the end of the block, so a
-batch is never interrupted halfway through an ask or a tell.
+Signals: ``Interrupts`` records the first SIGINT / SIGTERM and raises it as
+``KeyboardInterrupt`` / ``Terminated`` in the main thread where that is safe — at once while
+training or waiting, otherwise at the next checkpoint, never in the middle of a storage call.
 """
 
 from __future__ import annotations
@@ -69,17 +67,28 @@ def exit_code_of_signal(signum: int) -> int:
 
 
 class Interrupts:
-    """SIGINT / SIGTERM handling for one process: first signal wins, raised or deferred.
+    """SIGINT / SIGTERM of one process, raised only where that is safe.
 
-    ``install()`` replaces the handlers (main thread only); ``restore()`` puts the previous ones
-    back. ``signum`` is the first signal received, if any.
+    A signal is recorded and raised as ``KeyboardInterrupt`` / ``Terminated`` at the next
+    checkpoint (``raise_pending()``), or at once inside ``interruptible()`` (training, waiting).
+    Storage calls are never cut in half: an exception raised inside Optuna's journal lock or a
+    database transaction could leave a lock file or a half-written record behind. A second
+    signal before the first was raised is raised at once (the way out of a hung storage call).
+    Only the first signal is ever raised; later ones are ignored, so clean-up runs to its end.
     """
 
     def __init__(self) -> None:
         self.signum: int | None = None
-        self._depth = 0
+        self._received = 0
+        self._open = 0
         self._raised = False
         self._previous: dict[int, Handler] = {}
+
+    @classmethod
+    def installed(cls) -> Interrupts | None:
+        """The instance whose handlers this process runs now, if any (signals are per process)."""
+        owner = getattr(signal.getsignal(signal.SIGINT), "__self__", None)
+        return owner if isinstance(owner, cls) else None
 
     def install(self) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -91,18 +100,18 @@ class Interrupts:
         self._previous.clear()
 
     @contextmanager
-    def shielded(self) -> Iterator[None]:
-        """Defer a signal that arrives inside the block to its end."""
-        self._depth += 1
+    def interruptible(self) -> Iterator[None]:
+        """A block a signal interrupts at once (no storage call may run inside)."""
+        self.raise_pending()
+        self._open += 1
         try:
             yield
         finally:
-            self._depth -= 1
-        self.raise_pending()
+            self._open -= 1
 
     def raise_pending(self) -> None:
-        """Raise the exception of a received signal, once, unless shielded."""
-        if self.signum is None or self._raised or self._depth > 0:
+        """Checkpoint: raise the exception of a received signal (once)."""
+        if self.signum is None or self._raised:
             return
         self._raised = True
         if self.signum == signal.SIGTERM:
@@ -110,9 +119,11 @@ class Interrupts:
         raise KeyboardInterrupt()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self._received += 1
         if self.signum is None:
             self.signum = signum
-        self.raise_pending()
+        if self._open > 0 or self._received > 1:
+            self.raise_pending()
 
 
 def is_storage_lost(exc: BaseException) -> bool:

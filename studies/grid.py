@@ -12,7 +12,9 @@ elastic net by coordinate descent) on the same draws. Relative regret of the sea
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +30,9 @@ from wdbench import Problem, oracle
 __all__ = [
     "GRID_L1_RATIOS",
     "best_grid_point",
+    "cached_dense_grid",
     "dense_grid",
+    "grid_key",
     "grid_points",
     "oracle_best",
     "oracle_table",
@@ -41,6 +45,8 @@ GRID_L1_RATIOS = (0.2, 0.5, 0.8)
 ORACLE_CD_POINTS = 32
 ORACLE_CD_TOL = 1e-6
 ORACLE_L1_RATIO = 0.5
+#: ``DataFrame.attrs`` key (kept in the Parquet metadata) of the settings a grid was run with.
+GRID_KEY_ATTR = "wdbench_grid_key"
 
 
 def grid_points(settings: Settings) -> list[SearchPoint]:
@@ -70,6 +76,36 @@ def dense_grid(
         frame["status"] = np.where(ev.diverged[s], "diverged", "ok")
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
+
+
+def grid_key(settings: Settings, device: torch.device) -> str:
+    """Everything the dense grid's numbers depend on, as canonical JSON."""
+    fields = ("problem", "penalties", "lam_range", "seeds", "seed", "lr", "epochs", "init_scale",
+              "grid_points")
+    key = {name: getattr(settings, name) for name in fields}
+    key.update(l1_ratios=GRID_L1_RATIOS, device=device.type, torch=torch.__version__)
+    return json.dumps(key, sort_keys=True)
+
+
+def cached_dense_grid(
+    path: Path, settings: Settings, problems: Sequence[Problem], seeds: StudySeeds,
+    device: torch.device,
+) -> pd.DataFrame:
+    """``dense_grid``, reusing ``path`` when a previous run wrote it with the same key.
+
+    A rerun that only tops the study up then skips the grid, the most expensive step.
+    """
+    key = grid_key(settings, device)
+    if path.is_file():
+        try:
+            cached = pd.read_parquet(path)
+        except (OSError, ValueError):  # unreadable or truncated: recompute
+            cached = None
+        if cached is not None and cached.attrs.get(GRID_KEY_ATTR) == key:
+            return cached
+    grid = dense_grid(settings, problems, seeds, device)
+    grid.attrs[GRID_KEY_ATTR] = key  # stored in the Parquet metadata by pandas
+    return grid
 
 
 def best_grid_point(grid: pd.DataFrame) -> dict[str, Any] | None:

@@ -106,10 +106,10 @@ def run_batch(
     with guard.running(trials):
         points = [suggest(trial, settings) for trial in trials]
         configs = [p.config(settings, seeds.train_seed) for p in points]
-        evaluation = evaluate(problems, configs, device=device)
-        with guard.shielded():
-            told = [guard.told(trial, partial(tell, study, trial, evaluation, k, seeds))
-                    for k, trial in enumerate(trials)]
+        with guard.interruptible():  # a signal stops training at once, never a storage call
+            evaluation = evaluate(problems, configs, device=device)
+        told = [guard.told(trial, partial(tell, study, trial, evaluation, k, seeds))
+                for k, trial in enumerate(trials)]
     return BatchOutcome(complete=told.count(True), failed=told.count(False))
 
 

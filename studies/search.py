@@ -28,7 +28,14 @@ from optuna.trial import TrialState
 
 from studies import exports
 from studies.cli import Settings, UsageError, parse_args
-from studies.grid import best_grid_point, dense_grid, grid_points, oracle_best, oracle_table
+from studies.faults import EXIT_SIGINT
+from studies.grid import (
+    best_grid_point,
+    cached_dense_grid,
+    grid_points,
+    oracle_best,
+    oracle_table,
+)
 from studies.loop import count_trials
 from studies.seeds import StudySeeds, build_problems
 from studies.space import enqueue_grid, make_sampler
@@ -79,8 +86,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, StorageError) as exc:
         print(f"error: {mask(str(exc), secrets)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return _interrupted()
     command = [mask(a, secrets) for a in ["python", "-m", "studies.search", *args]]
-    return execute(prepared, command, started)
+    try:
+        return execute(prepared, command, started)
+    except KeyboardInterrupt:  # outside the workers (they handle their own): nothing in flight
+        return _interrupted()
+
+
+def _interrupted() -> int:
+    print("interrupted by SIGINT; rerun the same command to resume", file=sys.stderr)
+    return EXIT_SIGINT
 
 
 def prepare(settings: Settings) -> Prepared:
@@ -164,7 +181,8 @@ def _finish(prepared: Prepared, info: dict[str, Any], command: list[str], clock:
     settings, study, run_dir, seeds = (prepared.settings, prepared.study, prepared.run_dir,
                                        prepared.seeds)
     problems = build_problems(settings, seeds)
-    grid = dense_grid(settings, problems, seeds, prepared.device)
+    grid = cached_dense_grid(run_dir / "grid.parquet", settings, problems, seeds,
+                             prepared.device)
     exports.write_table(grid, run_dir / "grid.parquet")
     oracle = oracle_table(settings, problems, seeds)
     exports.write_table(oracle, run_dir / "oracle.parquet")

@@ -80,7 +80,7 @@ def rules_for(penalty: str) -> tuple[str, ...]:
     return tuple(RULES) if penalty in ("l1", "elastic") else ("subgradient",)
 
 
-def suggest(trial: optuna.Trial, settings: Settings) -> SearchPoint:
+def suggest(trial: optuna.trial.BaseTrial, settings: Settings) -> SearchPoint:
     """Draw one point of the conditional space from ``trial``."""
     penalty = str(trial.suggest_categorical("penalty", list(settings.penalties)))
     params: dict[str, Any] = {"penalty": penalty}

@@ -70,7 +70,7 @@ def regret_line(r: Regret) -> str:
     where = f"{g['penalty']} {rule_name(str(g['penalty']), str(g['loop']))} λ={_fmt_lam(g['lam'])}"
     if not math.isnan(float(g["l1_ratio"])):
         where += f" l1_ratio={float(g['l1_ratio']):.2f}"
-    return (f"regret vs dense grid ({r.grid_size} points): {r.value:+.2%} "
+    return (f"regret vs dense grid ({r.grid_size} points): {r.value:+.3%} "
             f"(grid best {float(g['val_mean']):.5g}: {where})")
 
 

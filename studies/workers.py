@@ -65,6 +65,7 @@ def run_here(settings: Settings, index: int = 0, progress: bool | None = None) -
     interrupts.install()
     try:
         run_worker(settings, index, progress)
+        interrupts.raise_pending()  # a signal that came after the last checkpoint
     except KeyboardInterrupt:
         return _interrupted(faults.EXIT_SIGINT)
     except faults.Terminated:

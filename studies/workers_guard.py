@@ -7,13 +7,16 @@ The loop it guards reads::
             guard.sweep()                        # fail + re-queue silent trials of dead workers
             if <nothing to ask while others' trials are in flight>:
                 guard.wait(); continue
-            trials = guard.ask(size)             # shielded asks, claimed by this worker
+            trials = guard.ask(size)             # asked and claimed by this worker
             with guard.running(trials):          # beat; on a signal fail + re-queue them
-                <suggest, train>
-                with guard.shielded():           # tell each; None if a sweeper failed it
-                    outcomes = [guard.told(trial, lambda: <tell trial>) ...]
+                <suggest>
+                with guard.interruptible():      # a signal stops the training at once
+                    <train>
+                outcomes = [guard.told(trial, <tell trial>) ...]  # None: a sweeper failed it
 
-On SIGINT / SIGTERM inside ``running`` the unfinished trials are failed and their parameters
+Signals (``faults.Interrupts``) are raised only inside ``interruptible()`` / ``wait()`` or at
+a checkpoint (``sweep``, the end of ``ask`` and of ``running``), never halfway through a storage
+call. On SIGINT / SIGTERM the unfinished trials of the batch are failed and their parameters
 re-queued, then ``KeyboardInterrupt`` / ``faults.Terminated`` propagates (exit 130 / 143). On
 any other error they are failed without re-queueing — except when the storage itself is lost:
 then nothing more is written and the next run's sweep fails them once they are stale.
@@ -43,7 +46,8 @@ class WorkerGuard:
     """Heartbeat, stale-trial sweep and signal handling of one worker (a context manager).
 
     ``stale_after_s`` must exceed ``heartbeat_interval_s``: a live worker beats at least once
-    per interval, so only a dead (or frozen) one stays silent for ``stale_after_s``.
+    per interval, so only a dead (or frozen) one stays silent for ``stale_after_s``. The guard
+    uses the process's installed ``faults.Interrupts`` (installing its own if there is none).
     """
 
     def __init__(
@@ -61,14 +65,17 @@ class WorkerGuard:
         self.study = study
         self.stale_after_s = float(stale_after_s)
         self.heartbeat = Heartbeat(study, heartbeat_interval_s, worker_id)
-        self.interrupts = faults.Interrupts()
+        installed = faults.Interrupts.installed()
+        self._owns_interrupts = installed is None
+        self.interrupts = installed or faults.Interrupts()
 
     @property
     def worker_id(self) -> str:
         return self.heartbeat.worker_id
 
     def __enter__(self) -> WorkerGuard:
-        self.interrupts.install()
+        if self._owns_interrupts:
+            self.interrupts.install()
         return self
 
     def __exit__(
@@ -77,30 +84,32 @@ class WorkerGuard:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.interrupts.restore()
+        if self._owns_interrupts:
+            self.interrupts.restore()
 
-    def shielded(self) -> AbstractContextManager[None]:
-        """A block a signal does not interrupt (it is raised when the block ends)."""
-        return self.interrupts.shielded()
+    def interruptible(self) -> AbstractContextManager[None]:
+        """A block (no storage calls inside) that a signal interrupts at once."""
+        return self.interrupts.interruptible()
 
     def sweep(self) -> list[int]:
-        """Fail and re-queue RUNNING trials silent for longer than ``stale_after_s``."""
-        with self.shielded():
-            return heartbeat.sweep_stale(self.study, self.stale_after_s)
+        """Checkpoint, then fail and re-queue RUNNING trials silent for over ``stale_after_s``."""
+        self.interrupts.raise_pending()
+        return heartbeat.sweep_stale(self.study, self.stale_after_s)
 
     def wait(self) -> None:
         """Pause while other workers' trials are in flight (a signal ends it at once)."""
-        time.sleep(min(self.heartbeat.interval_s, MAX_POLL_S))
+        with self.interruptible():
+            time.sleep(min(self.heartbeat.interval_s, MAX_POLL_S))
 
     def ask(self, size: int) -> list[optuna.Trial]:
         """Ask and claim ``size`` trials; a signal meanwhile fails them, then propagates."""
         trials: list[optuna.Trial] = []
         try:
-            with self.shielded():
-                self.heartbeat.beat()
-                for _ in range(size):  # claimed one by one: an unclaimed trial is rare
-                    trials.append(self.study.ask())
-                    self.heartbeat.claim(trials[-1:])
+            self.heartbeat.beat()
+            for _ in range(size):  # claimed one by one: an unclaimed trial is rare
+                trials.append(self.study.ask())
+                self.heartbeat.claim(trials[-1:])
+            self.interrupts.raise_pending()
         except BaseException as exc:
             self._release(trials, exc)
             raise
@@ -112,6 +121,7 @@ class WorkerGuard:
         try:
             with self.heartbeat.beating():
                 yield
+            self.interrupts.raise_pending()
         except BaseException as exc:
             self._release(trials, exc)
             raise
@@ -126,5 +136,4 @@ class WorkerGuard:
         interrupted = isinstance(exc, KeyboardInterrupt | faults.Terminated)
         name = "SIGTERM" if isinstance(exc, faults.Terminated) else "SIGINT"
         reason = f"interrupted by {name}" if interrupted else f"worker error: {type(exc).__name__}"
-        with self.shielded():
-            heartbeat.release(self.study, trials, reason, requeue=interrupted)
+        heartbeat.release(self.study, trials, reason, requeue=interrupted)

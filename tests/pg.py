@@ -86,10 +86,18 @@ class PostgresServer:
     def stop(self) -> None:
         """Stop the server (fast shutdown) if it runs, then remove its directory."""
         try:
-            if (self.data_dir / "postmaster.pid").exists():
-                self._run(["pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w"])
+            self.halt()
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+
+    def halt(self) -> None:
+        """Stop the server (fast shutdown: clients are disconnected), keeping its data."""
+        if (self.data_dir / "postmaster.pid").exists():
+            self._run(["pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w"])
+
+    def resume(self) -> None:
+        """Start a halted server again on the same port."""
+        self._launch(port=self.port)
 
     def _initdb(self) -> None:
         self._run(
@@ -97,11 +105,11 @@ class PostgresServer:
              "--encoding=UTF8", "--no-sync", "--no-instructions"]
         )  # fmt: skip
 
-    def _launch(self) -> None:
-        """``pg_ctl start`` on a free port; retried when another process took the port first."""
+    def _launch(self, port: int | None = None) -> None:
+        """``pg_ctl start`` on ``port`` or a free one (retried if another process took it)."""
         log = self.root / "server.log"
-        for _ in range(_START_TRIES):
-            self.port = _free_port()
+        for _ in range(_START_TRIES if port is None else 1):
+            self.port = _free_port() if port is None else port
             options = (
                 f"-c listen_addresses=127.0.0.1 -c port={self.port} "
                 f"-c unix_socket_directories={self.root} -c fsync=off "

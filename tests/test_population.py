@@ -10,6 +10,7 @@ import torch
 
 import wdbench
 from wdbench import PopulationResult, Problem, TrainConfig, train, train_population
+from wdbench.population_result import config_columns
 from wdbench.result import TrainResult
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
@@ -77,6 +78,45 @@ def test_subgradient_l1_equals_train_away_from_zero(loop: str, penalty: str) -> 
                for lam in (0.1, 1.0)]
     result = train_population(problem, configs)
     assert_matches_train(result, [problem], configs)
+
+
+def test_lesson_workload_in_float32() -> None:
+    """The lesson's run (n = 50, d = 200, batch 5, 1000 steps) in float32, with a small ηλ where
+    a float32 decay factor 1 − ηλ or 1 + ηλ would drift by more than the tolerance."""
+    problem = Problem.synthetic(seed=0)
+    configs = [
+        TrainConfig(penalty="l2", lam=1e-3, loop="optim"),
+        TrainConfig(penalty="none", loop="optim"),
+        TrainConfig(penalty="l2", lam=1e-3, loop="proximal"),
+        TrainConfig(penalty="l1", lam=0.01, loop="proximal"),
+    ]
+    result = train_population(problem, configs)
+    assert_matches_train(result, [problem], configs)
+
+
+@pytest.mark.parametrize(
+    ("penalty", "loop", "dtype", "kernel"),
+    [
+        ("l2", "scratch", "float32", "rowspace"),
+        ("none", "optim", "float32", "rowspace"),
+        ("l2", "proximal", "float64", "rowspace"),
+        ("l2", "proximal", "float32", "fullspace"),
+        ("l1", "scratch", "float32", "fullspace"),
+        ("elastic", "proximal", "float64", "fullspace"),
+    ],
+)
+def test_kernel_dispatch(penalty: str, loop: str, dtype: str, kernel: str) -> None:
+    """The fast kernel each shared-seed group gets on the CPU (what the parity tests cover)."""
+    from wdbench._kernels import select_kernel
+    from wdbench.population import _make_group, _plan, _stack
+
+    configs = (config(penalty=penalty, loop=loop, dtype=dtype, lam=0.5, seed=0),)
+    columns = config_columns(configs)
+    (plan,) = _plan(columns)
+    data = _stack((small_problem(),), torch.device("cpu"), getattr(torch, dtype))
+    group = _make_group(data, plan, plan.index, columns)
+    assert select_kernel(group).__name__ == f"train_group_{kernel}"
+    assert select_kernel(group, "reference").__name__ == "train_group_reference"
 
 
 def test_mixed_penalties_loops_and_groups_in_one_call() -> None:
@@ -241,3 +281,21 @@ def test_cuda_equals_cpu_train(dtype: str) -> None:
                and (pen, loop) != ("elastic", "scratch")]
     result = train_population(problem, configs, device="cuda")
     assert_matches_train(result, [problem], configs)
+
+
+@needs_cuda
+@pytest.mark.cuda
+@pytest.mark.parametrize("backend", ["auto", "reference"])
+def test_cuda_graph_replay_equals_cpu_reference(backend: str) -> None:
+    """Several epochs on CUDA (epoch 0 eager, then one captured graph replayed) in float64."""
+    problems = [small_problem(0), small_problem(1)]
+    configs = [config(penalty=pen, lam=lam, loop=loop, seed=0, epochs=5)
+               for pen in ("none", "l2", "l1", "elastic") for lam in (0.0, 0.7)
+               for loop in ("scratch", "proximal")]
+    on_gpu = train_population(problems, configs, device="cuda", backend=backend)
+    on_cpu = train_population(problems, configs, backend="reference")
+    assert on_gpu.w is not None and on_cpu.w is not None
+    err = (on_gpu.w - on_cpu.w).norm(dim=-1) / on_cpu.w.norm(dim=-1).clamp(min=1e-300)
+    assert float(err.max()) <= 1e-10
+    assert torch.allclose(on_gpu.val_loss, on_cpu.val_loss, rtol=1e-10, atol=0)
+

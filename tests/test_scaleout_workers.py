@@ -17,6 +17,7 @@ import pytest
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
+from pg import PostgresServer
 
 from studies.heartbeat import FAIL_REASON, OWNER_KEY, REQUEUED_FROM
 
@@ -181,9 +182,12 @@ def test_sigkilled_worker_is_survived(target: Target) -> None:
 
 @pytest.mark.timeout(600)
 def test_sigint_fails_in_flight_trials_and_rerun_resumes(target: Target) -> None:
-    proc = _start(target, 2)
+    """Journal: 1 worker, in the command's own process. PostgreSQL: 2 worker processes, to
+    which the command forwards the signal as SIGTERM."""
+    workers = 1 if target.url is None else 2
+    proc = _start(target, workers)
     pid, held = _freeze_mid_batch(target)
-    proc.send_signal(signal.SIGINT)  # forwarded to the (stopped) worker as SIGTERM
+    proc.send_signal(signal.SIGINT)  # delivered to the stopped worker when it continues
     time.sleep(0.5)
     os.kill(pid, signal.SIGCONT)
     code, err = _finish(proc)
@@ -195,10 +199,35 @@ def test_sigint_fails_in_flight_trials_and_rerun_resumes(target: Target) -> None
         trial = trials[number]
         reason = str(trial.user_attrs.get(FAIL_REASON, ""))
         assert trial.state == TrialState.COMPLETE or (
-            trial.state == TrialState.FAIL and reason.startswith("interrupted by SIGTERM")
+            trial.state == TrialState.FAIL and reason.startswith("interrupted by SIG")
         ), (trial.state, reason)
     _check_requeues(trials)
-    code, err = _finish(_start(target, 2))
+    code, err = _finish(_start(target, workers))
     assert code == 0, err
-    done = _check_done(target, total_workers=2)
+    done = _check_done(target, total_workers=workers)
     assert not [t for t in done if t.state == TrialState.WAITING]
+
+
+@pytest.mark.timeout(600)
+def test_lost_database_exits_3_and_rerun_resumes(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    """The server stops mid-study: one line, exit 3; once it is back the same command finishes."""
+    server = PostgresServer.start()  # a private server: this test stops it
+    try:
+        url = server.create_database()
+        target = Target(out=tmp_path / "runs", url=url)
+        proc = _start(target, 1)
+        _wait_for("a claimed RUNNING trial", _claimed_running(target))
+        server.halt()
+        code, err = _finish(proc)
+        assert code == 3, err
+        assert "Traceback" not in err, err
+        assert err.strip().splitlines()[-1].startswith("error: lost the study storage"), err
+        server.resume()
+        fresh = Target(out=target.out, url=url)
+        code, err = _finish(_start(fresh, 1))
+        assert code == 0, err
+        _check_done(fresh, total_workers=1)
+    finally:
+        server.stop()

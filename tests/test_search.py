@@ -1,4 +1,4 @@
-"""End-to-end behaviour of ``python -m studies.search`` on small studies in a temporary directory."""
+"""End-to-end behaviour of ``python -m studies.search``: small studies in a temporary directory."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 
+import studies.grid
 from studies.search import main
 from studies.storage import slugify
 
@@ -88,6 +89,24 @@ def test_rerun_tops_up_to_n_trials_and_keeps_earlier_trials(tmp_path: Path) -> N
     assert trial_signature(study)[:3] == first
     assert run(tmp_path, *light, n_trials=6) == 0  # already complete: nothing new
     assert len(journal_study(tmp_path).trials) == 6
+
+
+def test_rerun_reuses_the_dense_grid_until_its_settings_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    light = ("--penalties", "l2")
+    assert run(tmp_path, *light, n_trials=2) == 0
+    before = pd.read_parquet(tmp_path / "weight-decay" / "grid.parquet")
+
+    def must_not_run(*args: object) -> pd.DataFrame:
+        raise AssertionError("the dense grid was recomputed")
+
+    monkeypatch.setattr(studies.grid, "dense_grid", must_not_run)
+    assert run(tmp_path, *light, n_trials=3) == 0  # top-up: same grid
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "weight-decay" / "grid.parquet"),
+                                  before)
+    with pytest.raises(AssertionError, match="recomputed"):
+        main(["--out", str(tmp_path), "--n-trials", "3", *light, *SMALL, "--grid-points", "5"])
 
 
 def test_same_seed_gives_same_trials_and_best(tmp_path: Path) -> None:

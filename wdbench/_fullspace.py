@@ -9,15 +9,17 @@ configuration (``[K, 1]``), r = X_b·w + b − y_b and ∇ℓ = X_bᵀr/B:
 The decay is applied as w − ηc·w, never as (1 − ηc)·w: in float32, 1 − ηc keeps only a few
 digits of a small ηc (η = 0.003, λ = 10⁻³), a bias that 1000 steps turn into a 10⁻⁵ error.
 
-``v − clamp(v, −t, t)`` is the soft threshold S(v, t) (exact zeros inside [−t, t]). Each epoch's
-rows are gathered once in the epoch's order, so a batch is a contiguous slice; every step runs on
-preallocated buffers (no allocation per step, no host synchronization).
+``v − clamp(v, −t, t)`` is the soft threshold S(v, t) (exact zeros inside [−t, t]). The rows are
+gathered once in step order, so a batch is a slice; every step runs in place on preallocated
+buffers (no allocation, no host synchronization), and on CUDA each epoch is one graph replay
+(``wdbench._graph``). Layout ``w [S, d, K]``: per-configuration values along the contiguous axis.
 """
 
 from __future__ import annotations
 
 import torch
 
+from wdbench._graph import run_epochs
 from wdbench._group import DivergenceLog, EpochHook, Group, GroupOutput
 
 __all__ = ["train_group_fullspace"]
@@ -26,44 +28,57 @@ __all__ = ["train_group_fullspace"]
 @torch.no_grad()
 def train_group_fullspace(group: Group, on_epoch: EpochHook | None = None) -> GroupOutput:
     """Train a shared-order group in the d-dimensional weight space (see module)."""
-    X = group.X
-    S, K = int(X.shape[0]), group.size
-    w = group.w0.T.expand(S, -1, -1).contiguous()  # [S, d, K]
-    b = torch.zeros(S, 1, K, dtype=X.dtype, device=X.device)
-    log = DivergenceLog(group.epochs, b[:, 0])
-    rule = _Rule(group)
-    resid, bias_step = torch.empty(S, group.batch_size, K, dtype=X.dtype, device=X.device), b.clone()
-    for epoch, steps in enumerate(_epoch_steps(group)):
-        for X_b, X_bt, y_b in steps:
-            size = X_b.shape[1]
-            r = resid[:, :size]
+    program = _FullSpaceEpochs(group, on_epoch)
+    run_epochs(program, group.epochs, group.X.device)
+    w, b = program.w, program.b
+    return GroupOutput(w=w.mT.contiguous(), b=b[:, 0], bad_epoch=program.log.bad_epoch())
+
+
+class _FullSpaceEpochs:
+    """The full-space steps as an ``EpochProgram``: state ``w [S, d, K]`` (configurations along
+    the contiguous axis), ``b [S, 1, K]``; static per-epoch inputs: the epoch's batch rows (and
+    their transpose) and targets, gathered once for the whole run in step order."""
+
+    def __init__(self, group: Group, on_epoch: EpochHook | None) -> None:
+        X, order, size = group.X, group.order[0], group.batch_size
+        S, K, n = int(X.shape[0]), group.size, int(X.shape[1])
+        self.on_epoch = on_epoch
+        self.w = group.w0.T.expand(S, -1, -1).contiguous()
+        self.b = torch.zeros(S, 1, K, dtype=X.dtype, device=X.device)
+        self.log = DivergenceLog(group.epochs, self.b[:, 0])
+        self.X_all = X[:, order].transpose(0, 1).contiguous()  # [E, S, n, d]
+        self.y_all = group.y[:, order].transpose(0, 1).unsqueeze(-1).contiguous()  # [E, S, n, 1]
+        self.X, self.y = self.X_all[0].clone(), self.y_all[0].clone()
+        self.X_t = self.X.mT.contiguous()  # [S, d, n]
+        self.rule = _Rule(group)
+        resid = torch.empty(S, size, K, dtype=X.dtype, device=X.device)
+        self.bias_step = torch.empty_like(self.b)
+        self.batches = [
+            (self.X[:, s : s + size], self.X_t[:, :, s : s + size], self.y[:, s : s + size],
+             resid[:, : min(size, n - s)])
+            for s in range(0, n, size)
+        ]
+
+    def load(self, epoch: int) -> None:
+        self.X.copy_(self.X_all[epoch])
+        self.X_t.copy_(self.X_all[epoch].mT)
+        self.y.copy_(self.y_all[epoch])
+
+    def run(self) -> None:
+        w, b, rule = self.w, self.b, self.rule
+        for X_b, X_bt, y_b, r in self.batches:
+            size = r.shape[1]
             torch.bmm(X_b, w, out=r)
             r.add_(b).sub_(y_b)
-            torch.sum(r, 1, keepdim=True, out=bias_step)
-            b.addcmul_(bias_step, rule.lr_b[size], value=-1)
+            torch.sum(r, 1, keepdim=True, out=self.bias_step)
+            b.addcmul_(self.bias_step, rule.lr_b[size], value=-1)
             rule.step(w, r.mul_(rule.lr_b[size]), X_bt)
-        log.record(epoch, w.mT, b.mT)
-        if on_epoch is not None:
-            on_epoch(epoch, w.mT, b.mT)
-    return GroupOutput(w=w.mT.contiguous(), b=b[:, 0], bad_epoch=log.bad_epoch())
+        self.log.measure(w.mT, b.mT)
 
-
-def _epoch_steps(group: Group) -> list[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
-    """Every step's ``(X_b [S, B, d], X_bᵀ [S, d, B], y_b [S, B, 1])``: the training rows are
-    gathered once in step order for the whole run, so a batch is a slice."""
-    order, size = group.order[0], group.batch_size
-    X_steps = group.X[:, order].transpose(0, 1).contiguous()  # [E, S, n, d]
-    X_steps_t = X_steps.mT.contiguous()  # [E, S, d, n]
-    y_steps = group.y[:, order].transpose(0, 1).unsqueeze(-1).contiguous()  # [E, S, n, 1]
-    n = int(order.shape[1])
-    return [
-        [
-            (X_steps[e, :, start : start + size], X_steps_t[e, :, :, start : start + size],
-             y_steps[e, :, start : start + size])
-            for start in range(0, n, size)
-        ]
-        for e in range(order.shape[0])
-    ]
+    def after(self, epoch: int) -> None:
+        self.log.keep(epoch)
+        if self.on_epoch is not None:
+            self.on_epoch(epoch, self.w.mT, self.b.mT)
 
 
 class _Rule:
@@ -77,11 +92,11 @@ class _Rule:
         self.proximal = group.rule == "proximal"
         self.decays = group.penalty.l2_weight != 0 or group.penalty.uses_l1_ratio
         self.l1 = group.penalty.l1_weight != 0 or group.penalty.uses_l1_ratio
-        self.buffer: torch.Tensor | None = None
+        S, d = int(group.X.shape[0]), int(group.X.shape[2])
+        self.buffer = torch.empty(S, d, group.size, dtype=group.X.dtype, device=group.X.device)
 
     def step(self, w: torch.Tensor, r: torch.Tensor, X_bt: torch.Tensor) -> None:
-        if self.buffer is None:
-            self.buffer = torch.empty_like(w)
+        """w ← rule(w) given r = (η/B)·residual and the batch rows X_bᵀ ``[S, d, B]``."""
         if self.proximal:
             w.baddbmm_(X_bt, r, alpha=-1)
             if self.l1:

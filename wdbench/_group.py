@@ -86,21 +86,29 @@ class GroupOutput:
 class DivergenceLog:
     """Which epoch each row of a ``[S, K]`` group first stopped being finite.
 
-    ``record`` stores the row sums of w and b after every epoch into a preallocated
-    ``[E, S, K]`` buffer (one reduction, no host synchronization: capture-friendly); ``bad_epoch``
-    reads them all at the end. A non-finite entry always makes its row's sum non-finite (so would
-    entries within a factor d of overflow, in a run that diverges a step later anyway). Once a
-    row is not finite the update rules keep it so, so the first flagged epoch is the one at which
-    ``wdbench.train`` stops.
+    After every epoch the row sums of w and b go into a preallocated ``[E, S, K]`` buffer (a
+    reduction, no host synchronization: ``measure`` is capture-friendly and ``keep`` files its
+    result under the epoch); ``bad_epoch`` reads them all at the end. A non-finite entry always
+    makes its row's sum non-finite (so would entries within a factor d of overflow, in a run
+    that diverges a step later anyway). Once a row is not finite the update rules keep it so,
+    so the first flagged epoch is the one at which ``wdbench.train`` stops.
     """
 
     def __init__(self, epochs: int, like: torch.Tensor) -> None:
         self.sums = torch.zeros(epochs, *like.shape, dtype=like.dtype, device=like.device)
+        self.current = torch.zeros_like(like)
+
+    def measure(self, w: torch.Tensor, b: torch.Tensor) -> None:
+        """Row sums of ``w [S, K, d]`` plus ``b [S, K, 1]``."""
+        torch.sum(w, -1, out=self.current)
+        self.current.add_(b.squeeze(-1))
+
+    def keep(self, epoch: int) -> None:
+        self.sums[epoch].copy_(self.current)
 
     def record(self, epoch: int, w: torch.Tensor, b: torch.Tensor) -> None:
-        """Log the row sums of ``w`` and ``b`` (``[S, K, ·]``) after ``epoch``."""
-        torch.sum(w, -1, out=self.sums[epoch])
-        self.sums[epoch].add_(b.sum(-1))
+        self.measure(w, b)
+        self.keep(epoch)
 
     def bad_epoch(self) -> torch.Tensor:
         """``[S, K]`` int64: the first (1-based) epoch with a non-finite row, 0 if none."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import torch
 
+from wdbench._graph import run_epochs
 from wdbench._group import DivergenceLog, EpochHook, Group, GroupOutput
 
 __all__ = ["rowspace_applies", "split_init", "train_group_rowspace"]
@@ -56,60 +57,75 @@ def split_init(X: torch.Tensor, w0: torch.Tensor) -> tuple[torch.Tensor, torch.T
 @torch.no_grad()
 def train_group_rowspace(group: Group, on_epoch: EpochHook | None = None) -> GroupOutput:
     """Train a shared-order group with no L1 part in the n-dimensional row space (see module)."""
-    X = group.X
-    S, K = int(X.shape[0]), group.size
-    w0_null, beta = split_init(X, group.w0)
-    gram64 = X.double() @ X.double().mT
-    P, alpha = (gram64 @ beta).to(X.dtype), beta.to(X.dtype)
-    b = torch.zeros(S, 1, K, dtype=X.dtype, device=X.device)
-    log = DivergenceLog(group.epochs, b[:, 0])
-    updates = torch.empty_like(P)  # the epoch's scaled residuals, rows in the epoch's order
-    steps = _epoch_steps(group, gram64.to(X.dtype), updates)
-    decay = _Decay(group, [len(step[0]) for step in steps[0]])
-    bias_step = torch.empty_like(b)
-    for epoch, epoch_steps in enumerate(steps):
-        for j, (idx, r, gram_b, y_b) in enumerate(epoch_steps):
+    program = _RowSpaceEpochs(group, on_epoch)
+    run_epochs(program, group.epochs, group.X.device)
+    w = program.weights(group.epochs * program.steps)
+    return GroupOutput(w=w, b=program.b[:, 0], bad_epoch=program.log.bad_epoch())
+
+
+class _RowSpaceEpochs:
+    """The row-space recursion as an ``EpochProgram``: state ``P``, ``α`` ``[S, n, K]``,
+    ``b [S, 1, K]``; static per-epoch inputs: the epoch's order, Gram columns and targets."""
+
+    def __init__(self, group: Group, on_epoch: EpochHook | None) -> None:
+        X, order = group.X, group.order[0]
+        S, K, n = int(X.shape[0]), group.size, int(X.shape[1])
+        self.group, self.on_epoch = group, on_epoch
+        self.w0_null, beta = split_init(X, group.w0)
+        gram64 = X.double() @ X.double().mT
+        self.P, self.alpha = (gram64 @ beta).to(X.dtype), beta.to(X.dtype)
+        self.b = torch.zeros(S, 1, K, dtype=X.dtype, device=X.device)
+        self.log = DivergenceLog(group.epochs, self.b[:, 0])
+        # everything each epoch needs, gathered once in step order
+        self.gram_all = gram64.to(X.dtype)[:, :, order].permute(2, 0, 1, 3).contiguous()
+        self.y_all = group.y[:, order].transpose(0, 1).unsqueeze(-1).contiguous()
+        self.order, self.perm = order, order[0].clone()
+        self.gram, self.y = self.gram_all[0].clone(), self.y_all[0].clone()
+        self.updates = torch.empty_like(self.P)  # (η/B)·r of the epoch, rows in its order
+        self.bias_step = torch.empty_like(self.b)
+        size = group.batch_size
+        starts = range(0, n, size)
+        self.batches = [
+            (self.perm[s : s + size], self.updates[:, s : s + size], self.gram[:, :, s : s + size],
+             self.y[:, s : s + size])
+            for s in starts
+        ]
+        self.steps = len(self.batches)
+        self.decay = _Decay(group, [len(batch[0]) for batch in self.batches])
+
+    def load(self, epoch: int) -> None:
+        self.perm.copy_(self.order[epoch])
+        self.gram.copy_(self.gram_all[epoch])
+        self.y.copy_(self.y_all[epoch])
+
+    def run(self) -> None:
+        P, alpha, b, decay = self.P, self.alpha, self.b, self.decay
+        for j, (idx, r, gram_b, y_b) in enumerate(self.batches):
             torch.index_select(P, 1, idx, out=r)
             if decay.lazy and j:
                 r.mul_(decay.read[j])
             r.add_(b).sub_(y_b)
-            torch.sum(r, 1, keepdim=True, out=bias_step)
-            b.addcmul_(bias_step, decay.lr_b[j], value=-1)
+            torch.sum(r, 1, keepdim=True, out=self.bias_step)
+            b.addcmul_(self.bias_step, decay.lr_b[j], value=-1)
             r.mul_(decay.scale[j])
             if decay.eager:
                 decay.eager_step(P, alpha, gram_b, idx, r)
             else:
                 P.baddbmm_(gram_b, r, alpha=-1)
         if not decay.eager:
-            alpha.index_add_(1, group.order[0, epoch], updates, alpha=-1)
+            alpha.index_add_(1, self.perm, self.updates, alpha=-1)
         decay.fold(P, alpha)
-        log.record(epoch, alpha.mT, b.mT)  # w = κᵗw₀⊥ + Xᵀα is finite with α
-        if on_epoch is not None:
-            done = (epoch + 1) * len(epoch_steps)
-            on_epoch(epoch, _weights(group, w0_null, alpha, done), b.mT)
-    w = _weights(group, w0_null, alpha, group.epochs * len(steps[0]))
-    return GroupOutput(w=w, b=b[:, 0], bad_epoch=log.bad_epoch())
+        self.log.measure(alpha.mT, b.mT)  # w = κᵗw₀⊥ + Xᵀα is finite with α
 
+    def after(self, epoch: int) -> None:
+        self.log.keep(epoch)
+        if self.on_epoch is not None:
+            self.on_epoch(epoch, self.weights((epoch + 1) * self.steps), self.b.mT)
 
-Step = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
-
-
-def _epoch_steps(group: Group, gram: torch.Tensor, updates: torch.Tensor) -> list[list[Step]]:
-    """Every step's ``(rows, update [S, B, K], G[:, rows] [S, n, B], y[rows] [S, B, 1])``,
-    built once: the Gram columns and targets are gathered in step order for the whole run, and
-    the update is a view of ``updates`` (the epoch's rows, in the epoch's order)."""
-    order, size = group.order[0], group.batch_size
-    gram_steps = gram[:, :, order].permute(2, 0, 1, 3).contiguous()  # [E, S, n, n]
-    y_steps = group.y[:, order].transpose(0, 1).unsqueeze(-1).contiguous()  # [E, S, n, 1]
-    n = int(order.shape[1])
-    return [
-        [
-            (order[epoch, start : start + size], updates[:, start : start + size],
-             gram_steps[epoch, :, :, start : start + size], y_steps[epoch, :, start : start + size])
-            for start in range(0, n, size)
-        ]
-        for epoch in range(order.shape[0])
-    ]
+    def weights(self, steps: int) -> torch.Tensor:
+        """w = κ^steps·w₀⊥ + Xᵀα, ``[S, K, d]`` in the group's dtype."""
+        null = (null_decay(self.group, steps) * self.w0_null).to(self.alpha.dtype)
+        return torch.baddbmm(null, self.alpha.mT, self.group.X)
 
 
 class _Decay:
@@ -142,7 +158,7 @@ class _Decay:
         self.read = [d.to(dtype) for d in powers]
         shift = 0 if self.proximal else 1
         self.scale = [(lr / size / powers[j + shift]).to(dtype) for j, size in enumerate(sizes)]
-        self.keep = (1 - powers[m]).to(dtype)
+        self.fold_factor = (1 - powers[m]).to(dtype)
 
     def eager_step(
         self, P: torch.Tensor, alpha: torch.Tensor, gram_b: torch.Tensor, idx: torch.Tensor,
@@ -161,8 +177,8 @@ class _Decay:
     def fold(self, P: torch.Tensor, alpha: torch.Tensor) -> None:
         """End of epoch (lazy): P ← D_m·P̂, α ← D_m·α̂."""
         if self.lazy:
-            P.addcmul_(P, self.keep, value=-1)
-            alpha.addcmul_(alpha, self.keep, value=-1)
+            P.addcmul_(P, self.fold_factor, value=-1)
+            alpha.addcmul_(alpha, self.fold_factor, value=-1)
 
 
 def null_decay(group: Group, steps: int) -> torch.Tensor:
@@ -172,9 +188,3 @@ def null_decay(group: Group, steps: int) -> torch.Tensor:
     if group.rule == "sgd":
         return (1 - (group.lr * c).double()) ** steps
     return (1 + group.lr * c).double() ** -steps
-
-
-def _weights(group: Group, w0_null: torch.Tensor, alpha: torch.Tensor, steps: int) -> torch.Tensor:
-    """w = κ^steps·w₀⊥ + Xᵀα, ``[S, K, d]`` in the group's dtype."""
-    null = (null_decay(group, steps) * w0_null).to(alpha.dtype)
-    return torch.baddbmm(null, alpha.mT, group.X)

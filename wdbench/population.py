@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from wdbench._group import LOOP_RULES, EpochHook, Group, GroupOutput
-from wdbench._kernels import BACKENDS, select_kernel
+from wdbench._kernels import BACKENDS, cache_block, select_kernel
 from wdbench.config import DTYPES, TrainConfig
 from wdbench.order import batch_order, init_params
 from wdbench.penalties import get_penalty
@@ -82,10 +82,12 @@ def train_population(
     for plan in _plan(columns):
         check_batch_size(plan.batch_size, problems[0].n_train)
         data = _stack(problems, dev, DTYPES[plan.dtype])
-        size = chunk_size or _auto_chunk(data, plan, dev)
+        probe = _make_group(data, plan, plan.index[:1], columns)
+        block = cache_block(select_kernel(probe, backend), probe)
+        size = chunk_size or _auto_chunk(data, plan, dev, block)
         for start in range(0, len(plan.index), size):
             index = plan.index[start : start + size]
-            group = _make_group(data, plan, index, configs)
+            group = _make_group(data, plan, index, columns)
             hook = out.curve_hook(data, index) if curves else None
             output = select_kernel(group, backend)(group, hook)
             out.store(data, index, output, plan.epochs)
@@ -164,9 +166,10 @@ def _stack(problems: tuple[Problem, ...], device: torch.device, dtype: torch.dty
     return _Data(splits)
 
 
-def _auto_chunk(data: _Data, plan: _Plan, device: torch.device) -> int:
+def _auto_chunk(data: _Data, plan: _Plan, device: torch.device, block: int | None) -> int:
     """Configurations per kernel call: a quarter of the free memory (at most 2 GiB) divided by
-    the bytes one configuration needs (its weight copies, batch rows and loss residuals)."""
+    the bytes one configuration needs (its weight copies, batch rows and loss residuals); on
+    the CPU, at most the kernel's cache-friendly ``block``."""
     X, _ = data.train
     S, n, d = (int(v) for v in X.shape)
     itemsize = X.element_size()
@@ -174,8 +177,10 @@ def _auto_chunk(data: _Data, plan: _Plan, device: torch.device) -> int:
     per_config = itemsize * S * (8 * d + 2 * widest)
     if not plan.shared_order:
         per_config += 8 * plan.epochs * n + itemsize * S * 2 * plan.batch_size * d
-    budget = min(_free_bytes(device) // 4, 2 << 30)
-    return max(1, budget // per_config)
+    size = min(_free_bytes(device) // 4, 2 << 30) // per_config
+    if device.type == "cpu" and block is not None:
+        size = min(size, block)
+    return max(1, size)
 
 
 def _free_bytes(device: torch.device) -> int:
@@ -190,31 +195,31 @@ def _free_bytes(device: torch.device) -> int:
 
 
 def _make_group(
-    data: _Data, plan: _Plan, index: np.ndarray, configs: tuple[TrainConfig, ...]
+    data: _Data, plan: _Plan, index: np.ndarray, columns: dict[str, np.ndarray]
 ) -> Group:
-    """The chunk ``index`` of a plan as tensors: w₀ = init_params(seed) · init_scale, columns."""
+    """The chunk ``index`` of a plan as tensors: w₀ = init_params(seed)·init_scale (float64,
+    then cast, as ``train`` does), the batch order(s) of the seed(s), and ``[K, 1]`` columns."""
     X, y = data.train
     dim, n = int(X.shape[2]), int(X.shape[1])
-    chosen = [configs[i] for i in index]
-    seeds = sorted({c.seed for c in chosen})
-    z = {seed: init_params(dim, 1.0, seed)[0] for seed in seeds}
-    position = {seed: i for i, seed in enumerate(seeds)}
-    which = torch.tensor([position[c.seed] for c in chosen])
-    scale = torch.tensor([c.init_scale for c in chosen], dtype=torch.float64).unsqueeze(1)
-    w0 = torch.stack([z[s] for s in seeds])[which] * scale
-    orders = torch.stack([batch_order(n, plan.epochs, seed) for seed in seeds])
+    seeds, which = np.unique(columns["seed"][index], return_inverse=True)
+    z = torch.stack([init_params(dim, 1.0, int(seed))[0] for seed in seeds])
+    w0 = z[torch.from_numpy(which)] * _column(columns, "init_scale", index)
+    orders = torch.stack([batch_order(n, plan.epochs, int(seed)) for seed in seeds])
     if not plan.shared_order:
-        orders = orders[which]
-
-    def column(name: str) -> torch.Tensor:
-        values = [float(getattr(c, name)) for c in chosen]
-        return torch.tensor(values, dtype=torch.float64).unsqueeze(1).to(X.device, X.dtype)
-
-    return Group(
-        X=X, y=y, order=orders.to(X.device), w0=w0.to(X.device, X.dtype),
-        lr=column("lr"), lam=column("lam"), l1_ratio=column("l1_ratio"),
-        penalty=get_penalty(plan.penalty), rule=plan.rule, batch_size=plan.batch_size,
+        orders = orders[torch.from_numpy(which)]
+    lr, lam, l1_ratio = (
+        _column(columns, name, index).to(X.device, X.dtype) for name in ("lr", "lam", "l1_ratio")
     )
+    return Group(
+        X=X, y=y, order=orders.to(X.device), w0=w0.to(X.device, X.dtype), lr=lr, lam=lam,
+        l1_ratio=l1_ratio, penalty=get_penalty(plan.penalty), rule=plan.rule,
+        batch_size=plan.batch_size,
+    )
+
+
+def _column(columns: dict[str, np.ndarray], name: str, index: np.ndarray) -> torch.Tensor:
+    """One config field for the chunk, as a ``[K, 1]`` float64 column."""
+    return torch.from_numpy(columns[name][index].astype(np.float64)).unsqueeze(1)
 
 
 @torch.no_grad()
