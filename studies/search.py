@@ -8,7 +8,9 @@ the chosen configurations (the only use of the test split), print the summary an
 
 Exit codes: 0 done; 2 a user error (one line on stderr, nothing written to storage) or a study in
 which no trial completed (exports are still written); 1 a bug, including one inside the report
-(the study and its exports are saved before the report starts).
+(the study and its exports are saved before the report starts); 3, 130 and 143 a lost storage or
+an interruption (see ``studies.faults``). A rerun reuses ``grid.parquet`` when the settings it
+depends on are unchanged.
 """
 
 from __future__ import annotations

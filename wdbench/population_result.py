@@ -69,7 +69,8 @@ class PopulationResult:
         return np.where(self.diverged.numpy(), "diverged", "ok")
 
     def result(self, k: int, s: int = 0) -> TrainResult:
-        """Configuration ``k`` on problem ``s`` as a ``TrainResult`` (what ``train`` returns)."""
+        """Configuration ``k`` on problem ``s`` as a ``TrainResult`` (what ``train`` returns;
+        its ``w`` is empty when the weights were not kept)."""
         curves = None
         if self.curves is not None:
             epochs = int(self.epochs_run[s, k]) - int(self.diverged[s, k])
