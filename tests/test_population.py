@@ -108,13 +108,13 @@ def test_lesson_workload_in_float32() -> None:
 def test_kernel_dispatch(penalty: str, loop: str, dtype: str, kernel: str) -> None:
     """The fast kernel each shared-seed group gets on the CPU (what the parity tests cover)."""
     from wdbench._kernels import select_kernel
-    from wdbench.population import _make_group, _plan, _stack
+    from wdbench._plan import make_group, plan_groups, stack
 
     configs = (config(penalty=penalty, loop=loop, dtype=dtype, lam=0.5, seed=0),)
     columns = config_columns(configs)
-    (plan,) = _plan(columns)
-    data = _stack((small_problem(),), torch.device("cpu"), getattr(torch, dtype))
-    group = _make_group(data, plan, plan.index, columns)
+    (plan,) = plan_groups(columns)
+    data = stack((small_problem(),), torch.device("cpu"), getattr(torch, dtype))
+    group = make_group(data, plan, plan.index, columns)
     assert select_kernel(group).__name__ == f"train_group_{kernel}"
     assert select_kernel(group, "reference").__name__ == "train_group_reference"
 
