@@ -2,9 +2,11 @@
 
 Group ``population``: K ∈ {1, 16, 256, 4096} on the CPU, plus 65,536 on CUDA (K ∈ {1, 16} in the
 smoke setting), one problem (the lesson's: d = 200, n_train = 50, 100 epochs, batch 5), no curves,
-no kept weights. ``trajectories_per_s`` = K·S / median seconds (S = 1 problem), and
-``speedup_vs_scratch`` = that rate × the seconds of one seed-faithful scratch run on the CPU,
-timed in the same session (``scratch_baseline``).
+no kept weights. ``variant`` is the kernel backend: ``auto`` (the fastest exact kernel per group,
+the fused Triton kernel for float32 CUDA groups) everywhere, and on CUDA also ``reference`` (the
+plain batched torch form) for comparison. ``trajectories_per_s`` = K·S / median seconds (S = 1
+problem), and ``speedup_vs_scratch`` = that rate × the seconds of one seed-faithful scratch run on
+the CPU, timed in the same session (``scratch_baseline``).
 """
 
 from __future__ import annotations
@@ -24,27 +26,32 @@ from benchmarks.conftest import ScratchBaseline
 CPU_K = (1, 16, 256, 4096)
 CUDA_K = (*CPU_K, 65_536)
 SMOKE_K = (1, 16)
+CUDA_BACKENDS = ("auto", "reference")
 S = 1
 PLAN = {"cpu": Plan(rounds=3, warmup_rounds=1), "cuda": Plan(rounds=5, warmup_rounds=2)}
 
 
 def population_cases(smoke: bool) -> list[Any]:
-    """(device, K) pairs: the CPU sizes, then the CUDA sizes (skipped without CUDA)."""
+    """(device, K, backend): the CPU sizes, then the CUDA sizes (skipped without CUDA)."""
     cpu, cuda = (SMOKE_K, SMOKE_K) if smoke else (CPU_K, CUDA_K)
-    params = [pytest.param("cpu", k, id=f"cpu-K{k}") for k in cpu]
-    params += [pytest.param("cuda", k, id=f"cuda-K{k}", marks=cuda_marks()) for k in cuda]
+    params = [pytest.param("cpu", k, "auto", id=f"cpu-K{k}") for k in cpu]
+    params += [
+        pytest.param("cuda", k, backend, id=f"cuda-{backend}-K{k}", marks=cuda_marks())
+        for backend in CUDA_BACKENDS
+        for k in cuda
+    ]
     return params
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "population_k" in metafunc.fixturenames:
         cases = population_cases(is_smoke(metafunc.config))
-        metafunc.parametrize(("device_name", "population_k"), cases)
+        metafunc.parametrize(("device_name", "population_k", "backend"), cases)
 
 
 def test_population(
     benchmark: BenchmarkFixture, scratch_baseline: ScratchBaseline,
-    device_name: str, population_k: int,
+    device_name: str, population_k: int, backend: str,
 ) -> None:
     """K trajectories of 1000 SGD steps each, in one ``train_population`` call."""
     kernel = population_kernel()
@@ -55,7 +62,8 @@ def test_population(
     results: list[Any] = []
 
     def run() -> None:
-        results.append(kernel(problems, configs, device=device, curves=False, keep_weights=False))
+        results.append(kernel(problems, configs, device=device, curves=False, keep_weights=False,
+                              backend=backend))
 
     seconds = measure(benchmark, run, device, PLAN[device.type])
     assert all(tuple(r.shape) == (S, population_k) for r in results)
@@ -64,6 +72,7 @@ def test_population(
     record(benchmark, {
         **device_info(device, configs[0].dtype), **scratch_baseline.info(),
         "K": population_k, "S": S, "d": problems[0].dim, "n_train": problems[0].n_train,
-        "epochs": configs[0].epochs, "variant": "search-space", "seconds": seconds,
-        "trajectories_per_s": rate, "speedup_vs_scratch": rate * scratch_baseline.seconds,
+        "epochs": configs[0].epochs, "variant": backend, "configs": "search-space",
+        "seconds": seconds, "trajectories_per_s": rate,
+        "speedup_vs_scratch": rate * scratch_baseline.seconds,
     })

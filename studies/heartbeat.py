@@ -44,6 +44,7 @@ __all__ = [
     "REQUEUED_FROM",
     "Heartbeat",
     "fail_and_requeue",
+    "known_workers",
     "new_worker_id",
     "owner_of",
     "release",
@@ -156,6 +157,11 @@ def _last_sign_of_life(trial: FrozenTrial, beats: dict[str, float]) -> float | N
         return None
     # Optuna stores naive local datetimes; ``timestamp()`` reads them as local time.
     return trial.datetime_start.timestamp()
+
+
+def known_workers(study: optuna.Study) -> list[str]:
+    """Ids of the workers that have run batches on ``study`` (they left a beat)."""
+    return sorted(_beats(study))
 
 
 def _beats(study: optuna.Study) -> dict[str, float]:

@@ -1,7 +1,10 @@
 """Run a study's workers: in this process (``--workers 1``) or as N local worker processes.
 
 Each worker runs ``studies.loop.run_worker(settings, index)`` on the shared study: its sampler
-seed is derived from ``--seed`` and its index, and it asks only while COMPLETE + RUNNING trials
+seed is derived from ``--seed`` and its index — indices start after the workers that already ran
+on the study, so a resumed run or a machine that joins later does not replay another worker's
+proposals (a fresh one-worker study is worker 0, the reproducible reference) — and it asks
+only while COMPLETE + RUNNING trials
 are fewer than ``--n-trials``, so N workers asking at the same moment overshoot by at most
 (N − 1) × ``--batch`` trials. The same command on several machines against one
 ``postgresql://`` URL cooperates the same way (N then counts the workers of every machine).
@@ -35,7 +38,14 @@ from studies.cli import Settings, UsageError
 from studies.loop import count_trials, load_study, run_worker
 from studies.storage import StorageError
 
-__all__ = ["check_settings", "run_here", "run_workers", "sweep_dead_worker", "worker_prefix"]
+__all__ = [
+    "check_settings",
+    "run_here",
+    "run_workers",
+    "sweep_dead_worker",
+    "worker_environment",
+    "worker_prefix",
+]
 
 #: How often the launcher looks at its workers (seconds).
 POLL_S = 0.2
@@ -54,9 +64,10 @@ def check_settings(settings: Settings) -> None:
 def run_workers(settings: Settings) -> int:
     """Run ``settings.workers`` workers on the (already created) study; returns the exit code."""
     check_settings(settings)
+    first = len(heartbeat.known_workers(load_study(settings)))
     if settings.workers == 1:
-        return run_here(settings)
-    return _Launcher(settings).run()
+        return run_here(settings, first)
+    return _Launcher(settings, first).run()
 
 
 def run_here(settings: Settings, index: int = 0, progress: bool | None = None) -> int:
@@ -99,6 +110,21 @@ def sweep_dead_worker(study: optuna.Study, pid: int, unclaimed_after_s: float) -
     return mine + lost
 
 
+def worker_environment(workers: int) -> dict[str, str]:
+    """The environment of a worker process: this package importable, and CPU threads split.
+
+    N processes that each run one OpenMP thread per core oversubscribe the CPU (spinning
+    threads): each worker gets ``cores // N`` threads (at least 1) unless ``OMP_NUM_THREADS``
+    is set already.
+    """
+    root = str(Path(__file__).resolve().parent.parent)
+    paths = [root, os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+    cores = len(os.sched_getaffinity(0))
+    env.setdefault("OMP_NUM_THREADS", str(max(1, cores // workers)))
+    return env
+
+
 def _interrupted(code: int) -> int:
     name = "SIGINT" if code == faults.EXIT_SIGINT else "SIGTERM"
     print(
@@ -112,8 +138,9 @@ def _interrupted(code: int) -> int:
 class _Launcher:
     """Starts, watches and stops the local worker processes of one run."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, first_index: int) -> None:
         self.settings = settings
+        self.first_index = first_index
         self.procs: list[subprocess.Popen[bytes]] = []
         self.signum: int | None = None
         self.swept: set[int] = set()
@@ -138,12 +165,10 @@ class _Launcher:
         return self._final_code()
 
     def _start(self, index: int) -> subprocess.Popen[bytes]:
-        root = str(Path(__file__).resolve().parent.parent)
-        paths = [root, os.environ.get("PYTHONPATH", "")]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "studies.workers", str(index)],
+            [sys.executable, "-m", "studies.workers", str(self.first_index + index), str(index)],
             stdin=subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)},
+            env=worker_environment(self.settings.workers),
             process_group=0,
         )
         assert proc.stdin is not None
@@ -211,9 +236,10 @@ def _settings_from_stdin() -> Settings:
 
 
 def _child_main(argv: list[str]) -> int:
-    """``python -m studies.workers INDEX``: one worker process; returns its exit code."""
-    index = int(argv[0])
-    return run_here(_settings_from_stdin(), index, progress=None if index == 0 else False)
+    """``python -m studies.workers INDEX LOCAL``: worker INDEX of the study, LOCAL-th of its
+    launcher (only the first shows a progress bar); returns its exit code."""
+    index, local = int(argv[0]), int(argv[1])
+    return run_here(_settings_from_stdin(), index, progress=None if local == 0 else False)
 
 
 if __name__ == "__main__":

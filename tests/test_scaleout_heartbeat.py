@@ -108,7 +108,9 @@ def test_owner_filter_sweeps_only_those_workers(make_storage: StorageFactory) ->
     mine, theirs = _ask(study, 1), _ask(study, 1)
     Heartbeat(study, 60.0, worker_id="run/0").claim(mine)
     Heartbeat(study, 60.0, worker_id="other/0").claim(theirs)
-    failed = heartbeat.sweep_stale(study, 0.0, owners=lambda o: o is not None and o.startswith("run/"))
+    failed = heartbeat.sweep_stale(
+        study, 0.0, owners=lambda o: o is not None and o.startswith("run/")
+    )
     assert failed == [0]
     assert study.trials[1].state == TrialState.RUNNING
 
@@ -155,6 +157,14 @@ def test_release_fails_and_requeues_own_trials(make_storage: StorageFactory) -> 
     assert heartbeat.release(study, [done, left], "interrupted") == [1]
     assert study.trials[1].user_attrs[heartbeat.FAIL_REASON] == "interrupted"
     assert _requeued(study) == [1]
+
+
+def test_known_workers_are_those_that_beat(make_storage: StorageFactory) -> None:
+    study = _study(make_storage())
+    assert heartbeat.known_workers(study) == []
+    for worker_id in ("b", "a"):
+        Heartbeat(study, 1.0, worker_id=worker_id).beat()
+    assert heartbeat.known_workers(_study(make_storage())) == ["a", "b"]
 
 
 def test_heartbeat_rejects_a_non_positive_interval() -> None:
