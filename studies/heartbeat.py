@@ -114,10 +114,16 @@ class Heartbeat:
         storage.set_study_system_attr(study_id, self.key, self._clock())
 
     def claim(self, trials: Sequence[optuna.Trial]) -> None:
-        """Mark ``trials`` as this worker's (beat first: a claim is fresh only after a beat)."""
+        """Mark ``trials`` as this worker's (beat first: a claim is fresh only after a beat).
+
+        A trial a sweeper failed before it was claimed stays failed; its tell is dropped later.
+        """
         storage, _ = _storage(self.study)
         for trial in trials:
-            storage.set_trial_system_attr(trial._trial_id, OWNER_KEY, self.worker_id)
+            try:
+                storage.set_trial_system_attr(trial._trial_id, OWNER_KEY, self.worker_id)
+            except UpdateFinishedTrialError:
+                continue
 
     @contextmanager
     def running(self, trials: Sequence[optuna.Trial]) -> Iterator[None]:

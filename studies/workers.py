@@ -64,7 +64,10 @@ def check_settings(settings: Settings) -> None:
 def run_workers(settings: Settings) -> int:
     """Run ``settings.workers`` workers on the (already created) study; returns the exit code."""
     check_settings(settings)
-    first = len(heartbeat.known_workers(load_study(settings)))
+    try:
+        first = len(heartbeat.known_workers(load_study(settings)))
+    except Exception as exc:
+        return _storage_lost(exc)
     if settings.workers == 1:
         return run_here(settings, first)
     return _Launcher(settings, first).run()
@@ -82,13 +85,18 @@ def run_here(settings: Settings, index: int = 0, progress: bool | None = None) -
     except faults.Terminated:
         return _interrupted(faults.EXIT_SIGTERM)
     except Exception as exc:
-        if not (isinstance(exc, StorageError) or faults.is_storage_lost(exc)):
-            raise
-        print(faults.storage_lost_message(exc), file=sys.stderr)
-        return faults.EXIT_STORAGE
+        return _storage_lost(exc)
     finally:
         interrupts.restore()
     return faults.EXIT_OK
+
+
+def _storage_lost(exc: Exception) -> int:
+    """Report a lost storage in one line (exit 3); any other error is a bug and re-raised."""
+    if not (isinstance(exc, StorageError) or faults.is_storage_lost(exc)):
+        raise exc
+    print(faults.storage_lost_message(exc), file=sys.stderr)
+    return faults.EXIT_STORAGE
 
 
 def worker_prefix(pid: int) -> str:
@@ -136,21 +144,31 @@ def _interrupted(code: int) -> int:
 
 
 class _Launcher:
-    """Starts, watches and stops the local worker processes of one run."""
+    """Starts, watches and stops the local worker processes of one run.
+
+    The first SIGINT / SIGTERM is forwarded to the workers as SIGTERM (they fail and re-queue
+    their in-flight trials); a second one kills them at once (the final sweep fails theirs).
+    """
 
     def __init__(self, settings: Settings, first_index: int) -> None:
         self.settings = settings
         self.first_index = first_index
         self.procs: list[subprocess.Popen[bytes]] = []
         self.signum: int | None = None
+        self.signals = 0
         self.swept: set[int] = set()
+        self.lost: Exception | None = None
         self._study: optuna.Study | None = None
 
-    @property
-    def study(self) -> optuna.Study:
-        """The launcher's own handle on the study (opened on first use)."""
-        if self._study is None:
-            self._study = load_study(self.settings)
+    def study(self) -> optuna.Study | None:
+        """The launcher's own handle on the study; None once the storage was found lost."""
+        if self._study is None and self.lost is None:
+            try:
+                self._study = load_study(self.settings)
+            except Exception as exc:
+                if not (isinstance(exc, StorageError) or faults.is_storage_lost(exc)):
+                    raise
+                self.lost = exc
         return self._study
 
     def run(self) -> int:
@@ -179,11 +197,16 @@ class _Launcher:
         return proc
 
     def _forward(self, signum: int, frame: FrameType | None) -> None:
+        self.signals += 1
         if self.signum is None:
             self.signum = signum
-            for proc in self.procs:
-                if proc.poll() is None:
-                    proc.terminate()
+        for proc in self.procs:
+            if proc.poll() is not None:
+                continue
+            if self.signals == 1:
+                proc.terminate()
+            else:
+                proc.kill()
 
     def _watch(self) -> None:
         """Wait for every worker; sweep a killed one's trials as soon as it is seen dead."""
@@ -196,21 +219,23 @@ class _Launcher:
             self._sweep(proc)
 
     def _sweep(self, proc: subprocess.Popen[bytes]) -> None:
-        if proc.pid in self.swept:
+        study = self.study()
+        if proc.pid in self.swept or study is None:
             return
         self.swept.add(proc.pid)
         try:
-            sweep_dead_worker(self.study, proc.pid, self.settings.heartbeat_interval)
+            sweep_dead_worker(study, proc.pid, self.settings.heartbeat_interval)
         except Exception as exc:
-            if not (isinstance(exc, StorageError) or faults.is_storage_lost(exc)):
+            if not faults.is_storage_lost(exc):
                 raise
+            self.lost = exc
 
     def _final_code(self) -> int:
         codes = [proc.returncode for proc in self.procs]
         if self.signum is not None:
             return _interrupted(faults.exit_code_of_signal(self.signum))
         if faults.EXIT_STORAGE in codes:
-            return faults.EXIT_STORAGE
+            return faults.EXIT_STORAGE  # each worker printed its line
         if any(code > 0 for code in codes):
             return faults.EXIT_FAILED
         for index, code in enumerate(codes):
@@ -219,7 +244,11 @@ class _Launcher:
                     f"worker {index} died (signal {-code}); its trials were re-queued",
                     file=sys.stderr,
                 )
-        if count_trials(self.study, TrialState.COMPLETE) >= self.settings.n_trials:
+        study = self.study()
+        if self.lost is not None:
+            return _storage_lost(self.lost)
+        assert study is not None
+        if count_trials(study, TrialState.COMPLETE) >= self.settings.n_trials:
             return faults.EXIT_OK
         print(
             "error: every worker died before the study finished; rerun the same command",

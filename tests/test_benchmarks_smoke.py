@@ -66,7 +66,8 @@ def test_summary_tables_state_ratios_against_scratch(tmp_path: Path) -> None:
     doc = {"datetime": "2026-01-01T00:00:00", "benchmarks": [
         _bench("update-loops-run", 0.4, variant="scratch", penalty="l2"),
         _bench("update-loops-run", 0.1, variant="proximal", penalty="l2"),
-        _bench("population", 2.0, K=4096, trajectories_per_s=2048.0, speedup_vs_scratch=819.2),
+        _bench("population", 2.0, K=4096, trajectories_per_s=2048.0, speedup_vs_scratch=819.2,
+               variant="auto"),
         _bench("study", 10.0, variant="suite", trials=200, ratio=12.5),
     ]}
     path = tmp_path / "run.json"
@@ -76,7 +77,7 @@ def test_summary_tables_state_ratios_against_scratch(tmp_path: Path) -> None:
         assert main([str(path)]) == 0
     text = out.getvalue()
     assert "| proximal | l2 | cpu | 100.0 | 4.00 |" in text
-    assert "| cpu | 4096 | 2.000 | 2,048 | 819.2 |" in text
+    assert "| cpu | auto | 4096 | 2.000 | 2,048 | 819.2 |" in text
     assert "| suite | cpu | 200 | 10.0 | 12.5 |" in text
     assert "### scaling" not in text
 

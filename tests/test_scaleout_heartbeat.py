@@ -159,6 +159,16 @@ def test_release_fails_and_requeues_own_trials(make_storage: StorageFactory) -> 
     assert _requeued(study) == [1]
 
 
+def test_claiming_a_trial_swept_before_the_claim_is_harmless(
+    make_storage: StorageFactory,
+) -> None:
+    study = _study(make_storage())
+    (trial,) = _ask(study, 1)
+    assert heartbeat.sweep_stale(study, 0.0, clock=lambda: time.time() + 1.0) == [0]
+    Heartbeat(study, 1.0, worker_id="late").claim([trial])
+    assert heartbeat.tell_unless_swept(study, trial, 1.0) is False
+
+
 def test_known_workers_are_those_that_beat(make_storage: StorageFactory) -> None:
     study = _study(make_storage())
     assert heartbeat.known_workers(study) == []
