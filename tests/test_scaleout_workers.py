@@ -73,13 +73,14 @@ def _start(target: Target, workers: int) -> subprocess.Popen[str]:
 
 
 def _finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
-    """Wait (bounded) for ``proc``; its exit code and stderr."""
+    """Wait (bounded) for ``proc``; its exit code and stderr (stdout's tail printed)."""
     try:
-        _, err = proc.communicate(timeout=WAIT_S)
+        out, err = proc.communicate(timeout=WAIT_S)
     except subprocess.TimeoutExpired:
         proc.kill()
-        _, err = proc.communicate()
+        out, err = proc.communicate()
         pytest.fail(f"the command did not finish within {WAIT_S:.0f} s; stderr:\n{err}")
+    print(out[-2000:])
     return proc.returncode, err
 
 
