@@ -60,17 +60,20 @@ def _loops(benches: list[Bench], unit: float, label: str) -> list[str]:
 
 
 def _population(benches: list[Bench]) -> list[str]:
-    def key(b: Bench) -> tuple[str, str, int]:
+    def key(b: Bench) -> tuple[str, str, str, int]:
         i = b["extra_info"]
-        return i["device"], str(i.get("variant", "")), i["K"]
+        return i["device"], str(i.get("variant", "")), str(i.get("penalty", "")), i["K"]
 
     rows = [
-        [b["extra_info"]["device"], b["extra_info"].get("variant", "–"), b["extra_info"]["K"],
+        [b["extra_info"]["device"], b["extra_info"].get("variant", "–"),
+         b["extra_info"].get("penalty", "–"), b["extra_info"]["K"],
          f"{b['stats']['median']:.3f}", f"{b['extra_info']['trajectories_per_s']:,.0f}",
          f"{b['extra_info']['speedup_vs_scratch']:,.1f}"]
         for b in sorted(benches, key=key)
     ]
-    return _table(["device", "variant", "K", "median s", "trajectories/s", "× scratch"], rows)
+    return _table(
+        ["device", "variant", "configs", "K", "median s", "trajectories/s", "× scratch"], rows
+    )
 
 
 def _scaling(benches: list[Bench]) -> list[str]:

@@ -1,16 +1,20 @@
-"""Population: ``train_population`` on K configurations of the search space at once.
+"""Population: ``train_population`` on K configurations at once.
 
 Group ``population``: K ∈ {1, 16, 256, 4096} on the CPU, plus 65,536 on CUDA (K ∈ {1, 16} in the
-smoke setting), one problem (the lesson's: d = 200, n_train = 50, 100 epochs, batch 5), no curves,
-no kept weights. ``variant`` is the kernel backend: ``auto`` (the fastest exact kernel per group,
-the fused Triton kernel for float32 CUDA groups) everywhere, and on CUDA also ``reference`` (the
-plain batched torch form) for comparison. ``trajectories_per_s`` = K·S / median seconds (S = 1
-problem), and ``speedup_vs_scratch`` = that rate × the seconds of one seed-faithful scratch run on
-the CPU, timed in the same session (``scratch_baseline``).
+smoke setting), for three populations (``penalty`` in ``extra_info``): ``search-space`` (draws
+from the study's space: every penalty, both rules), ``l2`` and ``l1`` (plain SGD rule, λ
+log-spaced over the study's range); one problem (the lesson's: d = 200, n_train = 50, 100 epochs,
+batch 5), no curves, no kept weights, one shared train seed. ``variant`` is the kernel backend:
+``auto`` (the fastest exact kernel per group, the fused Triton kernel for float32 CUDA groups)
+everywhere, and on CUDA also ``reference`` (the plain batched torch form) for comparison.
+``trajectories_per_s`` = K·S / median seconds (S = 1 problem), and ``speedup_vs_scratch`` = that
+rate × the seconds of one seed-faithful scratch run on the CPU, timed in the same session
+(``scratch_baseline``).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -18,7 +22,7 @@ import torch
 from pytest_benchmark.fixture import BenchmarkFixture
 
 import wdbench
-from benchmarks._configs import population_kernel, space_configs
+from benchmarks._configs import LAM_RANGE, population_kernel, space_configs
 from benchmarks._machine import device_info
 from benchmarks._measure import Plan, cuda_marks, is_smoke, measure, record
 from benchmarks.conftest import ScratchBaseline
@@ -31,32 +35,46 @@ S = 1
 PLAN = {"cpu": Plan(rounds=3, warmup_rounds=1), "cuda": Plan(rounds=5, warmup_rounds=2)}
 
 
+MIXES = ("search-space", "l2", "l1")
+
+
 def population_cases(smoke: bool) -> list[Any]:
-    """(device, K, backend): the CPU sizes, then the CUDA sizes (skipped without CUDA)."""
+    """(device, K, backend, mix): the CPU sizes, then the CUDA sizes (skipped without CUDA)."""
     cpu, cuda = (SMOKE_K, SMOKE_K) if smoke else (CPU_K, CUDA_K)
-    params = [pytest.param("cpu", k, "auto", id=f"cpu-K{k}") for k in cpu]
+    params = [pytest.param("cpu", k, "auto", mix, id=f"cpu-{mix}-K{k}")
+              for mix in MIXES for k in cpu]
     params += [
-        pytest.param("cuda", k, backend, id=f"cuda-{backend}-K{k}", marks=cuda_marks())
+        pytest.param("cuda", k, backend, mix, id=f"cuda-{backend}-{mix}-K{k}", marks=cuda_marks())
         for backend in CUDA_BACKENDS
+        for mix in MIXES
         for k in cuda
     ]
     return params
 
 
+def mix_configs(mix: str, k: int) -> list[wdbench.TrainConfig]:
+    """``search-space`` draws, or one penalty with λ log-spaced over the study's range."""
+    if mix == "search-space":
+        return space_configs(k)
+    low, high = (math.log10(v) for v in LAM_RANGE)
+    lams = torch.logspace(low, high, k, dtype=torch.float64).tolist()
+    return [wdbench.TrainConfig(penalty=mix, lam=lam, loop="scratch") for lam in lams]
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "population_k" in metafunc.fixturenames:
         cases = population_cases(is_smoke(metafunc.config))
-        metafunc.parametrize(("device_name", "population_k", "backend"), cases)
+        metafunc.parametrize(("device_name", "population_k", "backend", "mix"), cases)
 
 
 def test_population(
     benchmark: BenchmarkFixture, scratch_baseline: ScratchBaseline,
-    device_name: str, population_k: int, backend: str,
+    device_name: str, population_k: int, backend: str, mix: str,
 ) -> None:
     """K trajectories of 1000 SGD steps each, in one ``train_population`` call."""
     kernel = population_kernel()
     device = torch.device(device_name)
-    configs = space_configs(population_k)
+    configs = mix_configs(mix, population_k)
     problems = [wdbench.Problem.synthetic(seed=s).to(device, torch.float32) for s in range(S)]
     benchmark.group = "population"
     results: list[Any] = []
@@ -72,7 +90,7 @@ def test_population(
     record(benchmark, {
         **device_info(device, configs[0].dtype), **scratch_baseline.info(),
         "K": population_k, "S": S, "d": problems[0].dim, "n_train": problems[0].n_train,
-        "epochs": configs[0].epochs, "variant": backend, "configs": "search-space",
+        "epochs": configs[0].epochs, "variant": backend, "configs": mix, "penalty": mix,
         "seconds": seconds, "trajectories_per_s": rate,
         "speedup_vs_scratch": rate * scratch_baseline.seconds,
     })

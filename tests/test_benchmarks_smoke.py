@@ -77,7 +77,7 @@ def test_summary_tables_state_ratios_against_scratch(tmp_path: Path) -> None:
         assert main([str(path)]) == 0
     text = out.getvalue()
     assert "| proximal | l2 | cpu | 100.0 | 4.00 |" in text
-    assert "| cpu | auto | 4096 | 2.000 | 2,048 | 819.2 |" in text
+    assert "| cpu | auto | – | 4096 | 2.000 | 2,048 | 819.2 |" in text
     assert "| suite | cpu | 200 | 10.0 | 12.5 |" in text
     assert "### scaling" not in text
 
