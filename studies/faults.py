@@ -73,15 +73,19 @@ class Interrupts:
     checkpoint (``raise_pending()``), or at once inside ``interruptible()`` (training, waiting).
     Storage calls are never cut in half: an exception raised inside Optuna's journal lock or a
     database transaction could leave a lock file or a half-written record behind. A second
-    signal before the first was raised is raised at once (the way out of a hung storage call).
-    Only the first signal is ever raised; later ones are ignored, so clean-up runs to its end.
+    signal is raised at once wherever it lands (the way out of a hung storage call).
+
+    An exception raised from a signal handler can be swallowed by library code that clears
+    errors (seen inside pandas / NumPy attribute probing), so every checkpoint raises it again
+    until the code that handles it calls ``acknowledge()``; after that, clean-up runs to its
+    end and later signals are ignored.
     """
 
     def __init__(self) -> None:
         self.signum: int | None = None
         self._received = 0
         self._open = 0
-        self._raised = False
+        self.acknowledged = False
         self._previous: dict[int, Handler] = {}
 
     @classmethod
@@ -109,11 +113,14 @@ class Interrupts:
         finally:
             self._open -= 1
 
+    def acknowledge(self) -> None:
+        """The signal's exception reached its handler: stop raising it."""
+        self.acknowledged = True
+
     def raise_pending(self) -> None:
-        """Checkpoint: raise the exception of a received signal (once)."""
-        if self.signum is None or self._raised:
+        """Checkpoint: raise the exception of a received signal, until acknowledged."""
+        if self.signum is None or self.acknowledged:
             return
-        self._raised = True
         if self.signum == signal.SIGTERM:
             raise Terminated()
         raise KeyboardInterrupt()
@@ -122,7 +129,7 @@ class Interrupts:
         self._received += 1
         if self.signum is None:
             self.signum = signum
-        if self._open > 0 or self._received > 1:
+        if self._open > 0 or self._received == 2:
             self.raise_pending()
 
 

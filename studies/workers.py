@@ -80,10 +80,9 @@ def run_here(settings: Settings, index: int = 0, progress: bool | None = None) -
     try:
         run_worker(settings, index, progress)
         interrupts.raise_pending()  # a signal that came after the last checkpoint
-    except KeyboardInterrupt:
-        return _interrupted(faults.EXIT_SIGINT)
-    except faults.Terminated:
-        return _interrupted(faults.EXIT_SIGTERM)
+    except (KeyboardInterrupt, faults.Terminated) as exc:
+        interrupts.acknowledge()
+        return _interrupted(signal.SIGTERM if isinstance(exc, faults.Terminated) else signal.SIGINT)
     except Exception as exc:
         return _storage_lost(exc)
     finally:
@@ -133,14 +132,14 @@ def worker_environment(workers: int) -> dict[str, str]:
     return env
 
 
-def _interrupted(code: int) -> int:
-    name = "SIGINT" if code == faults.EXIT_SIGINT else "SIGTERM"
+def _interrupted(signum: int) -> int:
+    """One line for a run stopped by ``signum``; returns 130 (SIGINT) or 143 (SIGTERM)."""
     print(
-        f"interrupted by {name}: in-flight trials were failed and re-queued; "
-        "rerun the same command to resume",
+        f"interrupted by {signal.Signals(signum).name}: in-flight trials were failed and "
+        "re-queued; rerun the same command to resume",
         file=sys.stderr,
     )
-    return code
+    return faults.exit_code_of_signal(signum)
 
 
 class _Launcher:
@@ -233,7 +232,7 @@ class _Launcher:
     def _final_code(self) -> int:
         codes = [proc.returncode for proc in self.procs]
         if self.signum is not None:
-            return _interrupted(faults.exit_code_of_signal(self.signum))
+            return _interrupted(self.signum)
         if faults.EXIT_STORAGE in codes:
             return faults.EXIT_STORAGE  # each worker printed its line
         if any(code > 0 for code in codes):

@@ -134,6 +134,8 @@ class WorkerGuard:
         if faults.is_storage_lost(exc):
             return
         interrupted = isinstance(exc, KeyboardInterrupt | faults.Terminated)
+        if interrupted:
+            self.interrupts.acknowledge()
         name = "SIGTERM" if isinstance(exc, faults.Terminated) else "SIGINT"
         reason = f"interrupted by {name}" if interrupted else f"worker error: {type(exc).__name__}"
         heartbeat.release(self.study, trials, reason, requeue=interrupted)

@@ -23,7 +23,8 @@ from studies.heartbeat import FAIL_REASON, OWNER_KEY, REQUEUED_FROM
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDY = "scaleout"
-N_TRIALS, BATCH, EPOCHS = 8, 2, 30
+#: 300 epochs: a batch trains for ~0.1 s, long enough to be caught mid-batch.
+N_TRIALS, BATCH, EPOCHS = 8, 2, 300
 WAIT_S = 240.0
 
 
@@ -89,14 +90,17 @@ def _trials(target: Target) -> list[FrozenTrial]:
     return study.get_trials(deepcopy=False)
 
 
-def _wait_for(what: str, found: Callable[[], FrozenTrial | None]) -> FrozenTrial:
+def _wait_for(
+    what: str, found: Callable[[], FrozenTrial | None], procs: list[subprocess.Popen[str]]
+) -> FrozenTrial:
+    """Poll ``found`` until it finds a trial; fail once every command exited or time is up."""
     deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and any(p.poll() is None for p in procs):
         trial = found()
         if trial is not None:
             return trial
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.01)
+    pytest.fail(f"no {what} seen before the commands exited (or within {WAIT_S:.0f} s)")
 
 
 def _claimed_running(target: Target) -> Callable[[], FrozenTrial | None]:
@@ -119,7 +123,7 @@ def _owner_pid(trial: FrozenTrial) -> int:
     return int(str(trial.system_attrs[OWNER_KEY]).rsplit(":", 2)[1])
 
 
-def _freeze_mid_batch(target: Target) -> tuple[int, list[int]]:
+def _freeze_mid_batch(target: Target, procs: list[subprocess.Popen[str]]) -> tuple[int, list[int]]:
     """SIGSTOP a worker while it holds claimed RUNNING trials; its pid and those trials.
 
     Stopping first makes "mid-batch" certain: a batch seen RUNNING may finish before a signal
@@ -127,7 +131,7 @@ def _freeze_mid_batch(target: Target) -> tuple[int, list[int]]:
     """
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
-        pid = _owner_pid(_wait_for("a claimed RUNNING trial", _claimed_running(target)))
+        pid = _owner_pid(_wait_for("claimed RUNNING trial", _claimed_running(target), procs))
         os.kill(pid, signal.SIGSTOP)
         held = [
             t.number
@@ -169,7 +173,7 @@ def test_sigkilled_worker_is_survived(target: Target) -> None:
     """Journal: one command, 2 local workers. PostgreSQL: the same command twice (two
     "machines", 1 worker each, racing to create the tables and the study)."""
     commands = [_start(target, 2)] if target.url is None else [_start(target, 1) for _ in "ab"]
-    pid, held = _freeze_mid_batch(target)
+    pid, held = _freeze_mid_batch(target, commands)
     os.kill(pid, signal.SIGKILL)
     results = [_finish(proc) for proc in commands]
     survivors = [(code, err) for code, err in results if code != -signal.SIGKILL]
@@ -187,7 +191,7 @@ def test_sigint_fails_in_flight_trials_and_rerun_resumes(target: Target) -> None
     which the command forwards the signal as SIGTERM."""
     workers = 1 if target.url is None else 2
     proc = _start(target, workers)
-    pid, held = _freeze_mid_batch(target)
+    pid, held = _freeze_mid_batch(target, [proc])
     proc.send_signal(signal.SIGINT)  # delivered to the stopped worker when it continues
     time.sleep(0.5)
     os.kill(pid, signal.SIGCONT)
@@ -219,7 +223,7 @@ def test_lost_database_exits_3_and_rerun_resumes(
         url = server.create_database()
         target = Target(out=tmp_path / "runs", url=url)
         proc = _start(target, 1)
-        _wait_for("a claimed RUNNING trial", _claimed_running(target))
+        _wait_for("claimed RUNNING trial", _claimed_running(target), [proc])
         server.halt()
         code, err = _finish(proc)
         assert code == 3, err
