@@ -11,6 +11,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
+import torch
+
+# Without CUDA, Triton kernels can only run in Triton's interpreter, and the variable must be set
+# before anything in this process imports Triton.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 import pytest
 from pg import PostgresServer, missing_binaries
 
