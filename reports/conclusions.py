@@ -92,7 +92,8 @@ def _difference(run: RunData, final: pd.DataFrame | None, a: str, b: str
 def _verdict(d: PairedDifference, name_a: str, name_b: str) -> tuple[str, int]:
     """A sentence on which is lower, and the sign (−1: a lower, +1: b lower, 0: undecided)."""
     low, high = d.mean - d.ci95, d.mean + d.ci95
-    interval = f"d = {fmt(d.mean, 3)}, 95 % CI [{fmt(low, 3)}, {fmt(high, 3)}]"
+    interval = (f"d = val({name_a}) − val({name_b}) = {fmt(d.mean, 3)}, "
+                f"95 % CI [{fmt(low, 3)}, {fmt(high, 3)}]")
     if not math.isfinite(d.ci95) or low <= 0 <= high:
         return f"{name_a} and {name_b} cannot be told apart ({interval})", 0
     winner, loser, sign = (name_a, name_b, -1) if d.mean < 0 else (name_b, name_a, 1)
