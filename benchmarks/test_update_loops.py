@@ -21,6 +21,7 @@ import wdbench
 from benchmarks._machine import device_info
 from benchmarks._measure import Plan, device_params, measure, optim_impl_missing, record
 from benchmarks.conftest import ScratchBaseline
+from wdbench.config import loop_name
 from wdbench.loops import make_loop
 from wdbench.order import batch_order, init_params
 
@@ -72,7 +73,7 @@ def _info(
 ) -> dict[str, Any]:
     return {
         **device_info(device, config.dtype),
-        "loop": config.loop,
+        "loop": loop_name(config.rule, config.impl),
         "penalty": config.penalty,
         "variant": variant,
         "optim_impl": config.optim_impl,
@@ -87,8 +88,13 @@ def _info(
 @pytest.mark.parametrize("device_name", device_params())
 @pytest.mark.parametrize(("variant", "loop", "impl", "penalty"), _cases())
 def test_run(
-    benchmark: BenchmarkFixture, scratch_baseline: ScratchBaseline,
-    variant: str, loop: str, impl: str, penalty: str, device_name: str,
+    benchmark: BenchmarkFixture,
+    scratch_baseline: ScratchBaseline,
+    variant: str,
+    loop: str,
+    impl: str,
+    penalty: str,
+    device_name: str,
 ) -> None:
     """One 100-epoch training run (1000 SGD steps), final losses included."""
     device = _device(device_name, impl)
@@ -102,18 +108,27 @@ def test_run(
 
     seconds = measure(benchmark, run, device, RUN_PLAN[device.type])
     assert all(r.status == "ok" and r.epochs_run == config.epochs for r in results)
-    record(benchmark, {
-        **_info(config, variant, device, problem.n_train), **scratch_baseline.info(),
-        "steps": config.epochs * -(-problem.n_train // config.batch_size), "seconds": seconds,
-        "speedup_vs_scratch": scratch_baseline.seconds / seconds,
-    })
+    record(
+        benchmark,
+        {
+            **_info(config, variant, device, problem.n_train),
+            **scratch_baseline.info(),
+            "steps": config.epochs * -(-problem.n_train // config.batch_size),
+            "seconds": seconds,
+            "speedup_vs_scratch": scratch_baseline.seconds / seconds,
+        },
+    )
 
 
 @pytest.mark.parametrize("device_name", device_params())
 @pytest.mark.parametrize(("variant", "loop", "impl", "penalty"), _cases())
 def test_step(
     benchmark: BenchmarkFixture,
-    variant: str, loop: str, impl: str, penalty: str, device_name: str,
+    variant: str,
+    loop: str,
+    impl: str,
+    penalty: str,
+    device_name: str,
 ) -> None:
     """One SGD step: ``run_epoch`` over a one-batch order (n_train = batch size = 5)."""
     device = _device(device_name, impl)
@@ -129,6 +144,11 @@ def test_step(
     seconds = measure(benchmark, lambda: state.run_epoch(0), device, STEP_PLAN[device.type])
     w, b = state.params()
     assert bool(torch.isfinite(w).all() and torch.isfinite(b).all())
-    record(benchmark, {
-        **_info(config, variant, device, problem.n_train), "steps": 1, "seconds": seconds,
-    })
+    record(
+        benchmark,
+        {
+            **_info(config, variant, device, problem.n_train),
+            "steps": 1,
+            "seconds": seconds,
+        },
+    )

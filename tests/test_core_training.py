@@ -98,6 +98,7 @@ def test_result_row_is_flat_config_plus_scalars() -> None:
     row = train(lesson(), config).to_row()
     assert {f.name for f in dataclasses.fields(config)} <= row.keys()
     assert row["lam"] == 3.0 and row["status"] == "ok" and row["epochs_run"] == 2
+    assert (row["rule"], row["impl"], row["loop"]) == ("coupled", "scratch", "scratch")
     assert all(isinstance(v, str | int | float | type(None)) for v in row.values())
 
 

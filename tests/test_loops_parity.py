@@ -1,7 +1,7 @@
 """Parity of the update loops (design notes: ‖w_a − w_b‖/‖w_b‖, |b_a − b_b| and the final losses).
 
 All in float64 from the same w₀ and batch order. The reference rule below is written out here,
-independently of ``wdbench.updates``; it shares only the seed-derived start and batch order, which
+independently of ``wdbench.rules``; it shares only the seed-derived start and batch order, which
 are the definition of "the same run" in every loop.
 """
 
@@ -55,8 +55,12 @@ def reference_sgd(
     of the batch at hand, or the nominal batch size with ``nominal`` (the lesson's divisor).
     """
     lam, rho, lr = config.lam, config.l1_ratio, config.lr
-    a, c = {"none": (0.0, 0.0), "l2": (0.0, lam), "l1": (lam, 0.0),
-            "elastic": (lam * rho, lam * (1 - rho))}[config.penalty]
+    a, c = {
+        "none": (0.0, 0.0),
+        "l2": (0.0, lam),
+        "l1": (lam, 0.0),
+        "elastic": (lam * rho, lam * (1 - rho)),
+    }[config.penalty]
     w = init_params(problem.dim, config.init_scale, config.seed)[0]
     b = torch.zeros((), dtype=torch.float64)
     signs, min_abs, changes = torch.sign(w), float(w.abs().min()), 0
@@ -215,9 +219,13 @@ def test_only_the_proximal_path_gives_exact_zeros(penalty: str, lam: float, rho:
 
 @pytest.mark.parametrize(
     ("loop", "lam", "lr", "proximal"),
-    [("scratch", 3.0, 0.003, False), ("optim", 3.0, 0.003, False),
-     ("decoupled", 3.0, 0.003, False), ("proximal", 3.0, 0.003, True),
-     ("concise", 6.0, 0.0015, False)],
+    [
+        ("scratch", 3.0, 0.003, False),
+        ("optim", 3.0, 0.003, False),
+        ("decoupled", 3.0, 0.003, False),
+        ("proximal", 3.0, 0.003, True),
+        ("concise", 6.0, 0.0015, False),
+    ],
 )
 def test_partial_last_batch_divides_by_its_own_size_in_every_loop(
     loop: str, lam: float, lr: float, proximal: bool

@@ -1,32 +1,49 @@
 """wdbench: a weight-decay training kernel — problems, penalties, update loops, population, oracles.
 
 Conventions (every path agrees): batch loss ℓ = (1/B) Σ (x·w + b − y)² / 2; penalties act on w
-only; reported losses are the mean half squared error of a split. See ``wdbench.updates``.
+only; reported losses are the mean half squared error of a split. The update rules are
+``wdbench.rules``; ``wdbench.population`` trains many configurations at once.
 """
 
 from wdbench import oracle
-from wdbench.config import DTYPES, LOOPS, OPTIM_IMPLS, TrainConfig
+from wdbench.config import (
+    COMBOS,
+    DTYPES,
+    IMPLS,
+    LEGACY_LOOPS,
+    LOOPS,
+    OPTIM_IMPLS,
+    TrainConfig,
+    split_loop,
+)
 from wdbench.penalties import PENALTIES, Penalty, get_penalty
-from wdbench.population import train_population
-from wdbench.population_result import PopulationResult
+from wdbench.population import PopulationResult, train_population
 from wdbench.problems import PROBLEMS, Problem
 from wdbench.result import TrainResult
+from wdbench.rules import RULES, Rule, get_rule
 from wdbench.training import resolve_device, train
 
 __all__ = [
+    "COMBOS",
     "DTYPES",
+    "IMPLS",
+    "LEGACY_LOOPS",
     "LOOPS",
     "OPTIM_IMPLS",
     "PENALTIES",
     "PROBLEMS",
+    "RULES",
     "Penalty",
     "PopulationResult",
     "Problem",
+    "Rule",
     "TrainConfig",
     "TrainResult",
     "get_penalty",
+    "get_rule",
     "oracle",
     "resolve_device",
+    "split_loop",
     "train",
     "train_population",
 ]

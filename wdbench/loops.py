@@ -1,13 +1,14 @@
-"""The single-configuration update loops. Each runs one epoch over a shared batch order.
+"""The single-configuration code paths (``TrainConfig.impl``). Each runs one epoch over a shared
+batch order; ``functional`` computes any rule of ``wdbench.rules``, the others the coupled one.
 
-* ``scratch``   — the lesson's loop: ``DataLoader`` + autograd on Σ_batch[(ŷ−y)²/2 + pen(w)] +
+* ``scratch``    — the lesson's loop: ``DataLoader`` + autograd on Σ_batch[(ŷ−y)²/2 + pen(w)] +
   the in-place ``p ← p − η·p.grad/B``. L1 is the lesson's autograd subgradient.
-* ``optim``     — ``torch.optim.SGD`` with groups ``[{w, weight_decay=c}, {b}]`` on the mean half
+* ``optim``      — ``torch.optim.SGD`` with groups ``[{w, weight_decay=c}, {b}]`` on the mean half
   squared error (plus a‖w‖₁ in the loss for l1 / elastic): w ← w − η(∇ℓ + a·sign(w) + c·w).
-* ``decoupled`` — w ← (1 − ηλ)w − η∇ℓ (none / l2).
-* ``proximal``  — w ← prox(w − η∇ℓ): the only loop that produces exact zeros.
-* ``concise``   — the lesson's concise code: ``nn.Linear``, ``MSELoss`` without ½, its bias drawn at
-  random. concise(wd, η) ≡ scratch(λ = wd/2, 2η) given the same b₀ (a different objective).
+* ``functional`` — the analytic batch gradient ∇ℓ, then ``Rule.step`` of ``config.rule``
+  (``decoupled``: w ← w − ηλw − η∇ℓ; ``proximal``: the only rule that produces exact zeros).
+* ``concise``    — the lesson's concise code: ``nn.Linear``, ``MSELoss`` without ½, its bias drawn
+  at random. concise(wd, η) ≡ scratch(λ = wd/2, 2η) given the same b₀ (a different objective).
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from wdbench.config import TrainConfig
 from wdbench.order import batches
 from wdbench.penalties import get_penalty
 from wdbench.problems import Problem
-from wdbench.updates import data_grad, decoupled_step, proximal_step, sgd_
+from wdbench.rules import Factors, data_grad, get_rule, sgd_
 
-__all__ = ["LOOP_RUNNERS", "Loop", "make_loop"]
+__all__ = ["IMPL_RUNNERS", "Loop", "make_loop"]
 
 
 class Loop(Protocol):
@@ -54,7 +55,11 @@ class OrderBatchSampler(Sampler[list[int]]):
 
 class _Base:
     def __init__(
-        self, problem: Problem, config: TrainConfig, w0: torch.Tensor, b0: torch.Tensor,
+        self,
+        problem: Problem,
+        config: TrainConfig,
+        w0: torch.Tensor,
+        b0: torch.Tensor,
         order: torch.Tensor,
     ) -> None:
         self.X, self.y = problem.X_train, problem.y_train
@@ -119,29 +124,23 @@ class OptimLoop(_Base):
             self.opt.zero_grad()
             r = X @ self.w + self.b - y
             loss = (r * r / 2).mean()
-            if self.l1_coef:
+            if self.penalty.has_l1:
                 loss = loss + self.l1_coef * self.w.abs().sum()
             loss.backward()  # type: ignore[no-untyped-call]
             self.opt.step()
 
 
-class DecoupledLoop(_Base):
-    def run_epoch(self, epoch: int) -> None:
-        _, decay = self.penalty.coefficients(self.config.lam, self.config.l1_ratio)
-        lr = self.config.lr
-        for X, y in self.batches(epoch):
-            gw, gb = data_grad(X, y, self.w, self.b)
-            self.w = decoupled_step(self.w, gw, lr, decay)
-            self.b = self.b - lr * gb
-
-
-class ProximalLoop(_Base):
-    def run_epoch(self, epoch: int) -> None:
+class FunctionalLoop(_Base):
+    def setup(self) -> None:
         c = self.config
+        self.rule = get_rule(c.rule)
+        self.factors = Factors.of(self.penalty, c.lr, c.lam, c.l1_ratio, like=self.w)
+
+    def run_epoch(self, epoch: int) -> None:
         for X, y in self.batches(epoch):
             gw, gb = data_grad(X, y, self.w, self.b)
-            self.w = proximal_step(self.w, gw, c.lr, self.penalty, c.lam, c.l1_ratio)
-            self.b = self.b - c.lr * gb
+            self.w = self.rule.step(self.w, gw, self.factors)
+            self.b = self.b - self.config.lr * gb
 
 
 class ConciseLoop(_Base):
@@ -171,11 +170,10 @@ class ConciseLoop(_Base):
         return self.net.weight.detach()[0], self.net.bias.detach()
 
 
-LOOP_RUNNERS: dict[str, type[_Base]] = {
+IMPL_RUNNERS: dict[str, type[_Base]] = {
     "scratch": ScratchLoop,
     "optim": OptimLoop,
-    "decoupled": DecoupledLoop,
-    "proximal": ProximalLoop,
+    "functional": FunctionalLoop,
     "concise": ConciseLoop,
 }
 
@@ -183,6 +181,5 @@ LOOP_RUNNERS: dict[str, type[_Base]] = {
 def make_loop(
     problem: Problem, config: TrainConfig, w0: torch.Tensor, b0: torch.Tensor, order: torch.Tensor
 ) -> Loop:
-    """The runner of ``config.loop`` started at ``(w0, b0)`` (on the problem's device/dtype)."""
-    return LOOP_RUNNERS[config.loop](problem, config, w0, b0, order)
-
+    """The runner of ``config.impl`` started at ``(w0, b0)`` (on the problem's device/dtype)."""
+    return IMPL_RUNNERS[config.impl](problem, config, w0, b0, order)

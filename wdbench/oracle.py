@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import torch
 
 from wdbench.problems import Problem
+from wdbench.rules import half_mse
 from wdbench.training import SPLITS
-from wdbench.updates import half_mse
 
 __all__ = ["OraclePath", "elastic_net_path", "lasso_path", "ridge_path"]
 
@@ -41,8 +41,14 @@ def _as_lams(lams: Sequence[float] | torch.Tensor) -> torch.Tensor:
     return t
 
 
-def _path(prob: Problem, penalty: str, lams: torch.Tensor, w: torch.Tensor, b: torch.Tensor,
-          l1_ratio: float | None = None) -> OraclePath:
+def _path(
+    prob: Problem,
+    penalty: str,
+    lams: torch.Tensor,
+    w: torch.Tensor,
+    b: torch.Tensor,
+    l1_ratio: float | None = None,
+) -> OraclePath:
     losses = {s: half_mse(*prob.split(s), w, b.unsqueeze(-1)) for s in SPLITS}
     return OraclePath(penalty, lams, w, b, losses, l1_ratio)
 

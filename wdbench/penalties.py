@@ -11,7 +11,10 @@ Every penalty is an elastic net with two coefficients, an L1 part ``a`` and an L
 
 ``λ`` and ``ρ`` may be Python floats or tensors that broadcast against the weights (the population
 kernel passes one value per configuration as a ``[K, 1]`` column), so one formula serves every path.
-``sign(0) = 0``: the subgradient the lesson's autograd L1 uses.
+``sign(0) = 0``: the subgradient the lesson's autograd L1 uses. ``has_l1`` / ``has_l2`` say which
+parts a penalty has (whatever λ and ρ), so a kernel can skip the arithmetic of an absent part.
+The proximal operator is written once, in place (``prox_``): the update rules of
+``wdbench.rules`` and ``Penalty.prox`` both call it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["PENALTIES", "Penalty", "get_penalty"]
+__all__ = ["PENALTIES", "Penalty", "get_penalty", "prox_", "soft_threshold", "soft_threshold_"]
 
 Scalar = float | torch.Tensor
 
@@ -34,6 +37,16 @@ class Penalty:
     uses_l1_ratio: bool
     l1_weight: float
     l2_weight: float
+
+    @property
+    def has_l1(self) -> bool:
+        """Whether the penalty has an L1 part (l1, elastic): it breaks linearity, gives zeros."""
+        return self.uses_l1_ratio or self.l1_weight != 0
+
+    @property
+    def has_l2(self) -> bool:
+        """Whether the penalty has an L2 part (l2, elastic): a decay of w."""
+        return self.uses_l1_ratio or self.l2_weight != 0
 
     def coefficients(self, lam: Scalar, l1_ratio: Scalar = 0.5) -> tuple[Scalar, Scalar]:
         """``(a, c)``: the L1 and L2 coefficients at strength ``lam``."""
@@ -56,12 +69,39 @@ class Penalty:
     ) -> torch.Tensor:
         """argmin_w ‖w − v‖²/2 + step·pen(w) = S(v, step·a) / (1 + step·c)."""
         a, c = self.coefficients(lam, l1_ratio)
-        return soft_threshold(v, step * a) / (1 + step * c)
+        return prox_(v.clone(), step * a, 1 + step * c, l1=self.has_l1, l2=self.has_l2)
+
+
+def prox_(
+    v: torch.Tensor,
+    t: Scalar,
+    shrink: Scalar,
+    *,
+    l1: bool,
+    l2: bool,
+    buffer: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """v ← S(v, t) / shrink in place (t = step·a, shrink = 1 + step·c): the proximal operator of
+    step·pen. ``l1`` / ``l2`` skip an absent part; ``buffer`` (v's shape) avoids an allocation."""
+    if l1:
+        soft_threshold_(v, t, buffer)
+    if l2:
+        v.div_(shrink)
+    return v
+
+
+def soft_threshold_(v: torch.Tensor, t: Scalar, buffer: torch.Tensor | None = None) -> torch.Tensor:
+    """v ← S(v, t) = sign(v)·max(|v| − t, 0) in place, as v − clamp(v, −t, t): exact zeros inside
+    [−t, t], NaN stays NaN. ``t`` is a number or a tensor broadcasting against v."""
+    if not isinstance(t, torch.Tensor):
+        t = torch.tensor(t, dtype=v.dtype, device=v.device)
+    v.sub_(torch.clamp(v, min=-t, max=t, out=buffer))
+    return v
 
 
 def soft_threshold(v: torch.Tensor, t: Scalar) -> torch.Tensor:
-    """S(v, t) = sign(v)·max(|v| − t, 0); exact zeros inside [−t, t]."""
-    return torch.sign(v) * torch.clamp(v.abs() - t, min=0)
+    """S(v, t), out of place (``soft_threshold_`` on a copy)."""
+    return soft_threshold_(v.clone(), t)
 
 
 PENALTIES: dict[str, Penalty] = {
@@ -70,8 +110,9 @@ PENALTIES: dict[str, Penalty] = {
         Penalty("none", "0", uses_l1_ratio=False, l1_weight=0.0, l2_weight=0.0),
         Penalty("l2", "λ/2‖w‖²", uses_l1_ratio=False, l1_weight=0.0, l2_weight=1.0),
         Penalty("l1", "λ‖w‖₁", uses_l1_ratio=False, l1_weight=1.0, l2_weight=0.0),
-        Penalty("elastic", "λ(ρ‖w‖₁ + (1−ρ)/2‖w‖²)", uses_l1_ratio=True, l1_weight=0.0,
-                l2_weight=0.0),
+        Penalty(
+            "elastic", "λ(ρ‖w‖₁ + (1−ρ)/2‖w‖²)", uses_l1_ratio=True, l1_weight=0.0, l2_weight=0.0
+        ),
     )
 }
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from wdbench.config import TrainConfig
+from wdbench.config import TrainConfig, loop_name
 
 __all__ = ["STATUSES", "TrainResult", "weight_stats"]
 
@@ -36,9 +36,11 @@ class TrainResult:
     curves: dict[str, list[float]] | None = None
 
     def to_row(self) -> dict[str, Any]:
-        """Config fields and scalar results as one flat record (for a DataFrame)."""
+        """Config fields (``rule``, ``impl`` and their legacy ``loop`` name among them) and scalar
+        results as one flat record (for a DataFrame)."""
         row = dataclasses.asdict(self.config)
         row.update(
+            loop=loop_name(self.config.rule, self.config.impl),
             b=self.b,
             train_loss=self.train_loss,
             val_loss=self.val_loss,

@@ -1,4 +1,4 @@
-"""``train``: one configuration, one loop, one problem."""
+"""``train``: one configuration, one code path, one problem."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from wdbench.loops import make_loop
 from wdbench.order import batch_order, init_params
 from wdbench.problems import Problem
 from wdbench.result import TrainResult, weight_stats
-from wdbench.updates import half_mse
+from wdbench.rules import half_mse
 
 __all__ = ["SPLITS", "check_batch_size", "resolve_device", "train"]
 
@@ -44,7 +44,8 @@ def train(
     curves: bool = True,
     b0: float | None = None,
 ) -> TrainResult:
-    """Train one configuration; see ``wdbench.loops`` for the update rule of each loop.
+    """Train one configuration; see ``wdbench.rules`` for the rules, ``wdbench.loops`` for the
+    code path (``config.impl``) computing them.
 
     w₀ and the batch order come from ``config.seed`` (identical in every loop); b₀ = 0 except for
     ``concise`` (the lesson's random bias start) unless ``b0`` fixes it. ``curves`` records the
@@ -53,7 +54,7 @@ def train(
     prob = problem.to(resolve_device(device), config.torch_dtype)
     check_batch_size(config.batch_size, prob.n_train)
     w0, b_random = init_params(prob.dim, config.init_scale, config.seed)
-    b_start = b_random if config.loop == "concise" else torch.zeros(1, dtype=torch.float64)
+    b_start = b_random if config.impl == "concise" else torch.zeros(1, dtype=torch.float64)
     if b0 is not None:
         b_start = torch.tensor([float(b0)], dtype=torch.float64)
     order = batch_order(prob.n_train, config.epochs, config.seed)

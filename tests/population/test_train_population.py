@@ -10,7 +10,7 @@ import torch
 
 import wdbench
 from wdbench import PopulationResult, Problem, TrainConfig, train, train_population
-from wdbench.population_result import config_columns
+from wdbench.population import config_columns
 from wdbench.result import TrainResult
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
@@ -19,8 +19,9 @@ TOL = {"float64": 1e-10, "float32": 1e-5}
 
 def small_problem(seed: int = 0, n_train: int = 23, dim: int = 40) -> Problem:
     """n_train = 23 with batch 5: every epoch ends with a partial batch of 3 rows."""
-    return Problem.synthetic(n_train=n_train, n_val=17, n_test=29, dim=dim, seed=seed,
-                             dtype=torch.float64)
+    return Problem.synthetic(
+        n_train=n_train, n_val=17, n_test=29, dim=dim, seed=seed, dtype=torch.float64
+    )
 
 
 def config(**fields: object) -> TrainConfig:
@@ -74,8 +75,9 @@ def test_each_config_equals_train(loop: str, penalty: str, dtype: str) -> None:
 def test_subgradient_l1_equals_train_away_from_zero(loop: str, penalty: str) -> None:
     """Few small steps from w₀ ~ N(0, 1): no weight comes near zero, so no sign flip by rounding."""
     problem = small_problem()
-    configs = [config(loop=loop, penalty=penalty, lam=lam, lr=0.002, epochs=2)
-               for lam in (0.1, 1.0)]
+    configs = [
+        config(loop=loop, penalty=penalty, lam=lam, lr=0.002, epochs=2) for lam in (0.1, 1.0)
+    ]
     result = train_population(problem, configs)
     assert_matches_train(result, [problem], configs)
 
@@ -107,8 +109,7 @@ def test_lesson_workload_in_float32() -> None:
 )
 def test_kernel_dispatch(penalty: str, loop: str, dtype: str, kernel: str) -> None:
     """The fast kernel each shared-seed group gets on the CPU (what the parity tests cover)."""
-    from wdbench._kernels import select_kernel
-    from wdbench._plan import make_group, plan_groups, stack
+    from wdbench.population import make_group, plan_groups, select_kernel, stack
 
     configs = (config(penalty=penalty, loop=loop, dtype=dtype, lam=0.5, seed=0),)
     columns = config_columns(configs)
@@ -149,8 +150,11 @@ def test_distinct_train_seeds(n_seeds: int) -> None:
     """A group per seed (few seeds, or many configurations per seed) or, for many seeds with few
     configurations each, one pooled group with a batch order per configuration."""
     problem = small_problem()
-    configs = [config(penalty=pen, lam=0.1 * k, seed=k % n_seeds, epochs=2, loop=loop)
-               for k in range(18) for pen, loop in (("l2", "scratch"), ("l1", "proximal"))]
+    configs = [
+        config(penalty=pen, lam=0.1 * k, seed=k % n_seeds, epochs=2, loop=loop)
+        for k in range(18)
+        for pen, loop in (("l2", "scratch"), ("l1", "proximal"))
+    ]
     result = train_population(problem, configs)
     assert_matches_train(result, [problem], configs[: 2 * n_seeds])
     assert not torch.equal(result.w[0, 0], result.w[0, 2])  # type: ignore[index]
@@ -158,9 +162,12 @@ def test_distinct_train_seeds(n_seeds: int) -> None:
 
 def test_chunking_gives_the_same_results() -> None:
     problem = small_problem()
-    configs = [config(penalty=pen, lam=lam, loop=loop, seed=0)
-               for pen in ("l2", "l1") for lam in (0.0, 0.5, 1.0, 2.0) for loop in ("optim",
-               "proximal")]
+    configs = [
+        config(penalty=pen, lam=lam, loop=loop, seed=0)
+        for pen in ("l2", "l1")
+        for lam in (0.0, 0.5, 1.0, 2.0)
+        for loop in ("optim", "proximal")
+    ]
     whole = train_population(problem, configs)
     chunked = train_population(problem, configs, chunk_size=3)
     assert torch.allclose(whole.w, chunked.w, rtol=1e-12, atol=1e-12)  # type: ignore[arg-type]
@@ -172,12 +179,17 @@ def test_fast_paths_equal_the_reference_in_float64(extreme: bool) -> None:
     """``extreme`` adds ηλ = 1 (sgd) and 1 + ηλ = 10⁴ (proximal): the row-space kernel then
     decays at every step instead of once per epoch."""
     problems = [small_problem(0), small_problem(1)]
-    configs = [config(penalty=pen, lam=lam, loop=loop, l1_ratio=0.4, seed=0, epochs=6)
-               for pen in ("none", "l2", "l1", "elastic") for lam in (0.0, 0.7, 20.0)
-               for loop in ("scratch", "proximal")]
+    configs = [
+        config(penalty=pen, lam=lam, loop=loop, l1_ratio=0.4, seed=0, epochs=6)
+        for pen in ("none", "l2", "l1", "elastic")
+        for lam in (0.0, 0.7, 20.0)
+        for loop in ("scratch", "proximal")
+    ]
     if extreme:
-        configs += [config(penalty="l2", lam=4.0, lr=0.25, seed=0, epochs=6),
-                    config(penalty="l2", lam=1e6, lr=0.01, loop="proximal", seed=0, epochs=6)]
+        configs += [
+            config(penalty="l2", lam=4.0, lr=0.25, seed=0, epochs=6),
+            config(penalty="l2", lam=1e6, lr=0.01, loop="proximal", seed=0, epochs=6),
+        ]
     fast = train_population(problems, configs)
     ref = train_population(problems, configs, backend="reference")
     assert fast.w is not None and ref.w is not None
@@ -207,8 +219,11 @@ def test_divergence_stays_in_its_row() -> None:
 
 def test_curves_equal_train_curves() -> None:
     problem = small_problem()
-    configs = [config(penalty="l2", lam=1.0), config(penalty="l1", lam=1.0, loop="proximal"),
-               config(penalty="l2", lam=1.0, lr=50.0, epochs=40)]
+    configs = [
+        config(penalty="l2", lam=1.0),
+        config(penalty="l1", lam=1.0, loop="proximal"),
+        config(penalty="l2", lam=1.0, lr=50.0, epochs=40),
+    ]
     result = train_population(problem, configs, curves=True)
     for k, cfg in enumerate(configs):
         got, ref = result.result(k).curves, train(problem, cfg).curves
@@ -225,9 +240,19 @@ def test_to_frame_has_one_row_per_problem_and_config() -> None:
     result = train_population(problems, configs)
     frame = result.to_frame()
     assert len(frame) == 6
-    expected = {"data_index", "config_index", *TrainResult.__dataclass_fields__} - {
-        "config", "w", "curves"} | {f.name for f in dataclasses.fields(TrainConfig)}
+    expected = (
+        {"data_index", "config_index", *TrainResult.__dataclass_fields__}
+        - {"config", "w", "curves"}
+        | {f.name for f in dataclasses.fields(TrainConfig)}
+        | {"loop"}
+    )
     assert set(frame.columns) == expected
+    assert set(frame.columns) == {
+        "data_index",
+        "config_index",
+        *train(problems[0], configs[0], curves=False).to_row(),
+    }
+    assert frame["rule"].tolist() == ["coupled"] * 6 and frame["loop"].tolist() == ["scratch"] * 6
     assert frame["lam"].tolist() == [0.0, 1.0, 2.0] * 2
     assert frame["val_loss"].tolist() == result.val_loss.reshape(-1).tolist()
     row = frame.iloc[4]
@@ -275,10 +300,13 @@ def test_exported_from_the_package() -> None:
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_cuda_equals_cpu_train(dtype: str) -> None:
     problem = small_problem()
-    configs = [config(penalty=pen, lam=lam, loop=loop, dtype=dtype, seed=0)
-               for pen in ("none", "l2", "l1", "elastic") for lam in (0.0, 1.0)
-               for loop in ("scratch", "proximal") if (pen, loop) != ("l1", "scratch")
-               and (pen, loop) != ("elastic", "scratch")]
+    configs = [
+        config(penalty=pen, lam=lam, loop=loop, dtype=dtype, seed=0)
+        for pen in ("none", "l2", "l1", "elastic")
+        for lam in (0.0, 1.0)
+        for loop in ("scratch", "proximal")
+        if (pen, loop) != ("l1", "scratch") and (pen, loop) != ("elastic", "scratch")
+    ]
     result = train_population(problem, configs, device="cuda")
     assert_matches_train(result, [problem], configs)
 
@@ -289,13 +317,15 @@ def test_cuda_equals_cpu_train(dtype: str) -> None:
 def test_cuda_graph_replay_equals_cpu_reference(backend: str) -> None:
     """Several epochs on CUDA (epoch 0 eager, then one captured graph replayed) in float64."""
     problems = [small_problem(0), small_problem(1)]
-    configs = [config(penalty=pen, lam=lam, loop=loop, seed=0, epochs=5)
-               for pen in ("none", "l2", "l1", "elastic") for lam in (0.0, 0.7)
-               for loop in ("scratch", "proximal")]
+    configs = [
+        config(penalty=pen, lam=lam, loop=loop, seed=0, epochs=5)
+        for pen in ("none", "l2", "l1", "elastic")
+        for lam in (0.0, 0.7)
+        for loop in ("scratch", "proximal")
+    ]
     on_gpu = train_population(problems, configs, device="cuda", backend=backend)
     on_cpu = train_population(problems, configs, backend="reference")
     assert on_gpu.w is not None and on_cpu.w is not None
     err = (on_gpu.w - on_cpu.w).norm(dim=-1) / on_cpu.w.norm(dim=-1).clamp(min=1e-300)
     assert float(err.max()) <= 1e-10
     assert torch.allclose(on_gpu.val_loss, on_cpu.val_loss, rtol=1e-10, atol=0)
-

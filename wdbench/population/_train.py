@@ -2,11 +2,11 @@
 
 Entry ``[s, k]`` of the result equals ``wdbench.train(problems[s], configs[k])``: the same w₀ and
 batch order (from ``configs[k].seed``, the same for every problem), the same update rule
-(``scratch``, ``optim`` and ``decoupled`` all compute w ← w − η(∇ℓ + ∇pen(w)); ``proximal``
-computes w ← prox_{η·pen}(w − η∇ℓ)). Configurations are split into homogeneous groups (epochs,
-batch size, dtype, penalty, rule, and train seed when it is shared by enough of them), each group
-into chunks of K that fit in memory (``wdbench._plan``), and each chunk is trained by one kernel
-call (``wdbench._kernels`` picks it; ``wdbench._group`` defines the contract).
+(``configs[k].rule``, ``wdbench.rules``; the population computes the rule's math whatever the
+``impl``, which only says how the single run gets its gradients). Configurations are split into
+homogeneous groups (epochs, batch size, dtype, penalty, rule, and train seed when it is shared by
+enough of them), each group into chunks of K that fit in memory (``_plan``), and each chunk is
+trained by one kernel call (``_kernels`` picks it; ``_group`` defines the contract).
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from wdbench._group import LOOP_RULES, EpochHook, GroupOutput
-from wdbench._kernels import BACKENDS, cache_block, select_kernel
-from wdbench._plan import Data, auto_chunk, make_group, plan_groups, stack
 from wdbench.config import DTYPES, TrainConfig
-from wdbench.population_result import PopulationResult, config_columns
+from wdbench.population._group import EpochHook, GroupOutput
+from wdbench.population._kernels import BACKENDS, cache_block, select_kernel
+from wdbench.population._plan import Data, auto_chunk, make_group, plan_groups, stack
+from wdbench.population._result import PopulationResult, config_columns
 from wdbench.problems import Problem
 from wdbench.result import weight_stats
 from wdbench.training import SPLITS, check_batch_size, resolve_device
@@ -45,8 +45,8 @@ def train_population(
     bounds how many configurations one kernel call carries (``None``: picked from the problem
     size, the free memory of the device and, on the CPU, the cache). ``backend`` is ``"auto"``
     (the fastest exact kernel for each group), ``"reference"`` (the plain batched form) or
-    ``"triton"`` (the fused kernel of ``wdbench.kernels`` wherever it applies). The ``concise``
-    loop optimizes a different objective and is rejected.
+    ``"triton"`` (the fused kernel of ``wdbench.population.triton`` wherever it applies). The
+    ``concise`` impl optimizes a different objective and is rejected.
     """
     problems = _as_problems(problem_or_problems)
     configs = _check_configs(configs)
@@ -93,11 +93,10 @@ def _check_configs(configs: Sequence[TrainConfig]) -> tuple[TrainConfig, ...]:
     for config in configs:
         if not isinstance(config, TrainConfig):
             raise TypeError(f"configs must be TrainConfig objects, got {type(config).__name__}")
-    loops = {config.loop for config in configs} - set(LOOP_RULES)
-    if loops:
+    if any(config.impl == "concise" for config in configs):
         raise ValueError(
-            f"train_population runs the loops {sorted(LOOP_RULES)}; {sorted(loops)} cannot be "
-            "batched ('concise' optimizes a different objective: use wdbench.train)"
+            "train_population cannot batch impl 'concise' (it optimizes a different objective: "
+            "use wdbench.train)"
         )
     return configs
 
@@ -106,7 +105,7 @@ def _check_configs(configs: Sequence[TrainConfig]) -> tuple[TrainConfig, ...]:
 def _losses(data: Data, w: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
     """Mean half squared error of every split, ``[S, K]`` float64; non-finite → inf.
 
-    ``updates.half_mse`` with the same operations in the same order, done in place on one
+    ``rules.half_mse`` with the same operations in the same order, done in place on one
     ``[S, K, m]`` buffer per split (at n_test = 1000 the temporaries dominate its cost).
     """
     out = {}
@@ -143,7 +142,8 @@ class _Outputs:
         max_epochs = int(columns["epochs"].max())
         self.curves = (
             {s: torch.full((S, K, max_epochs), math.nan, dtype=f64) for s in SPLITS}
-            if curves else None
+            if curves
+            else None
         )
 
     def curve_hook(self, data: Data, index: np.ndarray) -> EpochHook:

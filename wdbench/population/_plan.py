@@ -3,7 +3,7 @@
 Configurations are split into groups that share epochs, batch size, dtype, penalty, update rule
 and — when enough of them use it — the train seed (one batch order); the configurations of rare
 seeds are pooled into one group with a batch order each. A group is cut into chunks that fit in
-memory (and, on the CPU, in cache), and each chunk becomes a ``wdbench._group.Group``.
+memory (and, on the CPU, in cache), and each chunk becomes a ``Group`` (``_group``).
 """
 
 from __future__ import annotations
@@ -15,17 +15,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from wdbench._group import LOOP_RULES, Group
 from wdbench.order import batch_order, init_params
 from wdbench.penalties import get_penalty
+from wdbench.population._group import Group
 from wdbench.problems import Problem
+from wdbench.rules import get_rule
 from wdbench.training import SPLITS
 
 __all__ = [
     "FEW_SEEDS",
     "MIN_SHARED",
     "Data",
-    "Plan",
+    "GroupPlan",
     "auto_chunk",
     "make_group",
     "plan_groups",
@@ -40,7 +41,7 @@ FEW_SEEDS = 4
 
 
 @dataclass(frozen=True)
-class Plan:
+class GroupPlan:
     """Which configurations (``index``) form one homogeneous group, and how it is trained."""
 
     index: np.ndarray
@@ -52,17 +53,22 @@ class Plan:
     shared_order: bool
 
 
-def plan_groups(columns: dict[str, np.ndarray]) -> list[Plan]:
+def plan_groups(columns: dict[str, np.ndarray]) -> list[GroupPlan]:
     """Split the configurations into homogeneous groups; rare train seeds are pooled."""
-    frame = pd.DataFrame({k: columns[k] for k in ("epochs", "batch_size", "dtype", "penalty")})
-    frame["rule"] = pd.Series(columns["loop"]).map(LOOP_RULES)
-    frame["seed"] = columns["seed"]
     keys = ["epochs", "batch_size", "dtype", "penalty", "rule"]
-    plans: list[Plan] = []
+    frame = pd.DataFrame({k: columns[k] for k in (*keys, "seed")})
+    plans: list[GroupPlan] = []
     for key, part in frame.groupby(keys, sort=True):
         epochs, batch_size, dtype, penalty, rule = (str(v) for v in key)
-        base = Plan(np.empty(0, np.int64), int(epochs), int(batch_size), dtype, penalty, rule,
-                     shared_order=True)
+        base = GroupPlan(
+            np.empty(0, np.int64),
+            int(epochs),
+            int(batch_size),
+            dtype,
+            penalty,
+            rule,
+            shared_order=True,
+        )
         counts = part["seed"].map(part["seed"].value_counts())
         own = (counts >= MIN_SHARED) | (part["seed"].nunique() <= FEW_SEEDS)
         for _, shared in part[own].groupby("seed", sort=True):
@@ -94,7 +100,7 @@ def stack(problems: tuple[Problem, ...], device: torch.device, dtype: torch.dtyp
     return Data(splits)
 
 
-def auto_chunk(data: Data, plan: Plan, device: torch.device, block: int | None) -> int:
+def auto_chunk(data: Data, plan: GroupPlan, device: torch.device, block: int | None) -> int:
     """Configurations per kernel call: a quarter of the free memory (at most 2 GiB) divided by
     the bytes one configuration needs (its weight copies, batch rows and loss residuals); on
     the CPU, at most the kernel's cache-friendly ``block``."""
@@ -123,7 +129,7 @@ def _free_bytes(device: torch.device) -> int:
 
 
 def make_group(
-    data: Data, plan: Plan, index: np.ndarray, columns: dict[str, np.ndarray]
+    data: Data, plan: GroupPlan, index: np.ndarray, columns: dict[str, np.ndarray]
 ) -> Group:
     """The chunk ``index`` of a plan as tensors: w₀ = init_params(seed)·init_scale (float64,
     then cast, as ``train`` does), the batch order(s) of the seed(s), and ``[K, 1]`` columns."""
@@ -139,8 +145,15 @@ def make_group(
         _column(columns, name, index).to(X.device, X.dtype) for name in ("lr", "lam", "l1_ratio")
     )
     return Group(
-        X=X, y=y, order=orders.to(X.device), w0=w0.to(X.device, X.dtype), lr=lr, lam=lam,
-        l1_ratio=l1_ratio, penalty=get_penalty(plan.penalty), rule=plan.rule,
+        X=X,
+        y=y,
+        order=orders.to(X.device),
+        w0=w0.to(X.device, X.dtype),
+        lr=lr,
+        lam=lam,
+        l1_ratio=l1_ratio,
+        penalty=get_penalty(plan.penalty),
+        rule=get_rule(plan.rule),
         batch_size=plan.batch_size,
     )
 

@@ -1,6 +1,7 @@
 """A homogeneous group of configurations and the readable reference kernel that trains it.
 
-A *group* shares the epochs, batch size, dtype, device, penalty and update rule; its K
+A *group* shares the epochs, batch size, dtype, device, penalty and update rule (a
+``wdbench.rules.Rule``: every kernel computes that rule's step); its K
 configurations differ in λ, l1_ratio, η and w₀, given as ``[K, 1]`` columns / a ``[K, d]`` tensor.
 The batch order is shared (``order [1, E, n]``, one train seed) or per configuration
 (``order [K, E, n]``). Every kernel — this reference, the fast CPU paths, a GPU backend — takes a
@@ -16,19 +17,15 @@ import torch
 
 from wdbench.order import batches
 from wdbench.penalties import Penalty
-from wdbench.updates import data_grad, proximal_step, sgd_step
+from wdbench.rules import Factors, Rule, data_grad
 
 __all__ = [
-    "LOOP_RULES",
     "DivergenceLog",
     "EpochHook",
     "Group",
     "GroupOutput",
     "train_group_reference",
 ]
-
-#: The update rule each population-capable loop computes (decoupled ≡ coupled for plain SGD).
-LOOP_RULES = {"scratch": "sgd", "optim": "sgd", "decoupled": "sgd", "proximal": "proximal"}
 
 #: Called after every epoch with ``(epoch, w [S, K, d], b [S, K, 1])`` (0-based epoch).
 EpochHook = Callable[[int, torch.Tensor, torch.Tensor], None]
@@ -39,8 +36,8 @@ class Group:
     """The tensors of one homogeneous group, on its device and in its dtype.
 
     ``X [S, n, d]`` and ``y [S, n]``: the S training sets; ``order [G, E, n]`` int64 with
-    ``G ∈ {1, K}``; ``w0 [K, d]``; ``lr``, ``lam``, ``l1_ratio`` ``[K, 1]``; ``rule`` is
-    ``"sgd"`` (w ← w − η(∇ℓ + ∇pen(w))) or ``"proximal"`` (w ← prox_{η·pen}(w − η∇ℓ)).
+    ``G ∈ {1, K}``; ``w0 [K, d]``; ``lr``, ``lam``, ``l1_ratio`` ``[K, 1]``; ``rule`` the
+    update rule of every configuration.
     """
 
     X: torch.Tensor
@@ -51,7 +48,7 @@ class Group:
     lam: torch.Tensor
     l1_ratio: torch.Tensor
     penalty: Penalty
-    rule: str
+    rule: Rule
     batch_size: int
 
     @property
@@ -71,6 +68,10 @@ class Group:
         """``(a, c)`` ``[K, 1]``: the L1 and L2 coefficients of every configuration."""
         a, c = self.penalty.coefficients(self.lam, self.l1_ratio)
         return torch.as_tensor(a).expand_as(self.lam), torch.as_tensor(c).expand_as(self.lam)
+
+    def factors(self) -> Factors:
+        """The rule's step factors, ``[K, 1]`` columns in the group's dtype."""
+        return Factors.of(self.penalty, self.lr, self.lam, self.l1_ratio, like=self.X)
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,7 +128,7 @@ def epoch_batches(order: torch.Tensor, epoch: int, batch_size: int) -> Iterator[
 
 @torch.no_grad()
 def train_group_reference(group: Group, on_epoch: EpochHook | None = None) -> GroupOutput:
-    """The plain batched form: ``data_grad`` then ``sgd_step`` / ``proximal_step`` on ``[S, K, d]``.
+    """The plain batched form: ``data_grad`` then the rule's ``Rule.step`` on ``[S, K, d]``.
 
     Every configuration follows exactly the steps of ``wdbench.train``; rows never mix, so a
     diverging configuration only fills its own row with non-finite values.
@@ -136,11 +137,11 @@ def train_group_reference(group: Group, on_epoch: EpochHook | None = None) -> Gr
     w = group.w0.expand(S, *group.w0.shape).clone()
     b = torch.zeros(S, K, 1, dtype=w.dtype, device=w.device)
     log = DivergenceLog(group.epochs, w[..., 0])
-    step = sgd_step if group.rule == "sgd" else proximal_step
+    factors = group.factors()
     for epoch in range(group.epochs):
         for idx in epoch_batches(group.order, epoch, group.batch_size):
             gw, gb = _batch_grad(group, idx, w, b)
-            w = step(w, gw, group.lr, group.penalty, group.lam, group.l1_ratio)
+            w = group.rule.step(w, gw, factors)
             b = b - group.lr * gb
         log.record(epoch, w, b)
         if on_epoch is not None:

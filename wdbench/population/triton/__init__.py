@@ -1,21 +1,29 @@
 """Fused GPU kernels for the population trainer (optional: they need Triton).
 
-``train_group_triton`` trains a ``wdbench._group.Group`` in one launch of a Triton kernel;
-``wdbench._kernels.select_kernel`` picks it for the CUDA groups it ``applies`` to when Triton is
-importable. Importing this package never imports Triton. ``python -m wdbench.kernels.bench`` times
-it on a GPU; ``python -m wdbench.kernels.sass`` shows its compiled form without one.
+``train_group_triton`` (``_fused``) trains a ``Group`` in one launch of the Triton kernel of
+``_jit``; ``select_kernel`` picks it for the CUDA groups it ``applies`` to when Triton is
+importable. Importing this package never imports Triton. ``python -m benchmarks.tools.triton_sweep``
+times it on a GPU; ``python -m benchmarks.tools.triton_sass`` shows its compiled form without one.
 """
 
 from __future__ import annotations
 
 import importlib.util
 
-from wdbench._group import Group
-from wdbench.kernels.group import FORMS, LAYOUTS, KernelOptions, applies, train_group_triton
+from wdbench.population._group import Group
+from wdbench.population.triton._fused import (
+    FORMS,
+    LAYOUTS,
+    TRITON_RULES,
+    KernelOptions,
+    applies,
+    train_group_triton,
+)
 
 __all__ = [
     "FORMS",
     "LAYOUTS",
+    "TRITON_RULES",
     "KernelOptions",
     "applies",
     "train_group_triton",

@@ -21,13 +21,13 @@ import pytest  # noqa: E402
 pytest.importorskip("triton")
 
 import wdbench  # noqa: E402
-import wdbench._kernels  # noqa: E402
-from wdbench._group import Group, train_group_reference  # noqa: E402
-from wdbench.kernels import KernelOptions, train_group_triton  # noqa: E402
-from wdbench.kernels.rowspace import RowSpace  # noqa: E402
-from wdbench.kernels.triton_sgd import interpreted  # noqa: E402
+import wdbench.population._kernels  # noqa: E402
 from wdbench.order import batch_order, init_params  # noqa: E402
 from wdbench.penalties import get_penalty  # noqa: E402
+from wdbench.population import Group, RowSpace, train_group_reference  # noqa: E402
+from wdbench.population.triton import KernelOptions, train_group_triton  # noqa: E402
+from wdbench.population.triton._jit import interpreted  # noqa: E402
+from wdbench.rules import get_rule  # noqa: E402
 
 if not CUDA and not interpreted():
     if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}:
@@ -43,7 +43,7 @@ N, DIM, EPOCHS, BATCH, SEED = 12, 20, 3, 5, 7  # 12 rows: batches of 5, 5 and a 
 #: (λ, η, init_scale) of the K = 5 configurations: not a multiple of the block sizes 4 and 8.
 HYPER = ((0.0, 0.01, 1.0), (0.1, 0.03, 0.5), (1.0, 0.05, 2.0), (0.5, 0.02, 1.0), (3.0, 0.04, 1.0))
 L1_RATIO = 0.3
-LOOP_OF_RULE = {"sgd": "scratch", "proximal": "proximal"}
+LOOP_OF_RULE = {"coupled": "scratch", "proximal": "proximal"}
 
 
 def problems() -> list[wdbench.Problem]:
@@ -67,7 +67,7 @@ def make_group(penalty: str, rule: str) -> Group:
         lam=lam,
         l1_ratio=torch.full((len(HYPER), 1), L1_RATIO, device=DEVICE),
         penalty=get_penalty(penalty),
-        rule=rule,
+        rule=get_rule(rule),
         batch_size=BATCH,
     )
 
@@ -91,7 +91,7 @@ def assert_close(
 
 CASES = [
     (rule, penalty, form)
-    for rule in ("sgd", "proximal")
+    for rule in ("coupled", "proximal")
     for penalty in ("none", "l2", "l1", "elastic")
     for form in (("full", "rowspace") if penalty in ("none", "l2") else ("full",))
 ]
@@ -113,7 +113,7 @@ def test_kernel_matches_train(rule: str, penalty: str, form: str, layout: str) -
     assert_close(out.w, out.b, ref.w, ref.b)
 
 
-@pytest.mark.parametrize("rule", ["sgd", "proximal"])
+@pytest.mark.parametrize("rule", ["coupled", "proximal"])
 def test_epoch_hook_sees_every_epoch(rule: str) -> None:
     """With a hook the kernel runs epoch by epoch; the hook gets the same weights as the
     reference's hook (the per-epoch-loss mode of ``train_population``)."""
@@ -155,7 +155,7 @@ def test_train_population_backend_triton_matches_reference(monkeypatch: pytest.M
         calls.append(group.penalty.name)
         return train_group_triton(group, on_epoch)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(wdbench._kernels, "train_group_triton", spy)
+    monkeypatch.setattr(wdbench.population._kernels, "train_group_triton", spy)
     probs = problems()
     groups = (("decoupled", "l2"), ("optim", "none"), ("optim", "elastic"), ("proximal", "l1"),
               ("proximal", "l2"))  # fmt: skip
@@ -217,11 +217,11 @@ def test_options_are_validated(options: dict[str, object], message: str) -> None
 
 def test_rowspace_form_refuses_an_l1_part() -> None:
     with pytest.raises(ValueError, match="row-space form needs"):
-        train_group_triton(make_group("elastic", "sgd"), None, KernelOptions(form="rowspace"))
+        train_group_triton(make_group("elastic", "coupled"), None, KernelOptions(form="rowspace"))
 
 
 def test_float64_groups_are_refused() -> None:
-    group = make_group("l2", "sgd")
+    group = make_group("l2", "coupled")
     wide = dataclasses.replace(group, X=group.X.double(), y=group.y.double())
     with pytest.raises(ValueError, match="float32 groups"):
         train_group_triton(wide)
@@ -229,18 +229,18 @@ def test_float64_groups_are_refused() -> None:
 
 def test_benchmark_runs_one_variant(capsys: pytest.CaptureFixture[str]) -> None:
     """The benchmark's command line, at a toy size (on the CPU: through the interpreter)."""
-    from wdbench.kernels import bench
+    from benchmarks.tools import triton_sweep as bench
 
     argv = ["--k", "3", "--epochs", "1", "--repeats", "1", "--only", "elastic", "--no-baselines",
             "--device", DEVICE]  # fmt: skip
     assert bench.main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2  # elastic × (sgd, proximal) at the default options
+    assert len(lines) == 2  # elastic × (coupled, proximal) at the default options
     assert all("trajectories_per_s=" in line for line in lines)
 
 
 def test_benchmark_refuses_bad_flags(capsys: pytest.CaptureFixture[str]) -> None:
-    from wdbench.kernels import bench
+    from benchmarks.tools import triton_sweep as bench
 
     assert bench.main(["--k", "0"]) == 2
     assert capsys.readouterr().err.strip() == "error: --k, --epochs and --repeats must be >= 1"

@@ -8,15 +8,18 @@ batch's rows (the shared batch order) to every configuration of the program and 
     r_i = x_i·w + b − y_i,   g = (Σ_i r_i x_i)·(1/B),   g_b = (Σ_i r_i)·(1/B)
     sgd        w ← w − η(g + p₁·sign(w) + p₂·w)        (p₁, p₂) = (a, c)
     proximal   w ← S(w − ηg, p₁) / (1 + p₂)            (p₁, p₂) = (ηa, ηc), S: soft threshold
+
+(the rules of ``wdbench.rules`` in the kernel's own arithmetic; decoupled is the first line
+for plain SGD; the tests compare it with ``Rule.step`` and ``wdbench.train``).
     bias       b ← b − η·g_b
 
 a and c are the penalty's L1 and L2 coefficients (``wdbench.penalties``); ``HAS_L1=False`` drops
 the sign term when every p₁ is 0. Arithmetic is float32 multiply-adds and ``tl.sum`` reductions —
 no ``tl.dot``, hence no TF32 anywhere.
 
-The weight tile has two orientations (``D_MAJOR``): ``[BLOCK_D, BLOCK_K]`` puts one configuration
-in each thread, so the dot products x·w are thread-local (the fast form for small dimensions, e.g.
-the row-space form of ``wdbench.kernels.rowspace``); ``[BLOCK_K, BLOCK_D]`` spreads a configuration
+The weight tile has two orientations (``D_MAJOR``): ``[BLOCK_D, BLOCK_K]`` puts one configuration in
+each thread, so the dot products x·w are thread-local (the fast form for small dimensions, e.g. the
+row-space form of ``wdbench.population.RowSpace``); ``[BLOCK_K, BLOCK_D]`` spreads a configuration
 over a row of lanes and reduces across them (large dimensions, whose weights would not fit in one
 thread's registers).
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from wdbench.config import TrainConfig
+from wdbench.config import TrainConfig, loop_name
 from wdbench.result import TrainResult
 
 __all__ = ["CONFIG_FIELDS", "PopulationResult", "config_columns"]
@@ -92,7 +92,7 @@ class PopulationResult:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per (``data_index`` s, ``config_index`` k), s-major: the config fields and
-        the scalar results (the columns of ``TrainResult.to_row``)."""
+        the scalar results (the columns of ``TrainResult.to_row``, with the legacy ``loop``)."""
         n_problems, n_configs = self.shape
         frame: dict[str, Any] = {
             "data_index": np.repeat(np.arange(n_problems), n_configs),
@@ -100,6 +100,9 @@ class PopulationResult:
         }
         for name, column in self.columns.items():
             frame[name] = np.tile(column, n_problems)
+        loops = [loop_name(r, i) for r, i in zip(self.columns["rule"], self.columns["impl"],
+                                                 strict=True)]  # fmt: skip
+        frame["loop"] = np.tile(np.asarray(loops, dtype=object), n_problems)
         for name in SCALARS:
             frame[name] = getattr(self, name).reshape(-1).numpy()
         frame["status"] = self.status.reshape(-1)

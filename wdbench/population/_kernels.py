@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from wdbench._fullspace import train_group_fullspace
-from wdbench._group import EpochHook, Group, GroupOutput, train_group_reference
-from wdbench._rowspace import rowspace_applies, train_group_rowspace
-from wdbench.kernels import train_group_triton, triton_applies
+from wdbench.population._fullspace import train_group_fullspace
+from wdbench.population._group import EpochHook, Group, GroupOutput, train_group_reference
+from wdbench.population._rowspace import rowspace_applies, train_group_rowspace
+from wdbench.population.triton import train_group_triton, triton_applies
 
 __all__ = ["BACKENDS", "Kernel", "cache_block", "select_kernel"]
 

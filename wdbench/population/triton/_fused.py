@@ -1,10 +1,11 @@
 """``train_group_triton``: a whole ``Group`` (K configurations × S problems) in one kernel launch.
 
-Same contract as ``wdbench._group.train_group_reference``: every (problem s, configuration k)
-follows ``wdbench.train`` — w₀ = ``group.w0[k]``, b₀ = 0, the group's shared batch order, the
-per-configuration η, λ and l1_ratio, the group's rule — up to float32 rounding. It takes float32
-groups with a shared order (``applies``). Without an epoch hook all epochs run in one launch; with
-one (per-epoch losses) it launches once per epoch and rebuilds the weights for the hook.
+Same contract as ``train_group_reference`` (``wdbench.population._group``): every (problem s,
+configuration k) follows ``wdbench.train`` — w₀ = ``group.w0[k]``, b₀ = 0, the group's shared batch
+order, the per-configuration η, λ and l1_ratio, the group's rule — up to float32 rounding. It takes
+float32 groups with a shared order (``applies``). Without an epoch hook all epochs run in one
+launch; with one (per-epoch losses) it launches once per epoch and rebuilds the weights for the
+hook.
 
 The kernel needs CUDA tensors, or CPU tensors with ``TRITON_INTERPRET=1`` set before Triton is
 imported (Triton's interpreter: slow, for tests). Triton itself is imported on the first call.
@@ -17,12 +18,15 @@ from dataclasses import dataclass
 
 import torch
 
-from wdbench._group import LOOP_RULES, EpochHook, Group, GroupOutput
-from wdbench.kernels.rowspace import RowSpace
+from wdbench.population._group import EpochHook, Group, GroupOutput
+from wdbench.population._rowspace import RowSpace
 
-__all__ = ["FORMS", "LAYOUTS", "KernelOptions", "applies", "train_group_triton"]
+__all__ = ["FORMS", "LAYOUTS", "TRITON_RULES", "KernelOptions", "applies", "train_group_triton"]
 
-#: ``full``: the d weights; ``rowspace``: ``wdbench.kernels.rowspace`` (no L1 part only).
+#: The rules the kernel's own arithmetic computes → its ``PROXIMAL`` flag (decoupled is coupled
+#: for plain SGD). A rule not listed here (e.g. one with optimizer state) never reaches it.
+TRITON_RULES = {"coupled": False, "decoupled": False, "proximal": True}
+#: ``full``: the d weights; ``rowspace``: ``RowSpace``'s orthonormal form (no L1 part only).
 FORMS = ("auto", "full", "rowspace")
 #: ``thread``: one configuration per thread; ``warp``: one configuration per row of lanes.
 LAYOUTS = ("auto", "thread", "warp")
@@ -84,11 +88,7 @@ class KernelOptions:
 
 def applies(group: Group) -> bool:
     """Whether the kernel can train ``group``: float32, a shared batch order, a known rule."""
-    return (
-        group.X.dtype == torch.float32
-        and group.shared_order
-        and group.rule in set(LOOP_RULES.values())
-    )
+    return group.X.dtype == torch.float32 and group.shared_order and group.rule.name in TRITON_RULES
 
 
 @torch.no_grad()
@@ -100,11 +100,11 @@ def train_group_triton(
     options = options or KernelOptions()
     lr, a, c = (t.to(torch.float64).reshape(-1) for t in (group.lr, *group.coefficients()))
     n, d = int(group.X.shape[1]), int(group.X.shape[2])
-    form = options.resolve_form(bool((a != 0).any()), n, d)
+    form = options.resolve_form(group.penalty.has_l1, n, d)
     space = RowSpace.of(group.X) if form == "rowspace" else None
     X, w = (space.rows(group.X), space.start(group.w0)) if space else (group.X, group.w0[None])
     padded = 1 << (int(X.shape[-1]) - 1).bit_length()
-    proximal = group.rule == "proximal"
+    proximal = TRITON_RULES[group.rule.name]
     coefs = _f32(lr), _f32(lr * a if proximal else a), _f32(lr * c if proximal else c)
     X, y, order = _pad(X, padded), _f32(group.y), group.order[0].to(torch.int32)
     tiling = options.tiling(padded)
@@ -122,7 +122,7 @@ def train_group_triton(
 
 def _launcher(group: Group) -> Launch:
     """``triton_sgd.launch`` once the group is known to fit it (imports Triton)."""
-    from wdbench.kernels.triton_sgd import interpreted, launch
+    from wdbench.population.triton._jit import interpreted, launch
 
     if not applies(group):
         raise ValueError("the Triton kernel trains float32 groups with a shared batch order")

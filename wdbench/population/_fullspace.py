@@ -1,26 +1,19 @@
-"""The full-space kernel: any penalty, both rules, one shared batch order, in-place steps.
+"""The full-space kernel: any penalty, any rule, one shared batch order, in-place steps.
 
-The same rules as ``train_group_reference``, with (a, c) the L1 and L2 coefficients per
-configuration (``[K, 1]``), r = X_b·w + b − y_b and ∇ℓ = X_bᵀr/B:
-
-    sgd       w ← w − ηc·w − η·∇ℓ − ηa·sign(w)            (all at the old w)
-    proximal  v = w − η·∇ℓ;  w ← (v − clamp(v, −ηa, ηa)) / (1 + ηc)
-
-The decay is applied as w − ηc·w, never as (1 − ηc)·w: in float32, 1 − ηc keeps only a few
-digits of a small ηc (η = 0.003, λ = 10⁻³), a bias that 1000 steps turn into a 10⁻⁵ error.
-
-``v − clamp(v, −t, t)`` is the soft threshold S(v, t) (exact zeros inside [−t, t]). The rows are
-gathered once in step order, so a batch is a slice; every step runs in place on preallocated
-buffers (no allocation, no host synchronization), and on CUDA each epoch is one graph replay
-(``wdbench._graph``). Layout ``w [S, d, K]``: per-configuration values along the contiguous axis.
+The rule's own in-place ``step_`` (``wdbench.rules``) on ``w [S, d, K]``, with the data step
+w ← w − η∇ℓ done as one batched product: r = X_b·w + b − y_b, scaled by η/B, then
+w ← w − X_bᵀ·r. The rows are gathered once in step order, so a batch is a slice; every step runs
+in place on preallocated buffers (no allocation, no host synchronization), and on CUDA each epoch
+is one graph replay (``wdbench.population._graph``). Layout ``w [S, d, K]``: per-configuration
+values along the contiguous axis, so the rule's factors are ``[1, K]`` rows.
 """
 
 from __future__ import annotations
 
 import torch
 
-from wdbench._graph import run_epochs
-from wdbench._group import DivergenceLog, EpochHook, Group, GroupOutput
+from wdbench.population._graph import run_epochs
+from wdbench.population._group import DivergenceLog, EpochHook, Group, GroupOutput
 
 __all__ = ["train_group_fullspace"]
 
@@ -54,8 +47,12 @@ class _FullSpaceEpochs:
         resid = torch.empty(S, size, K, dtype=X.dtype, device=X.device)
         self.bias_step = torch.empty_like(self.b)
         self.batches = [
-            (self.X[:, s : s + size], self.X_t[:, :, s : s + size], self.y[:, s : s + size],
-             resid[:, : min(size, n - s)])
+            (
+                self.X[:, s : s + size],
+                self.X_t[:, :, s : s + size],
+                self.y[:, s : s + size],
+                resid[:, : min(size, n - s)],
+            )
             for s in range(0, n, size)
         ]
 
@@ -82,33 +79,16 @@ class _FullSpaceEpochs:
 
 
 class _Rule:
-    """The weight update of the group's rule, in place on ``w [S, d, K]`` given (η/B)·r."""
+    """The group's rule in place on ``w [S, d, K]``, given (η/B)·r and the batch rows X_bᵀ."""
 
     def __init__(self, group: Group) -> None:
-        a, c = group.coefficients()
         n, size = int(group.X.shape[1]), group.batch_size
-        self.lr_b = {B: group.lr.T / B for B in {min(size, n - s) for s in range(0, n, size)}}
-        self.lr_a, self.lr_c, self.shrink = (group.lr * a).T, (group.lr * c).T, (1 + group.lr * c).T
-        self.proximal = group.rule == "proximal"
-        self.decays = group.penalty.l2_weight != 0 or group.penalty.uses_l1_ratio
-        self.l1 = group.penalty.l1_weight != 0 or group.penalty.uses_l1_ratio
+        self.factors = group.factors().transposed()
+        self.lr_b = {B: self.factors.lr / B for B in {min(size, n - s) for s in range(0, n, size)}}
+        self.step_ = group.rule.step_
         S, d = int(group.X.shape[0]), int(group.X.shape[2])
         self.buffer = torch.empty(S, d, group.size, dtype=group.X.dtype, device=group.X.device)
 
     def step(self, w: torch.Tensor, r: torch.Tensor, X_bt: torch.Tensor) -> None:
         """w ← rule(w) given r = (η/B)·residual and the batch rows X_bᵀ ``[S, d, B]``."""
-        if self.proximal:
-            w.baddbmm_(X_bt, r, alpha=-1)
-            if self.l1:
-                torch.clamp(w, min=-self.lr_a, max=self.lr_a, out=self.buffer)
-                w.sub_(self.buffer)
-            if self.decays:
-                w.div_(self.shrink)
-            return
-        if self.l1:
-            torch.sign(w, out=self.buffer)
-        if self.decays:
-            w.addcmul_(w, self.lr_c, value=-1)
-        w.baddbmm_(X_bt, r, alpha=-1)
-        if self.l1:
-            w.addcmul_(self.buffer, self.lr_a, value=-1)
+        self.step_(w, lambda v: v.baddbmm_(X_bt, r, alpha=-1), self.factors, self.buffer)
