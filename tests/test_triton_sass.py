@@ -1,10 +1,10 @@
 """The kernel compiles for an H100 (sm_90) without a GPU, and its hot loop has the intended shape.
 
-Runs ``python -m wdbench.kernels.sass --json`` in a subprocess without ``TRITON_INTERPRET`` (the
-interpreter compiles nothing). The ``thread`` layout must keep each configuration's dot products in
-one thread (no ``SHFL``) and its weights in registers (no local-memory traffic in the loop); the
-``warp`` layout must not spill in the loop either. Skips when Triton's NVIDIA backend (bundled
-``ptxas``/``cuobjdump``) is absent.
+Runs ``python -m benchmarks.tools.triton_sass --json`` in a subprocess without ``TRITON_INTERPRET``
+(the interpreter compiles nothing). The ``thread`` layout must keep each configuration's dot
+products in one thread (no ``SHFL``) and its weights in registers (no local-memory traffic in the
+loop); the ``warp`` layout must not spill in the loop either. Skips when Triton's NVIDIA backend
+(bundled ``ptxas``/``cuobjdump``) is absent.
 """
 
 from __future__ import annotations
@@ -33,14 +33,14 @@ def reports() -> list[dict[str, object]]:
         pytest.skip(f"Triton's NVIDIA tools are not in {TOOLS}")
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    done = subprocess.run([sys.executable, "-m", "wdbench.kernels.sass", "--json"], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    command = [sys.executable, "-m", "benchmarks.tools.triton_sass", "--json"]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     return [json.loads(line) for line in done.stdout.splitlines()]
 
 
 def test_every_variant_compiles(reports: list[dict[str, object]]) -> None:
-    from wdbench.kernels.sass import VARIANTS
+    from benchmarks.tools.triton_sass import VARIANTS
 
     assert [r["name"] for r in reports] == [v.name for v in VARIANTS]
     assert all(int(r["loop_FFMA"]) > 0 for r in reports)  # type: ignore[call-overload]

@@ -1,14 +1,14 @@
 """Time the fused kernel on the lesson's problem: trajectories per second, per variant.
 
-``python -m wdbench.kernels.bench`` trains K configurations (default 262,144; λ log-spaced in
-[1e-5, 1e2], η = 0.003, one train seed) of the lesson's problem (d = 200, n = 50, batch 5,
-100 epochs = 1000 steps) and prints one line per variant: the median seconds of a launch (CUDA
-synchronized; data built outside the timed region), trajectories/s = K·S / seconds, and that
-rate as a fraction of the card's float32 limit for this workload, peak FLOP/s ÷ (2·2·B·d + 3·d)
-FLOP per step (4.6 MFLOP a trajectory at d = 200: ≈14M/s on an H100 SXM). The default sweep is
-L2 over the forms, layouts, block sizes and warps, every penalty and rule at the default
-options, and the PyTorch group kernels as baselines. ``--json FILE`` appends one JSON record per
-line (card, date, command, variant, figures).
+``python -m benchmarks.tools.triton_sweep`` trains K configurations (default 262,144; λ log-spaced
+in [1e-5, 1e2], η = 0.003, one train seed) of the lesson's problem (d = 200, n = 50, batch 5, 100
+epochs = 1000 steps) and prints one line per variant: the median seconds of a launch (CUDA
+synchronized; data built outside the timed region), trajectories/s = K·S / seconds, and that rate as
+a fraction of the card's float32 limit for this workload, peak FLOP/s ÷ (2·2·B·d + 3·d) FLOP per
+step (4.6 MFLOP a trajectory at d = 200: ≈14M/s on an H100 SXM). The default sweep is L2 over the
+forms, layouts, block sizes and warps, every penalty and rule at the default options, and the
+PyTorch group kernels as baselines. ``--json FILE`` appends one JSON record per line (card, date,
+command, variant, figures).
 """
 
 from __future__ import annotations
@@ -25,12 +25,13 @@ from datetime import UTC, datetime
 
 import torch
 
-from wdbench._group import Group, GroupOutput, train_group_reference
-from wdbench._rowspace import rowspace_applies, train_group_rowspace
-from wdbench.kernels.group import KernelOptions, train_group_triton
 from wdbench.order import batch_order, init_params
 from wdbench.penalties import get_penalty
+from wdbench.population._group import Group, GroupOutput, train_group_reference
+from wdbench.population._rowspace import rowspace_applies, train_group_rowspace
+from wdbench.population.triton import KernelOptions, train_group_triton
 from wdbench.problems import Problem
+from wdbench.rules import get_rule
 
 __all__ = ["SWEEP", "Case", "main"]
 
@@ -54,10 +55,10 @@ def _sweep() -> tuple[Case, ...]:
     configurations per warp), every penalty and rule at the defaults, then the baselines."""
     thread = [("rowspace", "thread", 32 * w, w) for w in (1, 2, 4, 8)]
     warp = [(f, "warp", k, w) for f in ("rowspace", "full") for k, w in ((2, 1), (4, 1), (8, 1))]
-    l2 = [Case("l2", "sgd", options=KernelOptions(*tiling)) for tiling in (*thread, *warp)]
-    rules = [Case(p, r) for p in ("none", "l2", "l1", "elastic") for r in ("sgd", "proximal")]
-    baselines = [Case("l2", "sgd", "reference"), Case("l2", "sgd", "rowspace"),
-                 Case("l1", "sgd", "reference")]  # fmt: skip
+    l2 = [Case("l2", "coupled", options=KernelOptions(*tiling)) for tiling in (*thread, *warp)]
+    rules = [Case(p, r) for p in ("none", "l2", "l1", "elastic") for r in ("coupled", "proximal")]
+    baselines = [Case("l2", "coupled", "reference"), Case("l2", "coupled", "rowspace"),
+                 Case("l1", "coupled", "reference")]  # fmt: skip
     return (*l2, *rules, *baselines)
 
 
@@ -75,7 +76,7 @@ def lesson_group(k: int, case: Case, epochs: int, device: torch.device) -> Group
         order=batch_order(n, epochs, seed)[None].to(device), w0=w0.expand(k, dim).contiguous(),
         lr=torch.full((k, 1), 0.003, device=device), lam=lam.to(device, torch.float32),
         l1_ratio=torch.full((k, 1), 0.5, device=device), penalty=get_penalty(case.penalty),
-        rule=case.rule, batch_size=5,
+        rule=get_rule(case.rule), batch_size=5,
     )  # fmt: skip
 
 
@@ -116,7 +117,9 @@ def peak_flops(device: torch.device, given: float | None) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m wdbench.kernels.bench", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.tools.triton_sweep", description=__doc__
+    )
     parser.add_argument("--k", type=int, default=262_144, help="configurations per launch")
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per variant")
@@ -140,8 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time_case(case, args.k, args.epochs, args.repeats, device)
         rate = args.k / seconds
         flop = flop_per_trajectory(args.epochs)
+        command = ["python", "-m", "benchmarks.tools.triton_sweep", *(argv or [])]
         record = {"card": card, "date": datetime.now(UTC).isoformat(timespec="seconds"),
-                  "command": shlex.join(["python", "-m", "wdbench.kernels.bench", *(argv or [])]),
+                  "command": shlex.join(command),
                   "penalty": case.penalty, "rule": case.rule, "kernel": case.kernel,
                   **asdict(case.options), "K": args.k, "epochs": args.epochs,
                   "seconds": seconds, "trajectories_per_s": rate,
@@ -163,10 +167,10 @@ def _check(args: argparse.Namespace) -> str | None:
     if args.device == "cuda" and not torch.cuda.is_available():
         return (
             "CUDA is not available: this benchmark needs a GPU "
-            "(python -m wdbench.kernels.sass inspects the compiled kernel without one)"
+            "(python -m benchmarks.tools.triton_sass inspects the compiled kernel without one)"
         )
     if args.device == "cpu":
-        from wdbench.kernels.triton_sgd import interpreted
+        from wdbench.population.triton._jit import interpreted
 
         if not interpreted():
             return "--device cpu runs only under TRITON_INTERPRET=1 (Triton's interpreter)"

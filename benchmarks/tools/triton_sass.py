@@ -1,11 +1,11 @@
 """The compiled kernel without a GPU: compile for an NVIDIA target and read the machine code.
 
-``python -m wdbench.kernels.sass [--arch 90] [--json]`` compiles each variant of the kernel with
-Triton's bundled ``ptxas`` and reports its registers per thread, its stack (spill) bytes, and the
-instruction mix of its hot loop (the longest backward branch: an epoch of steps). What to look for:
-the ``thread`` layout must have no ``SHFL`` (its dot products are thread-local) and no local-memory
-traffic (``LDL``/``STL``: spilled weights) in the loop. Needs Triton's NVIDIA backend; must run
-without ``TRITON_INTERPRET`` (the interpreter has nothing to compile).
+``python -m benchmarks.tools.triton_sass [--arch 90] [--json]`` compiles each variant of the kernel
+with Triton's bundled ``ptxas`` and reports its registers per thread, its stack (spill) bytes, and
+the instruction mix of its hot loop (the longest backward branch: an epoch of steps). What to look
+for: the ``thread`` layout must have no ``SHFL`` (its dot products are thread-local) and no
+local-memory traffic (``LDL``/``STL``: spilled weights) in the loop. Needs Triton's NVIDIA backend;
+must run without ``TRITON_INTERPRET`` (the interpreter has nothing to compile).
 """
 
 from __future__ import annotations
@@ -54,9 +54,9 @@ def inspect(variant: Variant, arch: int = 90) -> dict[str, object]:
     import triton
     from triton.backends.compiler import GPUTarget
 
-    from wdbench.kernels import triton_sgd
+    from wdbench.population.triton import _jit
 
-    kernel = triton_sgd._fit_kernel
+    kernel = _jit._fit_kernel
     names = list(kernel.arg_names)
     pointers = names[: names.index("K")]  # the tensors come first, then the integers
     signature = {name: "*i32" if name in ("ORDER", "STOP_OUT") else "*fp32" for name in pointers}
@@ -105,12 +105,14 @@ def _hot_loop(sass: str) -> Counter[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m wdbench.kernels.sass", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.tools.triton_sass", description=__doc__
+    )
     parser.add_argument("--arch", type=int, default=90, help="compute capability ×10 (90: H100)")
     parser.add_argument("--json", action="store_true", help="one JSON object per variant")
     args = parser.parse_args(argv)
     try:
-        from wdbench.kernels.triton_sgd import interpreted
+        from wdbench.population.triton._jit import interpreted
     except ImportError as error:
         print(f"error: Triton is not importable: {error}", file=sys.stderr)
         return 2

@@ -1,0 +1,1 @@
+"""Command-line tools for the Triton kernel: a timing sweep and a SASS inspection."""
