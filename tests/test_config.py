@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from wdbench import DTYPES, LOOPS, OPTIM_IMPLS, PENALTIES, Problem, TrainConfig, train
+from wdbench.config import COMBOS, IMPLS, LEGACY_LOOPS, loop_name, split_loop
 
 INVALID: list[tuple[str, Any]] = [
     ("lam", -1e-9),
@@ -84,8 +85,18 @@ def test_non_finite_numbers_are_rejected(field: str, value: float) -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("lam", 0), ("lam", 5), ("l1_ratio", 0), ("l1_ratio", 1), ("init_scale", 0.0), ("lr", 1),
-     ("epochs", 1), ("batch_size", 1), ("seed", -3), ("seed", 2**40)],
+    [
+        ("lam", 0),
+        ("lam", 5),
+        ("l1_ratio", 0),
+        ("l1_ratio", 1),
+        ("init_scale", 0.0),
+        ("lr", 1),
+        ("epochs", 1),
+        ("batch_size", 1),
+        ("seed", -3),
+        ("seed", 2**40),
+    ],
 )
 def test_boundary_values_are_accepted(field: str, value: Any) -> None:
     assert getattr(TrainConfig(**{field: value}), field) == value
@@ -106,18 +117,20 @@ def test_penalty_the_loop_cannot_apply_names_both(loop: str, penalty: str) -> No
     assert loop in message
 
 
-@pytest.mark.parametrize(
-    ("loop", "penalty"), [(lp, p) for lp in LOOPS for p in LOOPS[lp]]
-)
+@pytest.mark.parametrize(("loop", "penalty"), [(lp, p) for lp in LOOPS for p in LOOPS[lp]])
 def test_every_supported_combination_is_accepted(loop: str, penalty: str) -> None:
     assert TrainConfig(loop=loop, penalty=penalty, lam=1.0).loop == loop
 
 
 @pytest.mark.parametrize(
     ("loop", "allowed"),
-    [("decoupled", {"none", "l2"}), ("concise", {"none", "l2"}),
-     ("scratch", {"none", "l2", "l1", "elastic"}), ("optim", {"none", "l2", "l1", "elastic"}),
-     ("proximal", {"none", "l2", "l1", "elastic"})],
+    [
+        ("decoupled", {"none", "l2"}),
+        ("concise", {"none", "l2"}),
+        ("scratch", {"none", "l2", "l1", "elastic"}),
+        ("optim", {"none", "l2", "l1", "elastic"}),
+        ("proximal", {"none", "l2", "l1", "elastic"}),
+    ],
 )
 def test_decoupled_and_concise_take_only_none_and_l2(loop: str, allowed: set[str]) -> None:
     accepted = set()
@@ -137,3 +150,73 @@ def test_batch_larger_than_the_training_set_fails_at_train_time() -> None:
         train(problem, config)
     assert "\n" not in str(info.value)
     assert train(problem, dataclasses.replace(config, batch_size=4)).status == "ok"
+
+
+@pytest.mark.parametrize(("loop", "pair"), list(LEGACY_LOOPS.items()))
+def test_legacy_loop_names_build_the_same_config(loop: str, pair: tuple[str, str]) -> None:
+    """``loop=`` (old callers, old run files) sets (rule, impl); reading it back gives the name."""
+    rule, impl = pair
+    assert split_loop(loop) == pair and loop_name(rule, impl) == loop
+    old = TrainConfig(penalty="l2", lam=0.5, loop=loop)
+    assert old == TrainConfig(penalty="l2", lam=0.5, rule=rule, impl=impl)
+    assert (old.rule, old.impl, old.loop) == (rule, impl, loop)
+    assert dataclasses.replace(old, lam=1.0).loop == loop
+    assert dataclasses.replace(TrainConfig(), loop=loop).impl == impl
+    assert LOOPS[loop] == COMBOS[impl, rule]
+
+
+@pytest.mark.parametrize("loop", list(LEGACY_LOOPS))
+def test_legacy_loop_names_train_the_same_numbers(loop: str) -> None:
+    rule, impl = split_loop(loop)
+    problem = Problem.synthetic(n_train=12, n_val=5, n_test=5, dim=8, seed=1, dtype=torch.float64)
+    fields: dict[str, Any] = {"penalty": "l2", "lam": 0.4, "epochs": 2, "dtype": "float64"}
+    old = train(problem, TrainConfig(loop=loop, **fields), curves=False)
+    new = train(problem, TrainConfig(rule=rule, impl=impl, **fields), curves=False)
+    assert torch.equal(old.w, new.w) and old.b == new.b
+    assert old.to_row() == new.to_row()
+    assert (new.to_row()["rule"], new.to_row()["impl"], new.to_row()["loop"]) == (rule, impl, loop)
+
+
+def test_an_old_run_files_loop_column_converts() -> None:
+    import pandas as pd
+
+    old = pd.DataFrame({"loop": ["scratch", "proximal", "decoupled"], "lam": [0.1, 0.2, 0.3]})
+    rule, impl = zip(*old["loop"].map(split_loop), strict=True)
+    assert list(rule) == ["coupled", "proximal", "decoupled"]
+    assert list(impl) == ["scratch", "functional", "functional"]
+    with pytest.raises(ValueError, match="loop must be one of"):
+        split_loop("adam")
+
+
+def test_new_pairs_get_a_composite_loop_name() -> None:
+    assert TrainConfig(rule="coupled", impl="functional", penalty="l1").loop == "coupled-functional"
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"rule": "adam"}, "rule"),
+        ({"impl": "jax"}, "impl"),
+        ({"rule": "proximal", "impl": "scratch"}, "impl"),
+        ({"rule": "decoupled", "impl": "functional", "penalty": "l1"}, "penalty"),
+        ({"impl": "concise", "penalty": "elastic"}, "penalty"),
+    ],
+)
+def test_invalid_rule_impl_pairs_are_refused(fields: dict[str, Any], named: str) -> None:
+    with pytest.raises(ValueError, match=named):
+        TrainConfig(**fields)
+
+
+def test_combos_cover_every_impl_and_rule() -> None:
+    assert {impl for impl, _ in COMBOS} == set(IMPLS) == {"scratch", "optim", "concise",
+                                                          "functional"}  # fmt: skip
+    assert {rule for _, rule in COMBOS} == {"coupled", "decoupled", "proximal"}
+
+
+def test_replace_keeps_a_new_rule_over_the_loop_read_back() -> None:
+    """``dataclasses.replace`` passes ``config.loop`` back; it must not undo a new rule/impl."""
+    old = TrainConfig(penalty="l1", loop="proximal")
+    new = dataclasses.replace(old, rule="coupled", impl="optim")
+    assert (new.rule, new.impl, new.loop) == ("coupled", "optim", "optim")
+    mixed = TrainConfig(rule="coupled", impl="functional", penalty="l1")
+    assert dataclasses.replace(mixed, lam=1.0).impl == "functional"

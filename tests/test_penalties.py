@@ -8,11 +8,13 @@ value ≥ 0 and value(0) = 0; ``grad`` is autograd of ``value`` (sign(0) = 0 at 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
 
 from wdbench import LOOPS, PENALTIES, Penalty, Problem, TrainConfig, get_penalty, train
+from wdbench.penalties import prox_, soft_threshold
 
 NAMES = sorted(PENALTIES)
 LAMS = [0.0, 0.3, 2.0]
@@ -34,8 +36,9 @@ def _away_from_zero(n: int, seed: int) -> torch.Tensor:
     return signs * (0.1 + 2 * torch.rand(n, generator=g, dtype=F64))
 
 
-def _objective(pen: Penalty, u: torch.Tensor, v: torch.Tensor, step: float, lam: float,
-               rho: float) -> torch.Tensor:
+def _objective(
+    pen: Penalty, u: torch.Tensor, v: torch.Tensor, step: float, lam: float, rho: float
+) -> torch.Tensor:
     """‖u − v‖²/2 + step·pen(u), over the last dimension."""
     return ((u - v) ** 2).sum(-1) / 2 + step * pen.value(u, lam, rho)
 
@@ -73,8 +76,12 @@ def test_value_matches_its_formula(name: str) -> None:
     """The registry's (a, c) weights against the documented formulas, written out here."""
     w, lam, rho = torch.randn(30, generator=_gen(2), dtype=F64), 0.7, 0.25
     l1, l2 = float(w.abs().sum()), float((w * w).sum()) / 2
-    expected = {"none": 0.0, "l2": lam * l2, "l1": lam * l1,
-                "elastic": lam * (rho * l1 + (1 - rho) * l2)}
+    expected = {
+        "none": 0.0,
+        "l2": lam * l2,
+        "l1": lam * l1,
+        "elastic": lam * (rho * l1 + (1 - rho) * l2),
+    }
     if name not in expected:
         pytest.skip(f"no written-out formula for {name!r}")
     assert float(PENALTIES[name].value(w, lam, rho)) == pytest.approx(expected[name], rel=1e-14)
@@ -188,11 +195,67 @@ def _no_features_problem() -> Problem:
 def test_loops_never_penalize_the_bias(name: str, loop: str) -> None:
     """With no features, the bias follows the same path at λ = 0 and at a large λ."""
     problem = _no_features_problem()
-    base = TrainConfig(penalty=name, loop=loop, lam=0.0, lr=0.1, epochs=5, batch_size=3,
-                       l1_ratio=0.5, dtype="float64")
+    base = TrainConfig(
+        penalty=name,
+        loop=loop,
+        lam=0.0,
+        lr=0.1,
+        epochs=5,
+        batch_size=3,
+        l1_ratio=0.5,
+        dtype="float64",
+    )
     free = train(problem, base, curves=False)
     decayed = train(problem, dataclasses.replace(base, lam=4.0), curves=False)
     assert decayed.b == free.b
     assert abs(free.b) > 1.0  # the bias moved towards mean(y) ≈ 3
     if name != "none":
         assert float(decayed.w.norm()) < float(free.w.norm())
+
+
+@pytest.mark.parametrize(("name", "rho"), CASES)
+def test_has_l1_and_has_l2_say_which_coefficients_can_be_nonzero(name: str, rho: float) -> None:
+    """``has_l1`` / ``has_l2`` hold exactly when some λ (and ρ) gives a nonzero a / c."""
+    pen = PENALTIES[name]
+    a, c = pen.coefficients(1.0, rho)
+    if a:
+        assert pen.has_l1
+    if c:
+        assert pen.has_l2
+    if not pen.has_l1:
+        assert all(pen.coefficients(1.0, r)[0] == 0 for r in RATIOS)
+    if not pen.has_l2:
+        assert all(pen.coefficients(1.0, r)[1] == 0 for r in RATIOS)
+
+
+def test_has_l1_of_every_penalty() -> None:
+    assert {n: (PENALTIES[n].has_l1, PENALTIES[n].has_l2) for n in NAMES} == {
+        "elastic": (True, True),
+        "l1": (True, False),
+        "l2": (False, True),
+        "none": (False, False),
+    }
+
+
+@pytest.mark.parametrize(("name", "rho"), CASES)
+@pytest.mark.parametrize("step", STEPS)
+def test_in_place_prox_is_the_prox(name: str, rho: float, step: float) -> None:
+    """``prox_`` (what the rules call, with [K, 1] factors and a buffer) ≡ ``Penalty.prox`` ≡
+    S(v, step·a) / (1 + step·c) written out."""
+    pen = PENALTIES[name]
+    v = torch.randn(3, 30, generator=_gen(11), dtype=F64)
+    lam = torch.tensor([[0.0], [0.3], [2.0]], dtype=F64)
+    a, c = (torch.as_tensor(x) for x in pen.coefficients(lam, rho))
+    expected = torch.sign(v) * torch.clamp(v.abs() - step * a, min=0) / (1 + step * c)
+    got = prox_(v.clone(), step * a, 1 + step * c, l1=pen.has_l1, l2=pen.has_l2,
+                buffer=torch.empty_like(v))  # fmt: skip
+    assert torch.allclose(got, expected, rtol=1e-15, atol=0)
+    assert torch.allclose(pen.prox(v, step, lam, rho), expected, rtol=1e-15, atol=0)
+    assert torch.equal(got == 0, expected == 0)
+
+
+def test_soft_threshold_gives_exact_zeros_and_keeps_nan() -> None:
+    v = torch.tensor([-2.0, -0.5, 0.0, 0.5, 2.0, math.nan], dtype=F64)
+    got = soft_threshold(v, 1.0)
+    assert got[:5].tolist() == [-1.0, 0.0, 0.0, 0.0, 1.0]
+    assert math.isnan(float(got[5]))

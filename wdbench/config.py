@@ -24,6 +24,7 @@ __all__ = [
     "LEGACY_LOOPS",
     "LOOPS",
     "OPTIM_IMPLS",
+    "LoopName",
     "TrainConfig",
     "loop_name",
     "split_loop",
@@ -58,6 +59,14 @@ OPTIM_IMPLS = ("default", "for-loop", "foreach", "fused")
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 
 Dtype = Literal["float32", "float64"]
+
+
+class LoopName(str):
+    """``config.loop`` read back: the legacy name, for information. Passed back as ``loop=`` (as
+    ``dataclasses.replace`` does with every field) it sets nothing, so ``replace(config,
+    rule=...)`` keeps the new rule; to copy a config's path, copy ``rule`` and ``impl``."""
+
+    __slots__ = ()
 
 
 def split_loop(name: str) -> tuple[str, str]:
@@ -99,8 +108,9 @@ class TrainConfig:
     ``loop`` (not a field) takes a legacy name instead of ``rule``/``impl`` and, when given, sets
     both (``LEGACY_LOOPS``): ``TrainConfig(loop="proximal")`` ≡ ``TrainConfig(rule="proximal",
     impl="functional")``; read back, ``config.loop`` is the legacy name of (rule, impl), or
-    ``"<rule>-<impl>"`` for a pair that had none. ``optim_impl`` picks ``torch.optim.SGD``'s
-    implementation (``optim``).
+    ``"<rule>-<impl>"`` for a pair that had none (a ``LoopName``, which sets nothing if passed
+    back: ``replace(config, rule=...)`` keeps the new rule). ``optim_impl`` picks
+    ``torch.optim.SGD``'s implementation (``optim``).
     """
 
     penalty: str = "l2"
@@ -117,10 +127,10 @@ class TrainConfig:
     optim_impl: str = "default"
     loop: InitVar[str | None] = None
     if not TYPE_CHECKING:  # read back, ``config.loop`` is the legacy name (``loop_name``)
-        loop = property(lambda self: loop_name(self.rule, self.impl))
+        loop = property(lambda self: LoopName(loop_name(self.rule, self.impl)))
 
     def __post_init__(self, loop: str | None) -> None:
-        if isinstance(loop, str):
+        if isinstance(loop, str) and not isinstance(loop, LoopName):
             rule, impl = split_loop(loop)
             object.__setattr__(self, "rule", rule)
             object.__setattr__(self, "impl", impl)

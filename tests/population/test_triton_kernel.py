@@ -25,7 +25,11 @@ import wdbench.population._kernels  # noqa: E402
 from wdbench.order import batch_order, init_params  # noqa: E402
 from wdbench.penalties import get_penalty  # noqa: E402
 from wdbench.population import Group, RowSpace, train_group_reference  # noqa: E402
-from wdbench.population.triton import KernelOptions, train_group_triton  # noqa: E402
+from wdbench.population.triton import (  # noqa: E402
+    TRITON_RULES,
+    KernelOptions,
+    train_group_triton,
+)
 from wdbench.population.triton._jit import interpreted  # noqa: E402
 from wdbench.rules import get_rule  # noqa: E402
 
@@ -110,6 +114,18 @@ def test_kernel_matches_train(rule: str, penalty: str, form: str, layout: str) -
     assert_close(out.w, out.b, w_ref, b_ref)
     assert not bool(out.bad_epoch.any())
     ref = train_group_reference(group)
+    assert_close(out.w, out.b, ref.w, ref.b)
+
+
+@pytest.mark.parametrize(
+    ("rule", "penalty"),
+    [(r, p) for r in TRITON_RULES for p in wdbench.RULES[r].penalties],
+)
+def test_kernel_computes_every_rule_it_accepts(rule: str, penalty: str) -> None:
+    """Generated from the rule table: the kernel's own arithmetic ≡ ``Rule.step`` (through the
+    reference kernel) for every rule it accepts, decoupled included."""
+    group = make_group(penalty, rule)
+    out, ref = train_group_triton(group), train_group_reference(group)
     assert_close(out.w, out.b, ref.w, ref.b)
 
 
