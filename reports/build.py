@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-import tempfile
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from reports.bench import BenchData, default_benchmarks_dir, load_benchmarks
+from reports.bench_results import BenchData, default_benchmarks_dir, load_benchmarks
 from reports.conclusions import problem_name
 from reports.document import Document
 from reports.load import ReportInputError, RunData, load_run
@@ -36,13 +36,16 @@ def build_report(run_dir: Path, benchmarks_dir: Path | None = None) -> Path:
     run_dir = Path(run_dir)
     if benchmarks_dir is not None and not Path(benchmarks_dir).is_dir():
         raise ReportInputError(f"no benchmarks directory at {benchmarks_dir}")
-    bench_dir = Path(benchmarks_dir) if benchmarks_dir is not None else default_benchmarks_dir(
-        run_dir)
+    bench_dir = (
+        Path(benchmarks_dir) if benchmarks_dir is not None else default_benchmarks_dir(run_dir)
+    )
     run = load_run(run_dir)
     bench = load_benchmarks(bench_dir)
     target = run_dir / "report"
     try:
-        staging = Path(tempfile.mkdtemp(prefix=".report-", dir=run_dir))
+        # mkdir, not mkdtemp: the report gets the umask's permissions, not mkdtemp's 0700
+        staging = run_dir / f".report-{uuid.uuid4().hex}"
+        staging.mkdir()
     except OSError as exc:
         raise ReportInputError(f"cannot write a report into {run_dir}: {exc.strerror}") from None
     try:
@@ -68,8 +71,10 @@ def _document(run: RunData, bench: BenchData, bench_dir: Path, out: Path) -> Doc
         environment_section(run, bench_dir),
     ]
     problem = problem_name(run) or "unknown problem"
-    subtitle = (f"Which weight-decay penalty, how strong, how sure, and at what cost — "
-                f"problem {problem}, {len(run.trials)} trials.")
+    subtitle = (
+        f"Which weight-decay penalty, how strong, how sure, and at what cost — "
+        f"problem {problem}, {len(run.trials)} trials."
+    )
     return Document(f"Weight-decay study: {run.name}", subtitle, tuple(sections))
 
 
@@ -80,8 +85,13 @@ def _parser() -> argparse.ArgumentParser:
         "from the files a study exported.",
     )
     parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a study directory")
-    parser.add_argument("--benchmarks", type=Path, default=None, metavar="DIR",
-                        help="pytest-benchmark JSON folder (default: RUN_DIR/../benchmarks)")
+    parser.add_argument(
+        "--benchmarks",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="pytest-benchmark JSON folder (default: RUN_DIR/../benchmarks)",
+    )
     return parser
 
 

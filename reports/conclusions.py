@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from reports.bench import BenchData
+from reports.bench_results import BenchData
 from reports.figures_bench import reference_throughput
 from reports.load import RunData
 from reports.stats import PairedDifference, final_losses, paired_difference, row_at
@@ -25,8 +25,13 @@ __all__ = ["conclusions", "problem_name"]
 #: Problems whose true weights are dense / sparse, for the comparison with common lore.
 _DENSE = frozenset({"synthetic"})
 _SPARSE = frozenset({"synthetic-sparse"})
-_STATE_WORDS = {"COMPLETE": "complete", "FAIL": "failed", "PRUNED": "pruned",
-                "RUNNING": "running", "WAITING": "waiting"}
+_STATE_WORDS = {
+    "COMPLETE": "complete",
+    "FAIL": "failed",
+    "PRUNED": "pruned",
+    "RUNNING": "running",
+    "WAITING": "waiting",
+}
 
 
 def problem_name(run: RunData) -> str:
@@ -37,14 +42,22 @@ def problem_name(run: RunData) -> str:
     return str(problem) if problem else ""
 
 
-def conclusions(run: RunData, grid: pd.DataFrame | None, oracle: pd.DataFrame | None,
-                bench: BenchData) -> tuple[str, ...]:
+def conclusions(
+    run: RunData, grid: pd.DataFrame | None, oracle: pd.DataFrame | None, bench: BenchData
+) -> tuple[str, ...]:
     """All findings the data supports, most important first."""
     final = final_losses(run.curves, "val") if run.curves is not None else None
     found = [
-        _choice(run), _versus_none(run, final),
-        _l1_vs_l2(run, final), _runner_up(run, final), _regret(run, grid), _edge(run, grid),
-        _budget(grid, oracle), _sparsity(run, grid), _trials(run), *_bench(bench),
+        _choice(run),
+        _versus_none(run, final),
+        _l1_vs_l2(run, final),
+        _runner_up(run, final),
+        _regret(run, grid),
+        _edge(run, grid),
+        _budget(grid, oracle),
+        _sparsity(run, grid),
+        _trials(run),
+        *_bench(bench),
     ]
     return tuple(f for f in found if f)
 
@@ -60,8 +73,11 @@ def _choice(run: RunData) -> str:
     best = _row(run, "best")
     if best is None:
         return "No configuration was selected (selected.parquet is missing or has no 'best' row)."
-    seeds = run.run.get("seeds", {}).get("data_seeds") if isinstance(run.run.get("seeds"),
-                                                                       dict) else None
+    seeds = (
+        run.run.get("seeds", {}).get("data_seeds")
+        if isinstance(run.run.get("seeds"), dict)
+        else None
+    )
     over = f" over {len(seeds)} data seeds" if isinstance(seeds, list) else ""
     ratio = f", l1_ratio = {fmt(best['l1_ratio'], 3)}" if best["penalty"] == "elastic" else ""
     val = pm(best["val_mean"], best["val_ci95"])
@@ -73,8 +89,9 @@ def _choice(run: RunData) -> str:
     )
 
 
-def _difference(run: RunData, final: pd.DataFrame | None, a: str, b: str
-                ) -> tuple[PairedDifference, str] | None:
+def _difference(
+    run: RunData, final: pd.DataFrame | None, a: str, b: str
+) -> tuple[PairedDifference, str] | None:
     """d = val(a) − val(b): paired over seeds from curves, else unpaired from the selection."""
     if final is not None:
         paired = paired_difference(final, a, b)
@@ -92,8 +109,10 @@ def _difference(run: RunData, final: pd.DataFrame | None, a: str, b: str
 def _verdict(d: PairedDifference, name_a: str, name_b: str) -> tuple[str, int]:
     """A sentence on which is lower, and the sign (−1: a lower, +1: b lower, 0: undecided)."""
     low, high = d.mean - d.ci95, d.mean + d.ci95
-    interval = (f"d = val({name_a}) − val({name_b}) = {fmt(d.mean, 3)}, "
-                f"95 % CI [{fmt(low, 3)}, {fmt(high, 3)}]")
+    interval = (
+        f"d = val({name_a}) − val({name_b}) = {fmt(d.mean, 3)}, "
+        f"95 % CI [{fmt(low, 3)}, {fmt(high, 3)}]"
+    )
     if not math.isfinite(d.ci95) or low <= 0 <= high:
         return f"{name_a} and {name_b} cannot be told apart ({interval})", 0
     winner, loser, sign = (name_a, name_b, -1) if d.mean < 0 else (name_b, name_a, 1)
@@ -129,8 +148,9 @@ def _runner_up(run: RunData, final: pd.DataFrame | None) -> str:
     best, sel = _row(run, "best"), run.selected
     if best is None or sel is None:
         return ""
-    others = sel[sel["label"].str.startswith("best-") & ~sel["penalty"].isin([best["penalty"],
-                                                                              "none"])]
+    others = sel[
+        sel["label"].str.startswith("best-") & ~sel["penalty"].isin([best["penalty"], "none"])
+    ]
     if others.empty:
         return ""
     runner = row_at(others, "val_mean")
@@ -152,8 +172,10 @@ def _lore(run: RunData, sign: int) -> str:
     agrees = (sign > 0) == dense
     truth = "dense (every weight nonzero)" if dense else "sparse"
     verb = "agrees with" if agrees else "contradicts"
-    return (f" This {verb} the common lore that L1 pays off only when the true weights are sparse: "
-            f"on '{problem}' they are {truth}.")
+    return (
+        f" This {verb} the common lore that L1 pays off only when the true weights are sparse: "
+        f"on '{problem}' they are {truth}."
+    )
 
 
 def _regret(run: RunData, grid: pd.DataFrame | None) -> str:
@@ -169,11 +191,15 @@ def _regret(run: RunData, grid: pd.DataFrame | None) -> str:
         notes.append("the search has not reached the grid's optimum: more trials would help")
     ci = float(best["val_ci95"])
     if math.isfinite(ci) and abs(regret) <= ci:
-        notes.append(f"the gap is within the choice's own ± {fmt(ci, 2)}, so the data seeds "
-                     "cannot separate the two")
+        notes.append(
+            f"the gap is within the choice's own ± {fmt(ci, 2)}, so the data seeds "
+            "cannot separate the two"
+        )
     tail = "; " + "; ".join(notes) if notes else ""
-    return (f"How close the search came: the choice is {fmt(abs(regret), 3)}{rel} {side} the best "
-            f"point of the dense same-budget grid ({fmt(ref)}){tail}.")
+    return (
+        f"How close the search came: the choice is {fmt(abs(regret), 3)}{rel} {side} the best "
+        f"point of the dense same-budget grid ({fmt(ref)}){tail}."
+    )
 
 
 def _edge(run: RunData, grid: pd.DataFrame | None) -> str:
@@ -187,8 +213,10 @@ def _edge(run: RunData, grid: pd.DataFrame | None) -> str:
     lam = float(row_at(part, "val_mean")["lam"])
     if part["lam"].min() < lam < part["lam"].max():
         return ""
-    return (f"Caution: for {best['penalty']} the grid's best λ ({fmt(lam)}) is at the edge of the "
-            "searched range, so the optimum may lie outside it; widen the λ range.")
+    return (
+        f"Caution: for {best['penalty']} the grid's best λ ({fmt(lam)}) is at the edge of the "
+        "searched range, so the optimum may lie outside it; widen the λ range."
+    )
 
 
 def _budget(grid: pd.DataFrame | None, oracle: pd.DataFrame | None) -> str:
@@ -200,12 +228,17 @@ def _budget(grid: pd.DataFrame | None, oracle: pd.DataFrame | None) -> str:
         same = grid_best_value(grid, penalty)
         conv = oracle[oracle["penalty"] == penalty]["val_loss"]
         if math.isfinite(same) and not conv.empty:
-            parts.append(f"{penalty}: {fmt(same)} with the training budget vs {fmt(conv.min())} "
-                         f"for the converged {name}")
+            parts.append(
+                f"{penalty}: {fmt(same)} with the training budget vs {fmt(conv.min())} "
+                f"for the converged {name}"
+            )
     if not parts:
         return ""
-    return ("Training budget: best mean validation loss " + "; ".join(parts) +
-            ". A large gap means the budget, not the penalty, limits the result.")
+    return (
+        "Training budget: best mean validation loss "
+        + "; ".join(parts)
+        + ". A large gap means the budget, not the penalty, limits the result."
+    )
 
 
 def _sparsity(run: RunData, grid: pd.DataFrame | None) -> str:
@@ -220,16 +253,19 @@ def _sparsity(run: RunData, grid: pd.DataFrame | None) -> str:
     lam = float(l1["lam"].iloc[int(np.argmin(distance))])
     at = l1[l1["lam"] == lam].groupby("loop")["zero_fraction"].mean()
     top = l1.groupby("loop")["zero_fraction"].max()
-    return (f"Sparsity: at the grid λ = {fmt(lam, 3)} nearest the chosen L1 strength, proximal L1 "
-            f"sets {100 * at['proximal']:.0f} % of w exactly to zero and subgradient L1 "
-            f"{100 * at['scratch']:.0f} % (at most {100 * top['proximal']:.0f} % vs "
-            f"{100 * top['scratch']:.0f} % over the grid, fig. 3b).")
+    return (
+        f"Sparsity: at the grid λ = {fmt(lam, 3)} nearest the chosen L1 strength, proximal L1 "
+        f"sets {100 * at['proximal']:.0f} % of w exactly to zero and subgradient L1 "
+        f"{100 * at['scratch']:.0f} % (at most {100 * top['proximal']:.0f} % vs "
+        f"{100 * top['scratch']:.0f} % over the grid, fig. 3b)."
+    )
 
 
 def _trials(run: RunData) -> str:
     counts = run.trials["state"].value_counts()
-    parts = ", ".join(f"{int(n)} {_STATE_WORDS.get(str(s), str(s).lower())}"
-                      for s, n in counts.items())
+    parts = ", ".join(
+        f"{int(n)} {_STATE_WORDS.get(str(s), str(s).lower())}" for s, n in counts.items()
+    )
     excluded = len(run.trials) - len(run.complete)
     note = f"; the {excluded} not complete are excluded from every fit" if excluded else ""
     return f"Evidence base: {len(run.trials)} trials ({parts}){note}."
@@ -240,16 +276,23 @@ def _bench(bench: BenchData) -> list[str]:
     runs = bench.group("update-loops-run")
     for device, g in runs.groupby("device_label", sort=True):
         fastest, slowest = row_at(g, "median"), row_at(g, "median", largest=True)
-        found.append(f"Cost on {device}: fastest {fastest['config']} at "
-                     f"{fmt(fastest['median'], 3)} s per training run, slowest {slowest['config']} "
-                     f"at {fmt(slowest['median'], 3)} s (median over rounds).")
+        found.append(
+            f"Cost on {device}: fastest {fastest['config']} at "
+            f"{fmt(fastest['median'], 3)} s per training run, slowest {slowest['config']} "
+            f"at {fmt(slowest['median'], 3)} s (median over rounds)."
+        )
     pop = bench.group("population")
     tps = pd.to_numeric(pop["trajectories_per_s"], errors="coerce")
     for device, g in pop.assign(tps=tps).dropna(subset=["tps"]).groupby("device_label"):
         top = row_at(g, "tps", largest=True)
         ref = reference_throughput(bench, str(device))
-        gain = (f", {top['tps'] / ref.rate:.3g}× the seed-faithful scratch loop on {ref.where}"
-                if ref is not None else "")
-        found.append(f"Population on {device}: up to {fmt(top['tps'], 3)} training runs/s at "
-                     f"K = {fmt(top['K'])}{gain}.")
+        gain = (
+            f", {top['tps'] / ref.rate:.3g}× the seed-faithful scratch loop on {ref.where}"
+            if ref is not None
+            else ""
+        )
+        found.append(
+            f"Population on {device}: up to {fmt(top['tps'], 3)} training runs/s at "
+            f"K = {fmt(top['K'])}{gain}."
+        )
     return found

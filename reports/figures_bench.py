@@ -11,7 +11,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 
-from reports.bench import BenchData
+from reports.bench_results import BenchData
 from reports.document import Figure
 from reports.plotting import (
     Missing,
@@ -48,10 +48,25 @@ def loops_figure(bench: BenchData, path: Path) -> Figure | Missing:
         fig, (ax,) = new_figure(1, panel=(8.0, height))
         devices = sorted(set(shown["device"]))
         palette = {d: color_for(d, devices) for d in devices}
-        ax.hlines(shown["config"], shown["min"], shown["max"], colors=[palette[d] for d in
-                  shown["device"]], lw=1.2, alpha=0.7)
-        sns.scatterplot(data=shown, y="config", x="median", hue="device", style="device",
-                        palette=palette, s=60, ax=ax, zorder=3)
+        ax.hlines(
+            shown["config"],
+            shown["min"],
+            shown["max"],
+            colors=[palette[d] for d in shown["device"]],
+            lw=1.2,
+            alpha=0.7,
+        )
+        sns.scatterplot(
+            data=shown,
+            y="config",
+            x="median",
+            hue="device",
+            style="device",
+            palette=palette,
+            s=60,
+            ax=ax,
+            zorder=3,
+        )
         log_axis(ax, "x")
         ax.set(xlabel="time per training run (s, log scale)", ylabel="update loop · penalty")
         ax.legend(title="device", fontsize="x-small")
@@ -66,8 +81,9 @@ def loops_figure(bench: BenchData, path: Path) -> Figure | Missing:
 
 def series_labels(frame: pd.DataFrame) -> list[str]:
     """One label per row: the device, plus whichever of dtype / loop / penalty vary."""
-    varying = [c for c in ("dtype", "variant", "loop", "penalty")
-               if frame[c].astype(str).nunique() > 1]
+    varying = [
+        c for c in ("dtype", "variant", "loop", "penalty") if frame[c].astype(str).nunique() > 1
+    ]
     return [
         " · ".join([str(row["device_label"]), *(str(row[c]) for c in varying)])
         for _, row in frame.iterrows()
@@ -97,7 +113,8 @@ def reference_throughput(bench: BenchData, device_label: str) -> Reference | Non
         where = pop["scratch_device"].dropna().astype(str)
         return Reference(1.0 / float(seconds.median()), where.iloc[0] if len(where) else "?")
     ratio = pd.to_numeric(pop["trajectories_per_s"], errors="coerce") / pd.to_numeric(
-        pop["speedup_vs_scratch"], errors="coerce")
+        pop["speedup_vs_scratch"], errors="coerce"
+    )
     ratio = ratio[positive(ratio.to_numpy())]
     if not ratio.empty:
         return Reference(float(ratio.median()), "the speed-up's reference run")
@@ -110,8 +127,10 @@ def reference_throughput(bench: BenchData, device_label: str) -> Reference | Non
 def population_figure(bench: BenchData, path: Path) -> Figure | Missing:
     """Population throughput (trajectories/s) against K, log–log, with the scratch reference."""
     pop = bench.group("population")
-    pop = pop.assign(K=pd.to_numeric(pop["K"], errors="coerce"),
-                     tps=pd.to_numeric(pop["trajectories_per_s"], errors="coerce"))
+    pop = pop.assign(
+        K=pd.to_numeric(pop["K"], errors="coerce"),
+        tps=pd.to_numeric(pop["trajectories_per_s"], errors="coerce"),
+    )
     pop = pop[positive(pop["K"].to_numpy()) & positive(pop["tps"].to_numpy())]
     if pop.empty:
         return Missing("no 'population' benchmark with K and trajectories_per_s was found")
@@ -120,13 +139,23 @@ def population_figure(bench: BenchData, path: Path) -> Figure | Missing:
     palette = {s: color_for(s, series) for s in series}
     with theme():
         fig, (ax,) = new_figure(1, panel=(7.5, 4.5))
-        sns.lineplot(data=pop, x="K", y="tps", hue="series", palette=palette, marker="o",
-                     errorbar=None, ax=ax)
+        sns.lineplot(
+            data=pop,
+            x="K",
+            y="tps",
+            hue="series",
+            palette=palette,
+            marker="o",
+            errorbar=None,
+            ax=ax,
+        )
         _reference_lines(ax, bench, sorted(set(pop["device_label"])))
         log_axis(ax, "x", base=2)
         log_axis(ax, "y")
-        ax.set(xlabel="K (configurations trained together)",
-               ylabel="throughput (training runs per second)")
+        ax.set(
+            xlabel="K (configurations trained together)",
+            ylabel="throughput (training runs per second)",
+        )
         ax.legend(fontsize="x-small", loc="best")
         save(fig, path)
     caption = (
@@ -145,5 +174,10 @@ def _reference_lines(ax: Axes, bench: BenchData, devices: list[str]) -> None:
         if ref is None or (ref.rate, ref.where) in drawn:
             continue
         drawn.add((ref.rate, ref.where))
-        ax.axhline(ref.rate, color="#555555", ls="--", lw=1.2,
-                   label=mpl_text(f"seed-faithful scratch loop ({ref.where})"))
+        ax.axhline(
+            ref.rate,
+            color="#555555",
+            ls="--",
+            lw=1.2,
+            label=mpl_text(f"seed-faithful scratch loop ({ref.where})"),
+        )

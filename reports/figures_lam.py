@@ -51,8 +51,9 @@ VAL_LOSS = Metric("value", "val_mean", "val_loss", "validation loss (½·MSE)", 
 W_NORM = Metric("w_norm", "w_norm", "w_norm", "‖w‖₂ (mean over data seeds)", log=True)
 
 
-def lam_figure(run: RunData, grid: pd.DataFrame | None, oracle: pd.DataFrame | None,
-               metric: Metric, path: Path) -> Figure | Missing:
+def lam_figure(
+    run: RunData, grid: pd.DataFrame | None, oracle: pd.DataFrame | None, metric: Metric, path: Path
+) -> Figure | Missing:
     """One panel per penalty (none excluded) of ``metric`` against λ; saved to ``path``."""
     complete = run.complete
     names = list(complete["penalty"]) + ([] if grid is None else list(grid["penalty"]))
@@ -73,24 +74,30 @@ def lam_figure(run: RunData, grid: pd.DataFrame | None, oracle: pd.DataFrame | N
     caption = (
         f"{metric.label} against λ (log–log), one panel per penalty. Points: COMPLETE Optuna "
         "trials (failed and pruned excluded). Solid line: dense same-budget grid, mean over data "
-        "seeds" + (f" with its 95 % t-interval (band; {_seeds(grid)})" if metric is VAL_LOSS
-                   else "") + ". Dashed: "
+        "seeds"
+        + (f" with its 95 % t-interval (band; {_seeds(grid)})" if metric is VAL_LOSS else "")
+        + ". Dashed: "
         "the converged oracle (exact ridge / lasso path). Dotted: no decay (λ = 0)."
-        + (" Red star: the chosen best of each penalty with its 95 % interval." if metric is
-           VAL_LOSS else "")
+        + (
+            " Red star: the chosen best of each penalty with its 95 % interval."
+            if metric is VAL_LOSS
+            else ""
+        )
     )
     return Figure(path.name, caption, f"{metric.label} against λ, one panel per penalty")
 
 
-def zero_fraction_figure(run: RunData, grid: pd.DataFrame | None, oracle: pd.DataFrame | None,
-                         path: Path) -> Figure | Missing:
+def zero_fraction_figure(
+    run: RunData, grid: pd.DataFrame | None, oracle: pd.DataFrame | None, path: Path
+) -> Figure | Missing:
     """Fraction of exact zeros in w against λ for L1: proximal versus subgradient, and lasso."""
     has_grid = grid is not None and bool((grid["penalty"] == "l1").any())
     has_trials = bool((run.complete["penalty"] == "l1").any())
     if not (has_grid or has_trials):
         return Missing("no L1 configuration was trained, so there are no zeros to count")
-    metric = Metric("zero_fraction", "zero_fraction", "zero_fraction",
-                    "fraction of exact zeros in w", log=False)
+    metric = Metric(
+        "zero_fraction", "zero_fraction", "zero_fraction", "fraction of exact zeros in w", log=False
+    )
     with theme():
         fig, (ax,) = new_figure(1, panel=(6.5, 4.0))
         _grid_lines(ax, grid, "l1", metric)
@@ -142,8 +149,18 @@ def _trial_points(ax: Axes, complete: pd.DataFrame, penalty: str, column: str) -
     loops = sorted(set(part["loop"]))
     shown = part.assign(loop_label=[mpl_text(f"trials · {x}") for x in part["loop"]])
     palette = {mpl_text(f"trials · {x}"): color_for(x, loops) for x in loops}
-    sns.scatterplot(data=shown, x="lam", y=column, hue="loop_label", palette=palette, ax=ax,
-                    s=22, alpha=0.65, edgecolor="none", legend=True)
+    sns.scatterplot(
+        data=shown,
+        x="lam",
+        y=column,
+        hue="loop_label",
+        palette=palette,
+        ax=ax,
+        s=22,
+        alpha=0.65,
+        edgecolor="none",
+        legend=True,
+    )
 
 
 def _oracle_line(ax: Axes, oracle: pd.DataFrame | None, penalty: str, column: str) -> None:
@@ -175,9 +192,17 @@ def _chosen(ax: Axes, selected: pd.DataFrame | None, penalty: str) -> None:
     rows = selected[(selected["label"] == f"best-{penalty}") & positive(selected["lam"].to_numpy())]
     best = penalty == chosen_penalty(selected)
     for _, row in rows.iterrows():
-        ax.errorbar([row["lam"]], [row["val_mean"]], yerr=_nan0(row["val_ci95"]),
-                    fmt="*", ms=16 if best else 12, color="#d62728", mec="black", zorder=5,
-                    label="chosen (overall best)" if best else "chosen for this penalty")
+        ax.errorbar(
+            [row["lam"]],
+            [row["val_mean"]],
+            yerr=_nan0(row["val_ci95"]),
+            fmt="*",
+            ms=16 if best else 12,
+            color="#d62728",
+            mec="black",
+            zorder=5,
+            label="chosen (overall best)" if best else "chosen for this penalty",
+        )
 
 
 def _finish(ax: Axes, title: str, metric: Metric) -> None:

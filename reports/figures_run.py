@@ -32,8 +32,9 @@ _SPLITS = (("train", "training loss"), ("val", "validation loss"))
 def curve_labels(curves: pd.DataFrame) -> list[str]:
     """Labels to draw: no decay, then each penalty's best; ``best`` only if it has no twin."""
     labels = set(curves["label"])
-    per_penalty = [f"best-{p}" for p in order_penalties([x[5:] for x in labels
-                                                          if x.startswith("best-")])]
+    per_penalty = [
+        f"best-{p}" for p in order_penalties([x[5:] for x in labels if x.startswith("best-")])
+    ]
     rest = sorted(labels - set(per_penalty) - {"no-decay", "best"})
     chosen = ["no-decay"] if "no-decay" in labels else []
     if "best" in labels and not per_penalty:
@@ -53,8 +54,12 @@ def curves_figure(run: RunData, path: Path) -> Figure | Missing:
         for ax, (split, title) in zip(axes, _SPLITS, strict=True):
             for label in labels:
                 part = curves[(curves["label"] == label) & (curves["split"] == split)]
-                _band_line(ax, part, color_for(label, labels),
-                           label + (" (chosen)" if label == chosen else ""))
+                _band_line(
+                    ax,
+                    part,
+                    color_for(label, labels),
+                    label + (" (chosen)" if label == chosen else ""),
+                )
             log_axis(ax, "y")
             ax.set(xlabel="epoch", ylabel="loss (½·MSE, mean over the split)", title=title)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -75,8 +80,9 @@ def _band_line(ax: Axes, part: pd.DataFrame, color: str, label: str) -> None:
         return
     by_epoch = part.groupby("epoch")["loss"].agg(["mean", "min", "max"]).reset_index()
     ax.plot(by_epoch["epoch"], by_epoch["mean"], color=color, label=mpl_text(label), lw=1.6)
-    ax.fill_between(by_epoch["epoch"], by_epoch["min"], by_epoch["max"],
-                    color=color, alpha=0.2, lw=0)
+    ax.fill_between(
+        by_epoch["epoch"], by_epoch["min"], by_epoch["max"], color=color, alpha=0.2, lw=0
+    )
 
 
 def history_figure(run: RunData, grid: pd.DataFrame | None, path: Path) -> Figure | Missing:
@@ -90,15 +96,35 @@ def history_figure(run: RunData, grid: pd.DataFrame | None, path: Path) -> Figur
         fig, (ax,) = new_figure(1, panel=(8.0, 4.2))
         shown = history.assign(penalty=[mpl_text(p) for p in history["penalty"]])
         palette = {mpl_text(p): color_for(p, penalties) for p in penalties}
-        sns.scatterplot(data=shown, x="number", y="value", hue="penalty", palette=palette,
-                        hue_order=[mpl_text(p) for p in penalties], s=22, alpha=0.75, ax=ax,
-                        zorder=3)
-        ax.step(history["number"], history["best"], where="post", color="black", lw=1.8,
-                label="best so far")
+        sns.scatterplot(
+            data=shown,
+            x="number",
+            y="value",
+            hue="penalty",
+            palette=palette,
+            hue_order=[mpl_text(p) for p in penalties],
+            s=22,
+            alpha=0.75,
+            ax=ax,
+            zorder=3,
+        )
+        ax.step(
+            history["number"],
+            history["best"],
+            where="post",
+            color="black",
+            lw=1.8,
+            label="best so far",
+        )
         grid_best = _grid_best(grid)
         if grid_best is not None:
-            ax.axhline(grid_best[0], color="#d62728", ls="--", lw=1.3,
-                       label=mpl_text(f"dense grid best ({grid_best[1]})"))
+            ax.axhline(
+                grid_best[0],
+                color="#d62728",
+                ls="--",
+                lw=1.3,
+                label=mpl_text(f"dense grid best ({grid_best[1]})"),
+            )
         log_axis(ax, "y")
         ax.set(xlabel="trial number", ylabel="validation loss (½·MSE, mean over seeds)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -36,12 +36,19 @@ __all__ = [
 
 DPI = 100
 _FIXED_COLORS = {
-    "none": "#7f7f7f", "no-decay": "#7f7f7f",
-    "l2": "#0173b2", "best-l2": "#0173b2",
-    "l1": "#de8f05", "best-l1": "#de8f05",
-    "elastic": "#029e73", "best-elastic": "#029e73",
-    "scratch": "#cc78bc", "proximal": "#029e73", "optim": "#0173b2",
-    "decoupled": "#d55e00", "concise": "#949494",
+    "none": "#7f7f7f",
+    "no-decay": "#7f7f7f",
+    "l2": "#0173b2",
+    "best-l2": "#0173b2",
+    "l1": "#de8f05",
+    "best-l1": "#de8f05",
+    "elastic": "#029e73",
+    "best-elastic": "#029e73",
+    "scratch": "#cc78bc",
+    "proximal": "#029e73",
+    "optim": "#0173b2",
+    "decoupled": "#d55e00",
+    "concise": "#949494",
 }
 _PENALTY_ORDER = ("none", "l2", "l1", "elastic")
 
@@ -88,8 +95,9 @@ def theme() -> Iterator[None]:
         yield
 
 
-def new_figure(ncols: int, nrows: int = 1, panel: tuple[float, float] = (5.0, 3.8),
-               sharey: bool = False) -> tuple[MplFigure, list[Axes]]:
+def new_figure(
+    ncols: int, nrows: int = 1, panel: tuple[float, float] = (5.0, 3.8), sharey: bool = False
+) -> tuple[MplFigure, list[Axes]]:
     """A figure of ``nrows × ncols`` panels (flattened, row-major), each ``panel`` inches."""
     fig = MplFigure(figsize=(panel[0] * ncols, panel[1] * nrows), layout="constrained")
     axes = fig.subplots(nrows, ncols, sharey=sharey, squeeze=False)
@@ -120,8 +128,9 @@ def log_axis(ax: Axes, which: str, base: float = 10) -> None:
     else:
         ax.set_yscale("log", base=base, nonpositive="clip")
     axis.set_major_formatter(_PlainLogFormatter(base=base, labelOnlyBase=False))
-    axis.set_minor_formatter(_PlainLogFormatter(base=base, labelOnlyBase=False,
-                                                minor_thresholds=(2.0, 0.5)))
+    axis.set_minor_formatter(
+        _PlainLogFormatter(base=base, labelOnlyBase=False, minor_thresholds=(2.0, 0.5))
+    )
 
 
 def save(fig: MplFigure, path: Path) -> None:

@@ -36,7 +36,7 @@ def render_html(doc: Document) -> str:
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{escape(doc.title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-        f"<h1>{escape(doc.title)}</h1>\n<p class=\"subtitle\">{escape(doc.subtitle)}</p>\n"
+        f'<h1>{escape(doc.title)}</h1>\n<p class="subtitle">{escape(doc.subtitle)}</p>\n'
         f"<nav><ul>{toc}</ul></nav>\n{body}\n</body>\n</html>\n"
     )
 

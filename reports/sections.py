@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 import shlex
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from reports.bench import PRODUCE_HINT, BenchData
+from reports.bench_results import PRODUCE_HINT, BenchData
 from reports.conclusions import conclusions, problem_name
 from reports.document import Block, Bullets, Code, Figure, Paragraph, Section, Table
 from reports.figures_bench import loops_figure, population_figure
@@ -18,18 +17,10 @@ from reports.figures_lam import VAL_LOSS, W_NORM, lam_figure, zero_fraction_figu
 from reports.figures_run import curves_figure, history_figure
 from reports.load import RunData
 from reports.plotting import Missing
+from reports.redact import mask
 from reports.tables import bench_table, best_table, failure_table, state_table
 
-__all__ = ["bench_section", "environment_section", "mask_secrets", "study_sections"]
-
-_URL_PASSWORD = re.compile(r"([A-Za-z][\w+.-]*://[^:/@\s]*):[^@\s]*@")
-_KEY_PASSWORD = re.compile(r"(?i)(password|passwd|pwd)(\s*[=:]\s*)[^&\s,;]+")
-_PASSWORD_FLAGS = frozenset({"--password", "--db-password", "--pg-password"})
-
-
-def mask_secrets(text: str) -> str:
-    """Replace passwords in URLs (``scheme://user:***@host``) and ``password=…`` pairs."""
-    return _KEY_PASSWORD.sub(r"\1\2***", _URL_PASSWORD.sub(r"\1:***@", text))
+__all__ = ["bench_section", "environment_section", "study_sections"]
 
 
 def _blocks(result: Figure | Missing) -> tuple[Block, ...]:
@@ -39,8 +30,13 @@ def _blocks(result: Figure | Missing) -> tuple[Block, ...]:
     return (result,)
 
 
-def study_sections(run: RunData, grid: pd.DataFrame | None, oracle: pd.DataFrame | None,
-                   bench: BenchData, out: Path) -> list[Section]:
+def study_sections(
+    run: RunData,
+    grid: pd.DataFrame | None,
+    oracle: pd.DataFrame | None,
+    bench: BenchData,
+    out: Path,
+) -> list[Section]:
     """Conclusions, choices and trials, and the study figures 1–4 (written into ``out``)."""
     choice: list[Block] = []
     if run.selected is not None:
@@ -51,18 +47,25 @@ def study_sections(run: RunData, grid: pd.DataFrame | None, oracle: pd.DataFrame
     failures = failure_table(run.trials)
     if failures is not None:
         choice.append(failures)
-    weights = (*_blocks(lam_figure(run, grid, oracle, W_NORM, out / "fig3a_wnorm_vs_lambda.png")),
-               *_blocks(zero_fraction_figure(run, grid, oracle, out / "fig3b_zero_fraction.png")))
+    weights = (
+        *_blocks(lam_figure(run, grid, oracle, W_NORM, out / "fig3a_wnorm_vs_lambda.png")),
+        *_blocks(zero_fraction_figure(run, grid, oracle, out / "fig3b_zero_fraction.png")),
+    )
     return [
-        Section("Conclusions", "conclusions",
-                (Bullets(conclusions(run, grid, oracle, bench)),)),
+        Section("Conclusions", "conclusions", (Bullets(conclusions(run, grid, oracle, bench)),)),
         Section("Chosen configurations and trials", "choice", tuple(choice)),
         Section("Loss curves", "curves", _blocks(curves_figure(run, out / "fig1_curves.png"))),
-        Section("Validation loss against λ", "lambda",
-                _blocks(lam_figure(run, grid, oracle, VAL_LOSS, out / "fig2_val_vs_lambda.png"))),
+        Section(
+            "Validation loss against λ",
+            "lambda",
+            _blocks(lam_figure(run, grid, oracle, VAL_LOSS, out / "fig2_val_vs_lambda.png")),
+        ),
         Section("Weights: norm and exact zeros", "weights", weights),
-        Section("Optimisation history", "history",
-                _blocks(history_figure(run, grid, out / "fig4_history.png"))),
+        Section(
+            "Optimisation history",
+            "history",
+            _blocks(history_figure(run, grid, out / "fig4_history.png")),
+        ),
     ]
 
 
@@ -75,12 +78,16 @@ def bench_section(bench: BenchData, directory: Path, out: Path) -> Section:
         blocks += [
             Paragraph(f"No benchmark results were found under {directory}. Produce them with:"),
             Code(PRODUCE_HINT),
-            Paragraph("then rebuild this report (python -m reports.build RUN_DIR, or pass "
-                      "--benchmarks DIR to read them from elsewhere)."),
+            Paragraph(
+                "then rebuild this report (python -m reports.build RUN_DIR, or pass "
+                "--benchmarks DIR to read them from elsewhere)."
+            ),
         ]
         return Section("Cost of each update path", "benchmarks", tuple(blocks))
-    blocks += [*_blocks(loops_figure(bench, out / "fig5a_loops.png")),
-               *_blocks(population_figure(bench, out / "fig5b_population.png"))]
+    blocks += [
+        *_blocks(loops_figure(bench, out / "fig5a_loops.png")),
+        *_blocks(population_figure(bench, out / "fig5b_population.png")),
+    ]
     for group in ("update-loops-run", "update-loops-step", "population", "scaling", "study"):
         table = bench_table(bench, group)
         if table is not None:
@@ -95,7 +102,7 @@ def environment_section(run: RunData, bench_dir: Path) -> Section:
     rows: list[tuple[str, str]] = [
         ("study", run.name),
         ("problem", _show(info.get("problem", problem_name(run)))),
-        ("storage", mask_secrets(_show(info.get("storage", "")))),
+        ("storage", mask(_show(info.get("storage", "")))),
         ("device", _show(info.get("device", ""))),
         ("started", _show(info.get("started", ""))),
         ("finished", _show(info.get("finished", ""))),
@@ -106,7 +113,7 @@ def environment_section(run: RunData, bench_dir: Path) -> Section:
         rows += [(f"version: {k}", _show(v)) for k, v in sorted(versions.items())]
     settings = info.get("settings")
     if isinstance(settings, dict):
-        rows += [(f"setting: {k}", mask_secrets(_show(v))) for k, v in sorted(settings.items())]
+        rows += [(f"setting: {k}", mask(_show(v))) for k, v in sorted(settings.items())]
     blocks: list[Block] = [
         Table(("item", "value"), tuple((k, v or "—") for k, v in rows)),
         Paragraph("The command that produced the run (passwords masked):"),
@@ -119,15 +126,12 @@ def environment_section(run: RunData, bench_dir: Path) -> Section:
 
 
 def _command(command: Any) -> str:
-    """The recorded argv as one shell line, passwords masked (also ``--password VALUE``)."""
+    """The recorded argv as one shell line, passwords masked."""
     if not command:
         return "(not recorded)"
     if isinstance(command, str):
-        return mask_secrets(command)
-    args = [str(a) for a in command]
-    masked = ["***" if i > 0 and args[i - 1] in _PASSWORD_FLAGS else mask_secrets(a)
-              for i, a in enumerate(args)]
-    return shlex.join(masked)
+        return mask(command)
+    return shlex.join(mask(str(a)) for a in command)
 
 
 def _show(value: Any) -> str:

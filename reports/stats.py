@@ -1,13 +1,15 @@
 """Summaries over data seeds: means with Student-t 95 % intervals, grid optima, paired differences.
 
-Every interval in the report is the two-sided 95 % Student-t interval of a mean over the S data
-seeds of a study: mean ± t₀.₉₇₅,S−1 · sd / √S (sd with ddof = 1). With one seed it is undefined
-(NaN), never silently zero.
+Every interval of the suite (the study's trial statistics, its printed summary and the report) is
+the two-sided 95 % Student-t interval of a mean over the S data seeds of a study:
+mean ± t₀.₉₇₅,S−1 · sd / √S (sd with ddof = 1), from ``scipy.stats.t``. With one seed it is
+undefined (NaN), never silently zero. This module is its one home; it needs no torch.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +19,7 @@ from scipy import stats as sps
 __all__ = [
     "CONFIG_KEYS",
     "PairedDifference",
+    "SeedSummary",
     "best_so_far",
     "chosen_penalty",
     "ci_half_width",
@@ -25,6 +28,7 @@ __all__ = [
     "oracle_summary",
     "paired_difference",
     "row_at",
+    "summarize",
 ]
 
 #: Columns that identify one configuration in every table.
@@ -36,6 +40,27 @@ def ci_half_width(std: float, n: int) -> float:
     if n < 2 or not math.isfinite(std):
         return math.nan
     return float(sps.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    """mean, std (ddof = 1) and the 95 % half-width (``ci_half_width``) of one value per seed.
+
+    With one seed, std and the half-width are NaN (no spread can be estimated).
+    """
+
+    mean: float
+    std: float
+    ci95: float
+
+
+def summarize(values: Sequence[float] | np.ndarray) -> SeedSummary:
+    """Mean ± 95 % CI of ``values`` (one per data seed)."""
+    x = np.asarray(values, dtype=np.float64).reshape(-1)
+    if x.size == 0:
+        raise ValueError("summarize needs at least one value")
+    std = float(x.std(ddof=1)) if x.size > 1 else math.nan
+    return SeedSummary(float(x.mean()), std, ci_half_width(std, int(x.size)))
 
 
 def _mean_ci(frame: pd.DataFrame, keys: list[str], column: str) -> pd.DataFrame:
@@ -58,9 +83,11 @@ def grid_summary(grid: pd.DataFrame) -> pd.DataFrame:
     val = _mean_ci(ok, CONFIG_KEYS, "val_loss").rename(
         columns={"mean": "val_mean", "ci95": "val_ci95"}
     )
-    others = ok.groupby(CONFIG_KEYS, dropna=False, sort=True)[
-        ["train_loss", "w_norm", "zero_fraction"]
-    ].mean().reset_index()
+    others = (
+        ok.groupby(CONFIG_KEYS, dropna=False, sort=True)[["train_loss", "w_norm", "zero_fraction"]]
+        .mean()
+        .reset_index()
+    )
     merged = val.merge(others, on=CONFIG_KEYS, how="left")
     return merged.sort_values(CONFIG_KEYS).reset_index(drop=True)
 

@@ -11,7 +11,7 @@ import math
 
 import pandas as pd
 
-from reports.bench import BenchData
+from reports.bench_results import BenchData
 from reports.document import Table
 from reports.plotting import order_penalties
 from reports.stats import chosen_penalty
@@ -50,8 +50,9 @@ def pm(mean: object, ci: object) -> str:
 def selected_rows(selected: pd.DataFrame) -> pd.DataFrame:
     """Selection in report order: best, each penalty's best (canonical order), no decay, others."""
     labels = list(selected["label"])
-    per_penalty = [f"best-{p}" for p in order_penalties([x[5:] for x in labels
-                                                          if x.startswith("best-")])]
+    per_penalty = [
+        f"best-{p}" for p in order_penalties([x[5:] for x in labels if x.startswith("best-")])
+    ]
     head = [x for x in ("best", *per_penalty, "no-decay") if x in labels]
     order = head + sorted(set(labels) - set(head))
     rank = {label: i for i, label in enumerate(order)}
@@ -75,15 +76,31 @@ def best_table(selected: pd.DataFrame, grid: pd.DataFrame | None) -> Table:
         ref = grid_best_value(grid, penalty)
         regret = float(r["val_mean"]) - ref
         rel = f" ({100 * regret / ref:+.1f} %)" if math.isfinite(regret) and ref > 0 else ""
-        rows.append((
-            str(r["label"]) + (" ★" if r["label"] in star else ""), str(r["penalty"]),
-            str(r["loop"]), fmt(r["lam"]), fmt(r["l1_ratio"], 3),
-            pm(r["val_mean"], r["val_ci95"]), pm(r["test_mean"], r["test_ci95"]),
-            fmt(ref), fmt(regret, 3) + rel,
-        ))
+        rows.append(
+            (
+                str(r["label"]) + (" ★" if r["label"] in star else ""),
+                str(r["penalty"]),
+                str(r["loop"]),
+                fmt(r["lam"]),
+                fmt(r["l1_ratio"], 3),
+                pm(r["val_mean"], r["val_ci95"]),
+                pm(r["test_mean"], r["test_ci95"]),
+                fmt(ref),
+                fmt(regret, 3) + rel,
+            )
+        )
     return Table(
-        ("label", "penalty", "loop", "λ", "l1_ratio", "validation (mean ± 95 % CI)",
-         "test (mean ± 95 % CI)", "grid best (same penalty)", "regret vs grid"),
+        (
+            "label",
+            "penalty",
+            "loop",
+            "λ",
+            "l1_ratio",
+            "validation (mean ± 95 % CI)",
+            "test (mean ± 95 % CI)",
+            "grid best (same penalty)",
+            "regret vs grid",
+        ),
         tuple(rows),
         "Chosen configurations (★ = overall best). Test losses are evaluated once, after "
         "selection; no decision reads them. The 'best' row's grid reference is the overall grid "
@@ -101,11 +118,18 @@ def state_table(trials: pd.DataFrame) -> Table:
         part = trials[trials["state"] == state]
         counts = part["penalty"].replace("", "(unset)").value_counts()
         rows.append((state, str(len(part)), *(str(int(counts.get(p, 0))) for p in penalties)))
-    rows.append(("total", str(len(trials)),
-                 *(str(int((trials["penalty"].replace("", "(unset)") == p).sum()))
-                   for p in penalties)))
-    return Table(("state", "trials", *penalties), tuple(rows),
-                 "Trials by state and penalty. Only COMPLETE trials enter a fit, figure or choice.")
+    rows.append(
+        (
+            "total",
+            str(len(trials)),
+            *(str(int((trials["penalty"].replace("", "(unset)") == p).sum())) for p in penalties),
+        )
+    )
+    return Table(
+        ("state", "trials", *penalties),
+        tuple(rows),
+        "Trials by state and penalty. Only COMPLETE trials enter a fit, figure or choice.",
+    )
 
 
 def failure_table(trials: pd.DataFrame) -> Table | None:
@@ -115,10 +139,15 @@ def failure_table(trials: pd.DataFrame) -> Table | None:
         return None
     reasons = [_short(r) for r in failed["fail_reason"]]
     groups = failed.assign(reason=reasons).groupby("reason", sort=True)["number"]
-    rows = sorted(((str(reason), str(len(nums)), _numbers(list(nums))) for reason, nums in groups),
-                  key=lambda row: (-int(row[1]), row[0]))
-    return Table(("failure reason", "trials", "trial numbers"), tuple(rows),
-                 "Failed trials, grouped by reason; they are excluded from every fit.")
+    rows = sorted(
+        ((str(reason), str(len(nums)), _numbers(list(nums))) for reason, nums in groups),
+        key=lambda row: (-int(row[1]), row[0]),
+    )
+    return Table(
+        ("failure reason", "trials", "trial numbers"),
+        tuple(rows),
+        "Failed trials, grouped by reason; they are excluded from every fit.",
+    )
 
 
 def _short(reason: str) -> str:
@@ -160,10 +189,20 @@ def bench_table(bench: BenchData, group: str) -> Table | None:
         return None
     extra = _BENCH_COLUMNS.get(group, ())
     rows = tuple(
-        (str(r["name"]), str(r["device_label"]), _text(r["dtype"]),
-         *(_cell(r[c], c) for c in extra),
-         fmt(r["median"]), fmt(r["min"]), fmt(r["max"]), fmt(r["rounds"]))
+        (
+            str(r["name"]),
+            str(r["device_label"]),
+            _text(r["dtype"]),
+            *(_cell(r[c], c) for c in extra),
+            fmt(r["median"]),
+            fmt(r["min"]),
+            fmt(r["max"]),
+            fmt(r["rounds"]),
+        )
         for _, r in rows_frame.iterrows()
     )
-    return Table(("benchmark", "device", "dtype", *extra, "median (s)", "min (s)", "max (s)",
-                  "rounds"), rows, f"pytest-benchmark group '{group}'.")
+    return Table(
+        ("benchmark", "device", "dtype", *extra, "median (s)", "min (s)", "max (s)", "rounds"),
+        rows,
+        f"pytest-benchmark group '{group}'.",
+    )

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import stat
 import subprocess
 import sys
 from collections.abc import Callable
@@ -22,7 +24,7 @@ from PIL import Image
 
 from reports.build import build_report, main
 
-HOSTILE = '<script>alert("x")</script> & $\\alpha$ </td> \'q\''
+HOSTILE = "<script>alert(\"x\")</script> & $\\alpha$ </td> 'q'"
 SECRET = "s3cretPW"
 SEEDS = (0, 1, 2)
 EPOCHS = 6
@@ -39,8 +41,12 @@ def _val_curve(penalty: str, lam: np.ndarray, seed: int) -> np.ndarray:
 
 def _configs() -> list[tuple[str, str, float]]:
     """(penalty, loop, l1_ratio) of every searched family."""
-    return [("l2", "scratch", math.nan), ("l1", "scratch", math.nan),
-            ("l1", "proximal", math.nan), ("elastic", "proximal", 0.5)]
+    return [
+        ("l2", "scratch", math.nan),
+        ("l1", "scratch", math.nan),
+        ("l1", "proximal", math.nan),
+        ("elastic", "proximal", 0.5),
+    ]
 
 
 def _grid() -> pd.DataFrame:
@@ -49,12 +55,26 @@ def _grid() -> pd.DataFrame:
         lams = np.array([0.0]) if penalty == "none" else LAMS
         for seed in SEEDS:
             val = _val_curve(penalty, lams, seed)
-            zeros = (np.clip(np.log10(lams) + 2.5, 0, 3) / 3 if loop == "proximal"
-                     else np.zeros_like(lams))
+            zeros = (
+                np.clip(np.log10(lams) + 2.5, 0, 3) / 3
+                if loop == "proximal"
+                else np.zeros_like(lams)
+            )
             for lam, v, z in zip(lams, val, zeros, strict=True):
-                rows.append(dict(penalty=penalty, loop=loop, lam=lam, l1_ratio=ratio,
-                                 data_seed=seed, val_loss=v, train_loss=v / 3,
-                                 w_norm=14.0 / (1 + lam * 10), zero_fraction=z, status="ok"))
+                rows.append(
+                    dict(
+                        penalty=penalty,
+                        loop=loop,
+                        lam=lam,
+                        l1_ratio=ratio,
+                        data_seed=seed,
+                        val_loss=v,
+                        train_loss=v / 3,
+                        w_norm=14.0 / (1 + lam * 10),
+                        zero_fraction=z,
+                        status="ok",
+                    )
+                )
     rows.append({**rows[-1], "lam": 100.0, "val_loss": math.inf, "status": "diverged"})
     return pd.DataFrame(rows)
 
@@ -72,11 +92,24 @@ def _trials(n: int, hostile: bool) -> pd.DataFrame:
             reason = "Traceback ...\nValueError: loss diverged " + (HOSTILE if hostile else "")
         elif number == 5:
             state, val = "PRUNED", math.nan
-        rows.append(dict(number=number, state=state, penalty=penalty, loop=loop, lam=lam,
-                         l1_ratio=ratio, value=val, val_std=val * 0.03, val_ci95=val * 0.07,
-                         w_norm=14.0 / (1 + lam * 10), zero_fraction=0.0, fail_reason=reason,
-                         datetime_start=pd.Timestamp("2024-01-01"),
-                         datetime_complete=pd.Timestamp("2024-01-01")))
+        rows.append(
+            dict(
+                number=number,
+                state=state,
+                penalty=penalty,
+                loop=loop,
+                lam=lam,
+                l1_ratio=ratio,
+                value=val,
+                val_std=val * 0.03,
+                val_ci95=val * 0.07,
+                w_norm=14.0 / (1 + lam * 10),
+                zero_fraction=0.0,
+                fail_reason=reason,
+                datetime_start=pd.Timestamp("2024-01-01"),
+                datetime_complete=pd.Timestamp("2024-01-01"),
+            )
+        )
     return pd.DataFrame(rows)
 
 
@@ -86,10 +119,19 @@ def _oracle() -> pd.DataFrame:
         for seed in SEEDS:
             val = _val_curve(penalty, LAMS, seed) * 0.8
             for lam, v in zip(LAMS, val, strict=True):
-                rows.append(dict(penalty=penalty, lam=lam, l1_ratio=math.nan, data_seed=seed,
-                                 train_loss=v / 3, val_loss=v, test_loss=v * 1.1,
-                                 w_norm=1.4 / (1 + lam), zero_fraction=0.9 if penalty == "l1"
-                                 else 0.0))
+                rows.append(
+                    dict(
+                        penalty=penalty,
+                        lam=lam,
+                        l1_ratio=math.nan,
+                        data_seed=seed,
+                        train_loss=v / 3,
+                        val_loss=v,
+                        test_loss=v * 1.1,
+                        w_norm=1.4 / (1 + lam),
+                        zero_fraction=0.9 if penalty == "l1" else 0.0,
+                    )
+                )
     return pd.DataFrame(rows)
 
 
@@ -103,11 +145,23 @@ _SELECTED = [  # label, penalty, loop, lam, l1_ratio, val_mean, is_best
 
 
 def _selected() -> pd.DataFrame:
-    return pd.DataFrame([
-        dict(label=lb, penalty=p, loop=lo, lam=lam, l1_ratio=r, val_mean=v, val_ci95=v * 0.07,
-             test_mean=v * 1.05, test_ci95=v * 0.08, is_best=b)
-        for lb, p, lo, lam, r, v, b in _SELECTED
-    ])
+    return pd.DataFrame(
+        [
+            dict(
+                label=lb,
+                penalty=p,
+                loop=lo,
+                lam=lam,
+                l1_ratio=r,
+                val_mean=v,
+                val_ci95=v * 0.07,
+                test_mean=v * 1.05,
+                test_ci95=v * 0.08,
+                is_best=b,
+            )
+            for lb, p, lo, lam, r, v, b in _SELECTED
+        ]
+    )
 
 
 def _curves() -> pd.DataFrame:
@@ -117,26 +171,48 @@ def _curves() -> pd.DataFrame:
             for epoch in range(1, EPOCHS + 1):
                 for split, end in (("train", val / 3), ("val", val)):
                     loss = end * (1 + 20 * 0.5**epoch) * (1 + 0.03 * (seed - 1))
-                    rows.append(dict(label=label, penalty=penalty, loop=loop, lam=lam,
-                                     l1_ratio=ratio, data_seed=seed, epoch=epoch, split=split,
-                                     loss=loss))
+                    rows.append(
+                        dict(
+                            label=label,
+                            penalty=penalty,
+                            loop=loop,
+                            lam=lam,
+                            l1_ratio=ratio,
+                            data_seed=seed,
+                            epoch=epoch,
+                            split=split,
+                            loss=loss,
+                        )
+                    )
     return pd.DataFrame(rows)
 
 
-def write_study(run_dir: Path, n_trials: int = 24, hostile: bool = True,
-                skip: tuple[str, ...] = ()) -> Path:
+def write_study(
+    run_dir: Path, n_trials: int = 24, hostile: bool = True, skip: tuple[str, ...] = ()
+) -> Path:
     """Write a synthetic study directory (tables named in ``skip`` are left out)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     tables: dict[str, Callable[[], pd.DataFrame]] = {
-        "grid": _grid, "oracle": _oracle, "selected": _selected, "curves": _curves}
+        "grid": _grid,
+        "oracle": _oracle,
+        "selected": _selected,
+        "curves": _curves,
+    }
     _trials(n_trials, hostile).to_parquet(run_dir / "trials.parquet")
     for name, make in tables.items():
         if name not in skip:
             make().to_parquet(run_dir / f"{name}.parquet")
     if "run" not in skip:
         run = {
-            "command": ["python", "-m", "studies.search", "--study-name", HOSTILE, "--storage",
-                        f"postgresql://alice:{SECRET}@db:5432/wd", "--password", SECRET],
+            "command": [
+                "python",
+                "-m",
+                "studies.search",
+                "--study-name",
+                HOSTILE,
+                "--storage",
+                f"postgresql://alice:{SECRET}@db:5432/wd",
+            ],
             "study_name": HOSTILE if hostile else "plain-study",
             "storage": f"postgresql://alice:{SECRET}@db:5432/wd",
             "problem": "synthetic",
@@ -144,47 +220,94 @@ def write_study(run_dir: Path, n_trials: int = 24, hostile: bool = True,
             "versions": {"python": "3.11", "torch": "2.x", "optuna": "5.0", "wdbench": "0.1.0"},
             "device": "cpu",
             "seeds": {"seed": 0, "data_seeds": list(SEEDS), "train_seed": 0},
-            "started": "2024-01-01T00:00:00", "finished": "2024-01-01T00:01:00",
+            "started": "2024-01-01T00:00:00",
+            "finished": "2024-01-01T00:01:00",
         }
         (run_dir / "run.json").write_text(json.dumps(run), encoding="utf-8")
     return run_dir
 
 
-def _bench_entry(group: str, name: str, median: float,
-                 extra: dict[str, object]) -> dict[str, object]:
-    stats = {"min": median * 0.9, "max": median * 1.3, "mean": median * 1.05, "median": median,
-             "stddev": median * 0.1, "rounds": 5, "iterations": 1}
-    return {"group": group, "name": name, "fullname": f"benchmarks/test_x.py::{name}",
-            "params": None, "stats": stats, "extra_info": extra}
+def _bench_entry(
+    group: str, name: str, median: float, extra: dict[str, object]
+) -> dict[str, object]:
+    stats = {
+        "min": median * 0.9,
+        "max": median * 1.3,
+        "mean": median * 1.05,
+        "median": median,
+        "stddev": median * 0.1,
+        "rounds": 5,
+        "iterations": 1,
+    }
+    return {
+        "group": group,
+        "name": name,
+        "fullname": f"benchmarks/test_x.py::{name}",
+        "params": None,
+        "stats": stats,
+        "extra_info": extra,
+    }
 
 
 def write_benchmarks(directory: Path) -> Path:
     """A small pytest-benchmark JSON with every group the report draws."""
     directory.mkdir(parents=True, exist_ok=True)
     benches = [
-        _bench_entry("update-loops-run", f"test_run[{variant}-{pen}-{dev}]", t * scale,
-                     {"device": dev, "device_name": name, "dtype": "float32", "loop": loop,
-                      "penalty": pen, "variant": variant})
-        for variant, loop, pen, t in (("scratch", "scratch", "l2", 0.9),
-                                      ("optim-fused", "optim", "l2", 0.3),
-                                      ("proximal", "proximal", "l1", 0.35))
+        _bench_entry(
+            "update-loops-run",
+            f"test_run[{variant}-{pen}-{dev}]",
+            t * scale,
+            {
+                "device": dev,
+                "device_name": name,
+                "dtype": "float32",
+                "loop": loop,
+                "penalty": pen,
+                "variant": variant,
+            },
+        )
+        for variant, loop, pen, t in (
+            ("scratch", "scratch", "l2", 0.9),
+            ("optim-fused", "optim", "l2", 0.3),
+            ("proximal", "proximal", "l1", 0.35),
+        )
         for dev, name, scale in (("cpu", "Test CPU", 1.0), ("cuda", "Test GPU", 2.0))
     ]
     benches += [
-        _bench_entry("population", f"test_population[{dev}-K{k}]", k / rate,
-                     {"device": dev, "device_name": name, "dtype": "float32", "K": k,
-                      "trajectories_per_s": rate, "speedup_vs_scratch": rate * 0.9,
-                      "scratch_s": 0.9, "scratch_device": "cpu"})
+        _bench_entry(
+            "population",
+            f"test_population[{dev}-K{k}]",
+            k / rate,
+            {
+                "device": dev,
+                "device_name": name,
+                "dtype": "float32",
+                "K": k,
+                "trajectories_per_s": rate,
+                "speedup_vs_scratch": rate * 0.9,
+                "scratch_s": 0.9,
+                "scratch_device": "cpu",
+            },
+        )
         for dev, name, top in (("cpu", "Test CPU", 800.0), ("cuda", "Test GPU", 4e6))
         for k in (1, 16, 256)
         for rate in (top * k / (k + 16),)
     ]
-    benches.append(_bench_entry("study", "test_study[inline]", 2.0,
-                                {"device": "cpu", "dtype": "float32", "variant": "inline",
-                                 "trials": 64, "ratio": 0.4}))
-    doc = {"machine_info": {"python_version": "3.11.9", "cpu": {"brand_raw": "Test CPU"}},
-           "commit_info": {"id": "0123456789abcdef", "dirty": False},
-           "benchmarks": benches, "datetime": "2024-01-01T00:00:00", "version": "5.1.0"}
+    benches.append(
+        _bench_entry(
+            "study",
+            "test_study[inline]",
+            2.0,
+            {"device": "cpu", "dtype": "float32", "variant": "inline", "trials": 64, "ratio": 0.4},
+        )
+    )
+    doc = {
+        "machine_info": {"python_version": "3.11.9", "cpu": {"brand_raw": "Test CPU"}},
+        "commit_info": {"id": "0123456789abcdef", "dirty": False},
+        "benchmarks": benches,
+        "datetime": "2024-01-01T00:00:00",
+        "version": "5.1.0",
+    }
     (directory / "cpu.json").write_text(json.dumps(doc), encoding="utf-8")
     return directory
 
@@ -280,6 +403,7 @@ def test_conclusions_compare_l1_and_l2_with_interval_and_lore(full_report: Path)
     assert "fastest optim-fused · l2 at 0.6 s per training run" in html
 
 
+@pytest.mark.slow
 def test_rebuild_is_idempotent_and_missing_benchmarks_say_how(tmp_path: Path) -> None:
     run_dir = write_study(tmp_path / "study", hostile=False)
     first = build_report(run_dir).parent
@@ -293,11 +417,15 @@ def test_rebuild_is_idempotent_and_missing_benchmarks_say_how(tmp_path: Path) ->
     assert "fig5a_loops.png" not in html
 
 
-@pytest.mark.parametrize(("skip", "said"), [
-    (("curves",), "Not drawn: curves.parquet is missing"),
-    (("grid", "oracle"), "grid.parquet is missing"),
-    (("selected", "run"), "selected.parquet is missing: no configuration was selected"),
-])
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("skip", "said"),
+    [
+        (("curves",), "Not drawn: curves.parquet is missing"),
+        (("grid", "oracle"), "grid.parquet is missing"),
+        (("selected", "run"), "selected.parquet is missing: no configuration was selected"),
+    ],
+)
 def test_partial_study_still_builds(tmp_path: Path, skip: tuple[str, ...], said: str) -> None:
     index = build_report(write_study(tmp_path / "study", n_trials=8, skip=skip))
     checker = parse_html(index)
@@ -307,8 +435,9 @@ def test_partial_study_still_builds(tmp_path: Path, skip: tuple[str, ...], said:
     assert said in index.read_text(encoding="utf-8")
 
 
-def test_missing_study_exits_2_with_one_line(tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_study_exits_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main([str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ")
@@ -326,12 +455,29 @@ def test_explicit_missing_benchmarks_dir_exits_2(tmp_path: Path) -> None:
     assert main([str(run_dir), "--benchmarks", str(tmp_path / "nowhere")]) == 2
 
 
+@pytest.mark.slow
 def test_command_line_runs_without_torch(tmp_path: Path) -> None:
-    run_dir = write_study(tmp_path / "study", n_trials=8, hostile=False,
-                          skip=("grid", "oracle", "curves"))
-    code = ("import sys; from reports.build import main; rc = main([sys.argv[1]]); "
-            "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)")
-    done = subprocess.run([sys.executable, "-c", code, str(run_dir)], capture_output=True,
-                          text=True, cwd=Path(__file__).resolve().parents[1], timeout=120)
+    run_dir = write_study(
+        tmp_path / "study", n_trials=8, hostile=False, skip=("grid", "oracle", "curves")
+    )
+    code = (
+        "import sys; from reports.build import main; rc = main([sys.argv[1]]); "
+        "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(run_dir)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("index.html")
+
+
+def test_report_directory_gets_the_umask_permissions_not_0700(full_report: Path) -> None:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    if umask & 0o077 == 0o077:
+        pytest.skip("under umask 077 the report folder is 0700 either way")
+    assert stat.S_IMODE(full_report.parent.stat().st_mode) == 0o777 & ~umask

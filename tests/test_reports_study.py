@@ -12,6 +12,8 @@ from test_reports import parse_html
 
 from reports.build import build_report
 
+pytestmark = pytest.mark.slow  # a real study end to end
+
 ROOT = Path(__file__).resolve().parents[1]
 NAME = 'tiny <b>bold</b> & "quoted"'
 
@@ -20,9 +22,28 @@ NAME = 'tiny <b>bold</b> & "quoted"'
 def study_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runs")
     command = [
-        sys.executable, "-m", "studies.search", "--penalties", "none,l2,l1", "--n-trials", "4",
-        "--seeds", "2", "--epochs", "3", "--grid-points", "3", "--batch", "4", "--device", "cpu",
-        "--study-name", NAME, "--out", str(out), "--no-report",
+        sys.executable,
+        "-m",
+        "studies.search",
+        "--penalties",
+        "none,l2,l1",
+        "--n-trials",
+        "4",
+        "--seeds",
+        "2",
+        "--epochs",
+        "3",
+        "--grid-points",
+        "3",
+        "--batch",
+        "4",
+        "--device",
+        "cpu",
+        "--study-name",
+        NAME,
+        "--out",
+        str(out),
+        "--no-report",
     ]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr

@@ -10,12 +10,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reports.bench import load_benchmarks
+from reports.bench_results import load_benchmarks
 from reports.conclusions import conclusions
 from reports.document import Bullets, Code, Document, Figure, Paragraph, Section, Table
 from reports.load import ReportInputError, RunData, load_run
+from reports.redact import mask
 from reports.render import md_escape, render_html, render_markdown
-from reports.sections import mask_secrets
 from reports.stats import ci_half_width, final_losses, grid_summary, paired_difference
 
 HOSTILE = '<img src=x onerror="alert(1)"> </td></table> & *bold* | `code` [a](b)'
@@ -28,9 +28,21 @@ def test_ci_half_width_is_student_t() -> None:
 
 
 def test_grid_summary_averages_seeds_and_drops_diverged() -> None:
-    rows = [dict(penalty="l2", loop="scratch", lam=0.1, l1_ratio=math.nan, data_seed=s,
-                 val_loss=v, train_loss=1.0, w_norm=2.0, zero_fraction=0.0, status=st)
-            for s, v, st in ((0, 1.0, "ok"), (1, 3.0, "ok"), (2, math.inf, "diverged"))]
+    rows = [
+        dict(
+            penalty="l2",
+            loop="scratch",
+            lam=0.1,
+            l1_ratio=math.nan,
+            data_seed=s,
+            val_loss=v,
+            train_loss=1.0,
+            w_norm=2.0,
+            zero_fraction=0.0,
+            status=st,
+        )
+        for s, v, st in ((0, 1.0, "ok"), (1, 3.0, "ok"), (2, math.inf, "diverged"))
+    ]
     summary = grid_summary(pd.DataFrame(rows))
     assert len(summary) == 1
     row = summary.iloc[0]
@@ -39,9 +51,22 @@ def test_grid_summary_averages_seeds_and_drops_diverged() -> None:
 
 
 def _curves(finals: dict[str, list[float]]) -> pd.DataFrame:
-    rows = [dict(label=label, penalty=label.removeprefix("best-"), loop="scratch", lam=0.1,
-                 l1_ratio=math.nan, data_seed=s, epoch=e, split="val", loss=v * (3 - e))
-            for label, values in finals.items() for s, v in enumerate(values) for e in (1, 2)]
+    rows = [
+        dict(
+            label=label,
+            penalty=label.removeprefix("best-"),
+            loop="scratch",
+            lam=0.1,
+            l1_ratio=math.nan,
+            data_seed=s,
+            epoch=e,
+            split="val",
+            loss=v * (3 - e),
+        )
+        for label, values in finals.items()
+        for s, v in enumerate(values)
+        for e in (1, 2)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -55,18 +80,41 @@ def test_paired_difference_uses_last_epoch_and_common_seeds() -> None:
 
 
 def _run(finals: dict[str, list[float]], problem: str) -> RunData:
-    selected = pd.DataFrame([
-        dict(label=label, penalty=label.removeprefix("best-"), loop="scratch", lam=0.1,
-             l1_ratio=math.nan, val_mean=sum(v) / len(v), val_ci95=0.1, test_mean=1.0,
-             test_ci95=0.1, is_best=False)
-        for label, v in finals.items()
-    ])
-    trials = pd.DataFrame({"number": [0], "state": ["COMPLETE"], "penalty": ["l2"],
-                           "loop": ["scratch"], "lam": [0.1], "l1_ratio": [math.nan],
-                           "value": [1.0], "val_ci95": [0.1], "w_norm": [1.0],
-                           "zero_fraction": [0.0], "fail_reason": [""]})
-    return RunData(Path("x"), {"problem": problem}, trials, None, None, selected,
-                   _curves(finals), ())
+    selected = pd.DataFrame(
+        [
+            dict(
+                label=label,
+                penalty=label.removeprefix("best-"),
+                loop="scratch",
+                lam=0.1,
+                l1_ratio=math.nan,
+                val_mean=sum(v) / len(v),
+                val_ci95=0.1,
+                test_mean=1.0,
+                test_ci95=0.1,
+                is_best=False,
+            )
+            for label, v in finals.items()
+        ]
+    )
+    trials = pd.DataFrame(
+        {
+            "number": [0],
+            "state": ["COMPLETE"],
+            "penalty": ["l2"],
+            "loop": ["scratch"],
+            "lam": [0.1],
+            "l1_ratio": [math.nan],
+            "value": [1.0],
+            "val_ci95": [0.1],
+            "w_norm": [1.0],
+            "zero_fraction": [0.0],
+            "fail_reason": [""],
+        }
+    )
+    return RunData(
+        Path("x"), {"problem": problem}, trials, None, None, selected, _curves(finals), ()
+    )
 
 
 def test_conclusion_says_undecided_when_the_interval_holds_zero() -> None:
@@ -76,8 +124,9 @@ def test_conclusion_says_undecided_when_the_interval_holds_zero() -> None:
     assert "lore" not in text
 
 
-@pytest.mark.parametrize(("problem", "verb"), [("synthetic", "agrees with"),
-                                               ("synthetic-sparse", "contradicts")])
+@pytest.mark.parametrize(
+    ("problem", "verb"), [("synthetic", "agrees with"), ("synthetic-sparse", "contradicts")]
+)
 def test_conclusion_compares_with_lore(problem: str, verb: str) -> None:
     run = _run({"best-l1": [2.0, 2.1, 2.2], "best-l2": [1.0, 1.05, 1.1]}, problem)
     text = " ".join(conclusions(run, None, None, load_benchmarks(Path("/nonexistent"))))
@@ -95,9 +144,23 @@ class _Tags(HTMLParser):
 
 
 def test_every_block_escapes_user_text() -> None:
-    doc = Document(HOSTILE, HOSTILE, (Section(HOSTILE, "s", (
-        Paragraph(HOSTILE), Bullets((HOSTILE,)), Code(HOSTILE),
-        Table((HOSTILE,), ((HOSTILE,),), HOSTILE), Figure("f.png", HOSTILE, HOSTILE))),))
+    doc = Document(
+        HOSTILE,
+        HOSTILE,
+        (
+            Section(
+                HOSTILE,
+                "s",
+                (
+                    Paragraph(HOSTILE),
+                    Bullets((HOSTILE,)),
+                    Code(HOSTILE),
+                    Table((HOSTILE,), ((HOSTILE,),), HOSTILE),
+                    Figure("f.png", HOSTILE, HOSTILE),
+                ),
+            ),
+        ),
+    )
     parser = _Tags()
     parser.feed(render_html(doc))
     assert parser.tags.count("img") == 1 and "table" in parser.tags
@@ -111,17 +174,34 @@ def test_md_escape_neutralises_markdown_and_html() -> None:
     assert md_escape("1. item") == r"1\. item" and md_escape("0.25") == "0.25"
 
 
-def test_mask_secrets_hides_passwords() -> None:
-    masked = mask_secrets("postgresql://bob:pa55@host/db?password=pa55&x=1")
+def test_mask_hides_url_and_query_passwords() -> None:
+    masked = mask("postgresql://bob:pa55@host/db?password=pa55&x=1")
     assert "pa55" not in masked and "bob:***@host" in masked
 
 
 def _bench_doc(median: float, when: str) -> dict[str, object]:
-    stats = {"min": median, "max": median, "mean": median, "median": median, "stddev": 0.0,
-             "rounds": 3}
-    return {"machine_info": {}, "commit_info": {}, "datetime": when, "benchmarks": [
-        {"group": "update-loops-run", "name": "t[scratch]", "fullname": "b.py::t[scratch]",
-         "stats": stats, "extra_info": {"device": "cpu", "loop": "scratch", "penalty": "l2"}}]}
+    stats = {
+        "min": median,
+        "max": median,
+        "mean": median,
+        "median": median,
+        "stddev": 0.0,
+        "rounds": 3,
+    }
+    return {
+        "machine_info": {},
+        "commit_info": {},
+        "datetime": when,
+        "benchmarks": [
+            {
+                "group": "update-loops-run",
+                "name": "t[scratch]",
+                "fullname": "b.py::t[scratch]",
+                "stats": stats,
+                "extra_info": {"device": "cpu", "loop": "scratch", "penalty": "l2"},
+            }
+        ],
+    }
 
 
 def test_benchmarks_newest_wins_and_bad_files_are_skipped(tmp_path: Path) -> None:

@@ -27,9 +27,22 @@ __all__ = [
 
 #: ``extra_info`` keys the report understands (``docs/outputs.md``).
 EXTRA_KEYS = (
-    "device", "device_name", "dtype", "loop", "penalty", "K", "trajectories_per_s",
-    "speedup_vs_scratch", "scratch_s", "scratch_device", "d", "n_train", "kind", "variant",
-    "trials", "ratio",
+    "device",
+    "device_name",
+    "dtype",
+    "loop",
+    "penalty",
+    "K",
+    "trajectories_per_s",
+    "speedup_vs_scratch",
+    "scratch_s",
+    "scratch_device",
+    "d",
+    "n_train",
+    "kind",
+    "variant",
+    "trials",
+    "ratio",
 )
 #: Timing statistics kept from ``stats`` (seconds, except ``rounds``).
 STAT_KEYS = ("min", "median", "mean", "stddev", "max", "rounds")
@@ -127,8 +140,10 @@ def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
         table["config"] = pd.Series(dtype=str)
         return table
     table["device"] = table["device"].fillna("unknown").astype(str)
-    table["config"] = [_config(v, lo, pe) for v, lo, pe in
-                       zip(table["variant"], table["loop"], table["penalty"], strict=True)]
+    table["config"] = [
+        _config(v, lo, pe)
+        for v, lo, pe in zip(table["variant"], table["loop"], table["penalty"], strict=True)
+    ]
     named = table["device_name"].notna() & (table["device_name"].astype(str) != "")
     table["device_label"] = table["device"]
     table.loc[named, "device_label"] = (
@@ -136,9 +151,14 @@ def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     )
     table = table.sort_values(["datetime", "file"], kind="stable")
     table = table.drop_duplicates(["fullname", "device_label"], keep="last")
-    order = sorted(range(len(table)), key=lambda i: (
-        str(table["group"].iloc[i]), _natural(str(table["fullname"].iloc[i])),
-        str(table["device_label"].iloc[i])))
+    order = sorted(
+        range(len(table)),
+        key=lambda i: (
+            str(table["group"].iloc[i]),
+            _natural(str(table["fullname"].iloc[i])),
+            str(table["device_label"].iloc[i]),
+        ),
+    )
     return table.iloc[order].reset_index(drop=True)
 
 
