@@ -1,1 +1,1 @@
-"""studies package."""
+"""studies: the Optuna study driver (``python -m studies.search``) and its scale-out."""

@@ -1,25 +1,62 @@
 """Command line of ``python -m studies.search``: flags, TOML config, and validated ``Settings``.
 
 Precedence: built-in defaults < ``--config FILE.toml`` (keys are the flag names, with ``-`` or
-``_``) < flags. Every invalid value raises ``UsageError`` with one line naming the problem.
+``_``) < flags. The TOML values pass through the same argparse types and choices as the flags.
+Every invalid value raises ``UsageError`` with one line naming the problem.
+
+Standard library only: ``--help`` and every refusal of bad input answer before torch, Optuna or
+pandas are imported. ``lr``, ``epochs`` and ``init_scale`` left unset mean ``wdbench.TrainConfig``'s
+defaults (the lesson's), which the driver fills in (``studies.space.with_train_defaults``).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import signal
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, NoReturn
 
-from wdbench import PENALTIES, PROBLEMS
+from studies.names import PENALTIES, PROBLEMS
 
-__all__ = ["DEFAULTS", "SAMPLERS", "Settings", "UsageError", "parse_args"]
+__all__ = [
+    "DEFAULTS",
+    "DEVICES",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_SIGINT",
+    "EXIT_SIGTERM",
+    "EXIT_STORAGE",
+    "EXIT_USAGE",
+    "SAMPLERS",
+    "Settings",
+    "UsageError",
+    "check_heartbeat",
+    "parse_args",
+]
 
 SAMPLERS = ("tpe", "random", "grid")
 DEVICES = ("auto", "cpu", "cuda")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_STORAGE = 3
+EXIT_SIGINT = 128 + signal.SIGINT
+EXIT_SIGTERM = 128 + signal.SIGTERM
+
+EPILOG = f"""\
+exit codes:
+  {EXIT_OK:<4} the study holds --n-trials COMPLETE trials (and its exports and report are written)
+  {EXIT_FAILED:<4} a bug (with its traceback), a failed report, or every worker died early
+  {EXIT_USAGE:<4} a usage error (one line, nothing written), or no trial completed
+  {EXIT_STORAGE:<4} the storage went away mid-study; rerun the same command to resume
+  {EXIT_SIGINT:<4} interrupted by SIGINT: in-flight trials were failed and re-queued
+  {EXIT_SIGTERM:<4} terminated by SIGTERM; same as {EXIT_SIGINT}
+"""
 
 
 class UsageError(ValueError):
@@ -28,10 +65,14 @@ class UsageError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    """Every resolved option of one study run (picklable: worker processes receive it)."""
+    """Every resolved option of one study run (picklable: worker processes receive it).
+
+    ``lr``, ``epochs`` and ``init_scale`` are None until the driver fills in
+    ``wdbench.TrainConfig``'s defaults.
+    """
 
     problem: str = "synthetic"
-    penalties: tuple[str, ...] = ("none", "l2", "l1", "elastic")
+    penalties: tuple[str, ...] = PENALTIES
     lam_range: tuple[float, float] = (1e-5, 1e2)
     n_trials: int = 200
     seeds: int = 5
@@ -43,9 +84,9 @@ class Settings:
     heartbeat_interval: float = 5.0
     stale_after: float = 30.0
     device: str = "auto"
-    lr: float = 0.003
-    epochs: int = 100
-    init_scale: float = 1.0
+    lr: float | None = None
+    epochs: int | None = None
+    init_scale: float | None = None
     seed: int = 0
     out: str = "runs"
     no_report: bool = False
@@ -57,59 +98,204 @@ DEFAULTS = Settings()
 _FIELDS = {f.name for f in fields(Settings)}
 
 
+def _integer(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _number(positive: bool) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
+        if value < 0 or (positive and value == 0):
+            raise argparse.ArgumentTypeError(
+                f"must be {'> 0' if positive else '>= 0'}, got {text!r}"
+            )
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def _penalties(text: str) -> tuple[str, ...]:
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"is empty (choose from {', '.join(PENALTIES)})")
+    for name in names:
+        if name not in PENALTIES:
+            raise argparse.ArgumentTypeError(f"{name!r} is not one of {', '.join(PENALTIES)}")
+    return tuple(dict.fromkeys(names))
+
+
+def _text(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults shown (except unset ones and switches); the epilog kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or action.default == argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
 
 
 def _parser() -> argparse.ArgumentParser:
+    d = DEFAULTS
+    positive, at_least_0 = _number(positive=True), _number(positive=False)
     p = _Parser(
         prog="python -m studies.search",
         description="Search penalty type × λ (× update rule) against validation loss with Optuna.",
-        argument_default=argparse.SUPPRESS,
+        epilog=EPILOG,
+        formatter_class=_Formatter,
         allow_abbrev=False,
     )
-    d = DEFAULTS
-    add = p.add_argument
-    add("--problem", help=f"one of {', '.join(PROBLEMS)} (default {d.problem})")
-    add("--penalties", help="comma-separated subset of none,l2,l1,elastic (default all)")
-    add("--lam-range", nargs=2, metavar=("LOW", "HIGH"), help="λ search range (log-uniform)")
-    add("--n-trials", help=f"COMPLETE trials the study should hold (default {d.n_trials})")
-    add("--seeds", help=f"data seeds per trial (default {d.seeds})")
-    add("--batch", help=f"trials asked and trained together (default {d.batch})")
-    add("--sampler", help=f"one of {', '.join(SAMPLERS)} (default {d.sampler})")
-    add("--storage", help="journal file (*.log) or sqlite:/// / postgresql:// URL")
-    add("--study-name", help=f"study name (default {d.study_name})")
-    add("--workers", help="local worker processes on this study (default 1); workers asking at "
-        "once overshoot --n-trials by at most (workers on all machines - 1) x --batch trials")
-    add("--heartbeat-interval", help=f"seconds between a worker's heartbeats "
-        f"(default {d.heartbeat_interval:g})")
-    add("--stale-after", help=f"seconds of silence after which a worker's RUNNING trials are "
-        f"failed and re-queued (default {d.stale_after:g}; > --heartbeat-interval)")
-    add("--device", help=f"one of {', '.join(DEVICES)} (default {d.device})")
-    add("--lr", help=f"learning rate η (default {d.lr})")
-    add("--epochs", help=f"epochs per run (default {d.epochs})")
-    add("--init-scale", help=f"w₀ ~ N(0, scale²) (default {d.init_scale})")
-    add("--seed", help="seeds the sampler and derives the data and train seeds (default 0)")
-    add("--out", help=f"output root (default {d.out}/)")
-    add("--grid-points", help=f"dense-grid λ points per penalty and rule (default {d.grid_points})")
-    add("--no-report", action="store_true", help="do not build the HTML report")
-    add("--config", help="TOML file with the same keys as the flags (flags win)")
+    g = p.add_argument_group("problem and training budget")
+    g.add_argument("--problem", choices=PROBLEMS, default=d.problem, help="the data")
+    g.add_argument("--lr", type=positive, help="learning rate η (default: TrainConfig's)")
+    g.add_argument("--epochs", type=_integer(1), help="epochs per run (default: TrainConfig's)")
+    g.add_argument(
+        "--init-scale", type=at_least_0, help="w₀ ~ N(0, scale²) (default: TrainConfig's)"
+    )
+    g.add_argument("--seeds", type=_integer(1), default=d.seeds, help="data draws per trial")
+    g.add_argument(
+        "--seed",
+        type=_integer(0),
+        default=d.seed,
+        help="seeds the sampler and derives the data and train seeds",
+    )
+    g = p.add_argument_group("search space and sampler")
+    g.add_argument(
+        "--penalties",
+        type=_penalties,
+        default=",".join(d.penalties),
+        help="comma-separated subset of the penalties",
+    )
+    g.add_argument(
+        "--lam-range",
+        type=positive,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        default=d.lam_range,
+        help="λ search range (log-uniform)",
+    )
+    g.add_argument(
+        "--sampler", choices=SAMPLERS, default=d.sampler, help="Optuna sampler; grid = a λ grid"
+    )
+    g.add_argument(
+        "--n-trials",
+        type=_integer(1),
+        default=d.n_trials,
+        help="COMPLETE trials the study should hold",
+    )
+    g.add_argument(
+        "--batch", type=_integer(1), default=d.batch, help="trials asked and trained together"
+    )
+    g.add_argument(
+        "--grid-points",
+        type=_integer(2),
+        default=d.grid_points,
+        help="dense-grid λ points per penalty and rule (the regret's reference)",
+    )
+    g = p.add_argument_group("storage and workers")
+    g.add_argument(
+        "--storage",
+        help="journal file (*.log) or sqlite:/// / postgresql:// URL "
+        "(default: <out>/<study>/study.log)",
+    )
+    g.add_argument(
+        "--study-name", type=_text, default=d.study_name, help="also names the run directory"
+    )
+    g.add_argument(
+        "--workers",
+        type=_integer(1),
+        default=d.workers,
+        help="local worker processes; workers asking at once overshoot --n-trials by "
+        "at most (workers on all machines - 1) x --batch trials",
+    )
+    g.add_argument(
+        "--heartbeat-interval",
+        type=positive,
+        default=d.heartbeat_interval,
+        help="seconds between a worker's heartbeats",
+    )
+    g.add_argument(
+        "--stale-after",
+        type=positive,
+        default=d.stale_after,
+        help="seconds of silence after which a worker's RUNNING trials are failed "
+        "and re-queued (> --heartbeat-interval)",
+    )
+    g = p.add_argument_group("device and output")
+    g.add_argument("--device", choices=DEVICES, default=d.device, help="auto: CUDA when available")
+    g.add_argument("--out", type=_text, default=d.out, help="output root")
+    g.add_argument("--no-report", action="store_true", help="do not build the HTML report")
+    g.add_argument("--config", help="TOML file with the same keys as the flags (flags win)")
     return p
 
 
 def parse_args(argv: Sequence[str]) -> Settings:
     """Flags (and the TOML file they name) → validated ``Settings``."""
-    given = {k: v for k, v in vars(_parser().parse_args(list(argv))).items()}
-    raw: dict[str, Any] = {}
-    config = given.get("config")
+    argv = list(argv)
+    parser = _parser()
+    config = _config_path(argv)
+    base: list[str] = []
     if config is not None:
-        raw.update(_read_toml(Path(config)))
-    raw.update(given)
-    return _build(raw)
+        base = _toml_flags(config)
+        try:
+            parser.parse_args(base)
+        except UsageError as exc:
+            raise UsageError(f"config file {config}: {exc}") from None
+    args = vars(parser.parse_args([*base, *argv]))
+    args["lam_range"] = tuple(args["lam_range"])
+    if isinstance(args["penalties"], str):  # the default, which argparse parses only when used
+        args["penalties"] = _penalties(args["penalties"])
+    settings = Settings(**args)
+    low, high = settings.lam_range
+    if low >= high:
+        raise UsageError(f"--lam-range must have LOW < HIGH, got {low:g} {high:g}")
+    check_heartbeat(settings)
+    return settings
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def check_heartbeat(settings: Settings) -> None:
+    """Raise ``UsageError`` unless the heartbeat settings can tell a live worker from a dead one."""
+    if not settings.stale_after > settings.heartbeat_interval:
+        raise UsageError(
+            f"--stale-after ({settings.stale_after:g} s) must exceed --heartbeat-interval "
+            f"({settings.heartbeat_interval:g} s)"
+        )
+
+
+def _config_path(argv: list[str]) -> Path | None:
+    pre = _Parser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(argv)
+    return None if known.config is None else Path(known.config)
+
+
+def _toml_flags(path: Path) -> list[str]:
+    """The TOML file as flags, placed before the command line's so that flags win."""
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
@@ -117,122 +303,23 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise UsageError(f"config file {path} does not exist") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"config file {path} is not valid TOML: {exc}") from None
-    out: dict[str, Any] = {}
+    flags: list[str] = []
     for key, value in data.items():
         name = key.replace("-", "_")
         if name not in _FIELDS or name == "config":
             raise UsageError(f"config file {path}: unknown key {key!r}")
-        out[name] = value
-    return out
+        flags += _as_flags(f"--{name.replace('_', '-')}", value, path)
+    return flags
 
 
-def _build(raw: dict[str, Any]) -> Settings:
-    d = DEFAULTS
-    get = raw.get
-    return Settings(
-        problem=_choice(get("problem", d.problem), "--problem", PROBLEMS),
-        penalties=_penalties(get("penalties", d.penalties)),
-        lam_range=_lam_range(get("lam_range", d.lam_range)),
-        n_trials=_int(get("n_trials", d.n_trials), "--n-trials", 1),
-        seeds=_int(get("seeds", d.seeds), "--seeds", 1),
-        batch=_int(get("batch", d.batch), "--batch", 1),
-        sampler=_choice(get("sampler", d.sampler), "--sampler", SAMPLERS),
-        storage=_optional_str(get("storage", d.storage), "--storage"),
-        study_name=_name(get("study_name", d.study_name)),
-        workers=_int(get("workers", d.workers), "--workers", 1),
-        heartbeat_interval=_float(
-            get("heartbeat_interval", d.heartbeat_interval), "--heartbeat-interval", positive=True
-        ),
-        stale_after=_float(get("stale_after", d.stale_after), "--stale-after", positive=True),
-        device=_choice(get("device", d.device), "--device", DEVICES),
-        lr=_float(get("lr", d.lr), "--lr", positive=True),
-        epochs=_int(get("epochs", d.epochs), "--epochs", 1),
-        init_scale=_float(get("init_scale", d.init_scale), "--init-scale", positive=False),
-        seed=_int(get("seed", d.seed), "--seed", 0),
-        out=_path(get("out", d.out)),
-        no_report=_bool(get("no_report", d.no_report), "--no-report"),
-        grid_points=_int(get("grid_points", d.grid_points), "--grid-points", 2),
-        config=_optional_str(get("config", d.config), "--config"),
-    )
-
-
-def _int(value: Any, flag: str, minimum: int) -> int:
-    if isinstance(value, str):
-        try:
-            value = int(value.strip())
-        except ValueError:
-            raise UsageError(f"{flag} must be an integer, got {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise UsageError(f"{flag} must be an integer, got {value!r}")
-    if value < minimum:
-        raise UsageError(f"{flag} must be >= {minimum}, got {value}")
-    return value
-
-
-def _float(value: Any, flag: str, positive: bool) -> float:
-    number: float
-    if isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            raise UsageError(f"{flag} must be a number, got {value!r}") from None
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value)
-    else:
-        raise UsageError(f"{flag} must be a number, got {value!r}")
-    if not math.isfinite(number):
-        raise UsageError(f"{flag} must be finite, got {value!r}")
-    if number < 0 or (positive and number == 0):
-        raise UsageError(f"{flag} must be {'> 0' if positive else '>= 0'}, got {value!r}")
-    return number
-
-
-def _choice(value: Any, flag: str, choices: Sequence[str]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise UsageError(f"{flag} must be one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
-def _penalties(value: Any) -> tuple[str, ...]:
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list | tuple) or not all(isinstance(v, str) for v in items):
-        raise UsageError(f"--penalties must be a comma-separated list, got {value!r}")
-    names = [v.strip() for v in items if v.strip()]
-    if not names:
-        raise UsageError("--penalties is empty (choose from none, l2, l1, elastic)")
-    for name in names:
-        _choice(name, "--penalties", tuple(PENALTIES))
-    return tuple(dict.fromkeys(names))
-
-
-def _lam_range(value: Any) -> tuple[float, float]:
-    if not isinstance(value, list | tuple) or len(value) != 2:
-        raise UsageError(f"--lam-range takes two numbers LOW HIGH, got {value!r}")
-    low, high = (_float(v, "--lam-range", positive=True) for v in value)
-    if low >= high:
-        raise UsageError(f"--lam-range must have LOW < HIGH, got {low:g} {high:g}")
-    return low, high
-
-
-def _name(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise UsageError(f"--study-name must be a non-empty string, got {value!r}")
-    return value
-
-
-def _optional_str(value: Any, flag: str) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    raise UsageError(f"{flag} must be a string, got {value!r}")
-
-
-def _path(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise UsageError(f"--out must be a non-empty path, got {value!r}")
-    return value
-
-
-def _bool(value: Any, flag: str) -> bool:
-    if not isinstance(value, bool):
-        raise UsageError(f"{flag} must be true or false, got {value!r}")
-    return value
+def _as_flags(flag: str, value: Any, path: Path) -> list[str]:
+    if flag == "--no-report":
+        if not isinstance(value, bool):
+            raise UsageError(f"config file {path}: {flag} must be true or false, got {value!r}")
+        return [flag] if value else []
+    if flag in ("--lam-range", "--penalties") and isinstance(value, list):
+        items = [str(v) for v in value]
+        return [flag, *items] if flag == "--lam-range" else [flag, ",".join(items)]
+    if isinstance(value, bool | list | dict):
+        raise UsageError(f"config file {path}: {flag} must be a single value, got {value!r}")
+    return [flag, str(value)]

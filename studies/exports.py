@@ -25,12 +25,12 @@ import pandas as pd
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
+from reports.stats import summarize
+from studies.ask_tell import STATS_ATTR
 from studies.cli import Settings
-from studies.kernel import Evaluation, evaluate
-from studies.loop import STATS_ATTR
-from studies.seeds import StudySeeds
+from studies.crn import StudySeeds
 from studies.space import SearchPoint, point_from_params
-from studies.stats import summarize
+from studies.train_batch import Evaluation, evaluate
 from wdbench import Problem
 
 __all__ = [
@@ -44,9 +44,22 @@ __all__ = [
     "write_table",
 ]
 
-TRIAL_COLUMNS = ["number", "state", "penalty", "loop", "lam", "l1_ratio", "value", "val_std",
-                 "val_ci95", "w_norm", "zero_fraction", "fail_reason", "datetime_start",
-                 "datetime_complete"]
+TRIAL_COLUMNS = [
+    "number",
+    "state",
+    "penalty",
+    "loop",
+    "lam",
+    "l1_ratio",
+    "value",
+    "val_std",
+    "val_ci95",
+    "w_norm",
+    "zero_fraction",
+    "fail_reason",
+    "datetime_start",
+    "datetime_complete",
+]
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
@@ -90,7 +103,10 @@ class Selection:
 
 
 def select(
-    study: optuna.Study, settings: Settings, problems: Sequence[Problem], seeds: StudySeeds,
+    study: optuna.Study,
+    settings: Settings,
+    problems: Sequence[Problem],
+    seeds: StudySeeds,
     device: torch.device,
 ) -> Selection:
     """Pick the best trial, each penalty's best and no decay; train them with curves."""
@@ -114,8 +130,17 @@ def selected_frame(selection: Selection) -> pd.DataFrame:
     ev = selection.evaluation
     for k, (label, point) in enumerate(zip(selection.labels, selection.points, strict=True)):
         val, test = summarize(ev.val_loss[:, k]), summarize(ev.test_loss[:, k])
-        rows.append({"label": label, **point.row(), "val_mean": val.mean, "val_ci95": val.ci95,
-                     "test_mean": test.mean, "test_ci95": test.ci95, "is_best": label == "best"})
+        rows.append(
+            {
+                "label": label,
+                **point.row(),
+                "val_mean": val.mean,
+                "val_ci95": val.ci95,
+                "test_mean": test.mean,
+                "test_ci95": test.ci95,
+                "is_best": label == "best",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -129,18 +154,19 @@ def curves_frame(selection: Selection, seeds: StudySeeds) -> pd.DataFrame:
         for split in ("train", "val"):
             losses = curves[split][:, k, :]
             n_seeds, epochs = losses.shape
-            frame = pd.DataFrame({
-                "label": label,
-                "data_seed": np.repeat(np.asarray(seeds.data_seeds), epochs),
-                "epoch": np.tile(np.arange(1, epochs + 1), n_seeds),
-                "split": split,
-                "loss": losses.reshape(-1),
-            })
+            frame = pd.DataFrame(
+                {
+                    "label": label,
+                    "data_seed": np.repeat(np.asarray(seeds.data_seeds), epochs),
+                    "epoch": np.tile(np.arange(1, epochs + 1), n_seeds),
+                    "split": split,
+                    "loss": losses.reshape(-1),
+                }
+            )
             for key, value in point.row().items():
                 frame[key] = value
             frames.append(frame)
-    columns = ["label", "penalty", "loop", "lam", "l1_ratio", "data_seed", "epoch", "split",
-               "loss"]
+    columns = ["label", "penalty", "loop", "lam", "l1_ratio", "data_seed", "epoch", "split", "loss"]
     return pd.concat(frames, ignore_index=True)[columns]
 
 
@@ -150,13 +176,21 @@ def versions() -> dict[str, str]:
         wdbench_version = metadata.version("wdbench")
     except metadata.PackageNotFoundError:
         wdbench_version = "unknown (not installed)"
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "optuna": optuna.__version__, "wdbench": wdbench_version}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "optuna": optuna.__version__,
+        "wdbench": wdbench_version,
+    }
 
 
 def run_info(
-    settings: Settings, command: list[str], storage: str, device: torch.device,
-    seeds: StudySeeds, times: tuple[str, str],
+    settings: Settings,
+    command: list[str],
+    storage: str,
+    device: torch.device,
+    seeds: StudySeeds,
+    times: tuple[str, str],
 ) -> dict[str, Any]:
     """The ``run.json`` record; ``command`` and ``storage`` must already be masked."""
     resolved = dataclasses.asdict(settings)

@@ -22,9 +22,9 @@ import pandas as pd
 import torch
 
 from studies.cli import Settings
-from studies.kernel import evaluate
-from studies.seeds import StudySeeds
+from studies.crn import StudySeeds
 from studies.space import RULES, SearchPoint, grid_branches, lam_grid
+from studies.train_batch import evaluate
 from wdbench import Problem, oracle
 
 __all__ = [
@@ -70,9 +70,13 @@ def dense_grid(
     base = pd.DataFrame([p.row() for p in points])
     frames = []
     for s, data_seed in enumerate(seeds.data_seeds):
-        frame = base.assign(data_seed=data_seed, val_loss=ev.val_loss[s],
-                            train_loss=ev.train_loss[s], w_norm=ev.w_norm[s],
-                            zero_fraction=ev.zero_fraction[s])
+        frame = base.assign(
+            data_seed=data_seed,
+            val_loss=ev.val_loss[s],
+            train_loss=ev.train_loss[s],
+            w_norm=ev.w_norm[s],
+            zero_fraction=ev.zero_fraction[s],
+        )
         frame["status"] = np.where(ev.diverged[s], "diverged", "ok")
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
@@ -80,15 +84,27 @@ def dense_grid(
 
 def grid_key(settings: Settings, device: torch.device) -> str:
     """Everything the dense grid's numbers depend on, as canonical JSON."""
-    fields = ("problem", "penalties", "lam_range", "seeds", "seed", "lr", "epochs", "init_scale",
-              "grid_points")
+    fields = (
+        "problem",
+        "penalties",
+        "lam_range",
+        "seeds",
+        "seed",
+        "lr",
+        "epochs",
+        "init_scale",
+        "grid_points",
+    )
     key = {name: getattr(settings, name) for name in fields}
     key.update(l1_ratios=GRID_L1_RATIOS, device=device.type, torch=torch.__version__)
     return json.dumps(key, sort_keys=True)
 
 
 def cached_dense_grid(
-    path: Path, settings: Settings, problems: Sequence[Problem], seeds: StudySeeds,
+    path: Path,
+    settings: Settings,
+    problems: Sequence[Problem],
+    seeds: StudySeeds,
     device: torch.device,
 ) -> pd.DataFrame:
     """``dense_grid``, reusing ``path`` when a previous run wrote it with the same key.
@@ -123,8 +139,9 @@ def best_grid_point(grid: pd.DataFrame) -> dict[str, Any] | None:
     return {str(key): value for key, value in best.items()}
 
 
-def oracle_table(settings: Settings, problems: Sequence[Problem], seeds: StudySeeds
-                 ) -> pd.DataFrame:
+def oracle_table(
+    settings: Settings, problems: Sequence[Problem], seeds: StudySeeds
+) -> pd.DataFrame:
     """Converged solutions per λ and data seed (columns of ``oracle.parquet``)."""
     dense = torch.tensor(lam_grid(settings, settings.grid_points), dtype=torch.float64)
     # large → small, finely spaced whatever --grid-points: each warm start is then close
@@ -137,30 +154,43 @@ def oracle_table(settings: Settings, problems: Sequence[Problem], seeds: StudySe
         if "l1" in settings.penalties:
             paths.append(oracle.lasso_path(problem, sparse, tol=ORACLE_CD_TOL))
         if "elastic" in settings.penalties:
-            paths.append(oracle.elastic_net_path(problem, sparse, ORACLE_L1_RATIO,
-                                                 tol=ORACLE_CD_TOL))
+            paths.append(
+                oracle.elastic_net_path(problem, sparse, ORACLE_L1_RATIO, tol=ORACLE_CD_TOL)
+            )
         frames += [_path_frame(path, data_seed) for path in paths]
-    columns = ["penalty", "lam", "l1_ratio", "data_seed", "train_loss", "val_loss", "test_loss",
-               "w_norm", "zero_fraction"]
+    columns = [
+        "penalty",
+        "lam",
+        "l1_ratio",
+        "data_seed",
+        "train_loss",
+        "val_loss",
+        "test_loss",
+        "w_norm",
+        "zero_fraction",
+    ]
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype=float) for c in columns})
     return pd.concat(frames, ignore_index=True)[columns].sort_values(
-        ["penalty", "data_seed", "lam"], kind="stable", ignore_index=True)
+        ["penalty", "data_seed", "lam"], kind="stable", ignore_index=True
+    )
 
 
 def _path_frame(path: oracle.OraclePath, data_seed: int) -> pd.DataFrame:
     w = path.w
-    return pd.DataFrame({
-        "penalty": path.penalty,
-        "lam": path.lams.numpy(),
-        "l1_ratio": np.nan if path.l1_ratio is None else path.l1_ratio,
-        "data_seed": data_seed,
-        "train_loss": path.losses["train"].numpy(),
-        "val_loss": path.losses["val"].numpy(),
-        "test_loss": path.losses["test"].numpy(),
-        "w_norm": torch.linalg.vector_norm(w, dim=-1).numpy(),
-        "zero_fraction": (w == 0).to(torch.float64).mean(-1).numpy(),
-    })
+    return pd.DataFrame(
+        {
+            "penalty": path.penalty,
+            "lam": path.lams.numpy(),
+            "l1_ratio": np.nan if path.l1_ratio is None else path.l1_ratio,
+            "data_seed": data_seed,
+            "train_loss": path.losses["train"].numpy(),
+            "val_loss": path.losses["val"].numpy(),
+            "test_loss": path.losses["test"].numpy(),
+            "w_norm": torch.linalg.vector_norm(w, dim=-1).numpy(),
+            "zero_fraction": (w == 0).to(torch.float64).mean(-1).numpy(),
+        }
+    )
 
 
 def oracle_best(table: pd.DataFrame) -> pd.DataFrame:

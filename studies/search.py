@@ -1,239 +1,36 @@
 """``python -m studies.search``: search penalty type × λ (× update rule) against validation loss.
 
-Order of work: validate every input (flags, TOML, device, ``--out``, storage URL) before anything
-is written; connect to the storage; create or load the study; run the batched ask / train / tell
-loop (``studies.loop.run_worker``) until the study holds ``--n-trials`` COMPLETE trials; then, in
-this process only, export the trials, evaluate the dense grid and the oracle, select and re-train
-the chosen configurations (the only use of the test split), print the summary and build the report.
-
-Exit codes: 0 done; 2 a user error (one line on stderr, nothing written to storage) or a study in
-which no trial completed (exports are still written); 1 a bug, including one inside the report
-(the study and its exports are saved before the report starts); 3, 130 and 143 a lost storage or
-an interruption (see ``studies.faults``). A rerun reuses ``grid.parquet`` when the settings it
-depends on are unchanged.
+This module parses and refuses bad input with the standard library only, so ``--help`` and every
+usage error answer at once; torch, Optuna and pandas are imported (``studies.driver``) only for a
+command line that will run. Exit codes: ``python -m studies.search --help``.
 """
 
 from __future__ import annotations
 
 import sys
-import time
-import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
-import optuna
-import torch
-from optuna.trial import TrialState
+from reports.redact import mask, password_of
+from studies.cli import EXIT_USAGE, UsageError, parse_args
 
-from studies import exports
-from studies.cli import Settings, UsageError, parse_args
-from studies.faults import EXIT_SIGINT
-from studies.grid import (
-    best_grid_point,
-    cached_dense_grid,
-    grid_points,
-    oracle_best,
-    oracle_table,
-)
-from studies.loop import count_trials
-from studies.seeds import StudySeeds, build_problems
-from studies.space import enqueue_grid, make_sampler
-from studies.storage import (
-    StorageError,
-    StorageSpec,
-    check_writable,
-    mask,
-    open_storage,
-    parse_storage,
-    password_of,
-    run_directory,
-)
-from studies.summary import Regret, summary_lines
-from wdbench import resolve_device
-
-__all__ = ["Prepared", "main", "prepare"]
-
-#: Settings that define the objective: a study must keep them across reruns and workers.
-OBJECTIVE_KEYS = ("problem", "seeds", "seed", "lr", "epochs", "init_scale")
-OBJECTIVE_ATTR = "objective"
-
-
-@dataclass(frozen=True, eq=False)
-class Prepared:
-    """A validated run: its directory, storage, study, device and seeds."""
-
-    settings: Settings
-    run_dir: Path
-    spec: StorageSpec
-    study: optuna.Study
-    device: torch.device
-    seeds: StudySeeds
+__all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     secrets = tuple(p for p in (password_of(a) for a in args) if p)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    started = _now()
     try:
         settings = parse_args(args)
-        secrets += tuple(p for p in (password_of(settings.storage or ""),) if p)
-        prepared = prepare(settings)
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
-    except (UsageError, StorageError) as exc:
+    except UsageError as exc:
         print(f"error: {mask(str(exc), secrets)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return _interrupted()
-    command = [mask(a, secrets) for a in ["python", "-m", "studies.search", *args]]
-    try:
-        return execute(prepared, command, started)
-    except KeyboardInterrupt:  # outside the workers (they handle their own): nothing in flight
-        return _interrupted()
+        return EXIT_USAGE
+    secrets += tuple(p for p in (password_of(settings.storage or ""),) if p)
+    from studies import driver  # torch, Optuna, pandas: only for a command line that runs
 
-
-def _interrupted() -> int:
-    print("interrupted by SIGINT; rerun the same command to resume", file=sys.stderr)
-    return EXIT_SIGINT
-
-
-def prepare(settings: Settings) -> Prepared:
-    """Validate what flags alone cannot, connect, and create or load the study."""
-    try:
-        device = resolve_device(settings.device)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    _workers_module().check_settings(settings)
-    run_dir = run_directory(settings.out, settings.study_name)
-    check_writable(run_dir)
-    spec = parse_storage(settings.storage, run_dir)
-    if spec.path is not None:
-        check_writable(spec.path.parent)
-    storage = open_storage(spec)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StorageError(f"cannot create {run_dir}: {exc.strerror}") from None
-    study = optuna.create_study(study_name=settings.study_name, storage=storage,
-                                sampler=make_sampler(settings), direction="minimize",
-                                load_if_exists=True)
-    _check_objective(study, settings)
-    return Prepared(settings, run_dir, spec, study, device, StudySeeds.from_settings(settings))
-
-
-def _workers_module() -> Any:
-    try:
-        from studies import workers
-    except ModuleNotFoundError as exc:
-        if exc.name != "studies.workers":
-            raise
-        raise UsageError("--workers > 1 needs studies.workers, which is not installed; "
-                         "use --workers 1") from None
-    return workers
-
-
-def _check_objective(study: optuna.Study, settings: Settings) -> None:
-    """Record the objective's settings on a new study; refuse a rerun that changes them."""
-    wanted = {key: getattr(settings, key) for key in OBJECTIVE_KEYS}
-    stored = study.user_attrs.get(OBJECTIVE_ATTR)
-    if stored is None:
-        study.set_user_attr(OBJECTIVE_ATTR, wanted)
-        return
-    for key in OBJECTIVE_KEYS:
-        if key in stored and stored[key] != wanted[key]:
-            flag = "--" + key.replace("_", "-")
-            raise UsageError(
-                f"study {settings.study_name!r} was run with {flag} {stored[key]}, not "
-                f"{wanted[key]}: its trials would not be comparable (choose another --study-name)"
-            )
-
-
-def execute(prepared: Prepared, command: list[str], started: str) -> int:
-    """Search, export, summarize and report; returns the exit code."""
-    settings, study, run_dir = prepared.settings, prepared.study, prepared.run_dir
-    clock = time.perf_counter()
-    if settings.sampler == "grid":
-        enqueue_grid(study, settings)
-    code = _workers_module().run_workers(settings)  # exit codes: studies.faults
-    if code != 0:
-        return int(code)
-    exports.write_table(exports.trials_frame(study), run_dir / "trials.parquet")
-    n_complete = count_trials(study, TrialState.COMPLETE)
-    info = exports.run_info(settings, command, prepared.spec.display, prepared.device,
-                            prepared.seeds, (started, started))
-    if n_complete == 0:
-        n_fail = count_trials(study, TrialState.FAIL)
-        exports.write_json({**info, "finished": _now()}, run_dir / "run.json")
-        print(f"error: no trial completed ({n_fail} FAIL, see {run_dir / 'trials.parquet'}); "
-              "a smaller --lr may help", file=sys.stderr)
-        return 2
-    summary = _finish(prepared, info, command, clock)
-    print("\n".join(summary))
-    return 0 if settings.no_report else _report(run_dir)
-
-
-def _finish(prepared: Prepared, info: dict[str, Any], command: list[str], clock: float
-            ) -> list[str]:
-    """Grid, oracle, selection and their files; returns the summary lines."""
-    settings, study, run_dir, seeds = (prepared.settings, prepared.study, prepared.run_dir,
-                                       prepared.seeds)
-    problems = build_problems(settings, seeds)
-    grid = cached_dense_grid(run_dir / "grid.parquet", settings, problems, seeds,
-                             prepared.device)
-    exports.write_table(grid, run_dir / "grid.parquet")
-    oracle = oracle_table(settings, problems, seeds)
-    exports.write_table(oracle, run_dir / "oracle.parquet")
-    selection = exports.select(study, settings, problems, seeds, prepared.device)
-    selected = exports.selected_frame(selection)
-    exports.write_table(selected, run_dir / "selected.parquet")
-    exports.write_table(exports.curves_frame(selection, seeds), run_dir / "curves.parquet")
-    regret = Regret(float(study.best_value), best_grid_point(grid), len(grid_points(settings)))
-    best_oracle = oracle_best(oracle)
-    info["summary"] = _summary_record(study, regret, best_oracle)
-    exports.write_json({**info, "finished": _now()}, run_dir / "run.json")
-    n_fail = count_trials(study, TrialState.FAIL)
-    header = (f"study {settings.study_name!r} · {settings.problem} · "
-              f"{count_trials(study, TrialState.COMPLETE)} COMPLETE, {n_fail} FAIL trials · "
-              f"{settings.seeds} data seeds · {prepared.spec.display} · "
-              f"{time.perf_counter() - clock:.1f} s")
-    return summary_lines(header, selected, regret, best_oracle)
-
-
-def _summary_record(study: optuna.Study, regret: Regret, best_oracle: Any) -> dict[str, Any]:
-    return {
-        "best_trial": study.best_trial.number,
-        "best_value": float(study.best_value),
-        "best_params": dict(study.best_trial.params),
-        "regret": regret.value,
-        "grid_size": regret.grid_size,
-        "grid_best": regret.grid_best,
-        "oracle_best": best_oracle.to_dict(orient="records"),
-    }
-
-
-def _report(run_dir: Path) -> int:
-    try:
-        from reports.build import build_report
-    except ImportError as exc:
-        print(f"report skipped: reports.build is not importable ({exc})", file=sys.stderr)
-        return 0
-    try:
-        path = build_report(run_dir)
-    except Exception:
-        traceback.print_exc()
-        print(f"report failed; the study and its exports are saved in {run_dir}", file=sys.stderr)
-        return 1
-    print(f"report: {path}")
-    return 0
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return driver.run(settings, args, secrets)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ independent sampling.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Mapping
@@ -23,11 +24,12 @@ from typing import Any
 import numpy as np
 import optuna
 
-from studies.cli import Settings
+from studies.cli import DEFAULTS, Settings
 from wdbench import TrainConfig
 from wdbench.seeding import derive_seed
 
 __all__ = [
+    "BUDGET",
     "L1_RATIO_RANGE",
     "RULES",
     "SearchPoint",
@@ -37,9 +39,14 @@ __all__ = [
     "make_sampler",
     "point_from_params",
     "rules_for",
+    "sample_configs",
     "suggest",
+    "with_train_defaults",
 ]
 
+#: ``Settings`` fields that are ``TrainConfig`` fields: the training budget of every trial.
+BUDGET = ("lr", "epochs", "init_scale")
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 #: Update rule name in the study → ``TrainConfig.loop``.
 RULES: dict[str, str] = {"subgradient": "scratch", "proximal": "proximal"}
 L1_RATIO_RANGE = (0.05, 0.95)
@@ -57,22 +64,30 @@ class SearchPoint:
     l1_ratio: float | None = None
 
     def config(self, settings: Settings, train_seed: int) -> TrainConfig:
-        """The ``TrainConfig`` of this point under the study's budget and train seed."""
-        return TrainConfig(
+        """The ``TrainConfig`` of this point under the study's budget and train seed.
+
+        A budget setting left unset (None) keeps ``TrainConfig``'s default.
+        """
+        config = TrainConfig(
             penalty=self.penalty,
             lam=self.lam,
-            l1_ratio=0.5 if self.l1_ratio is None else self.l1_ratio,
+            l1_ratio=_DEFAULTS["l1_ratio"] if self.l1_ratio is None else self.l1_ratio,
             loop=self.loop,
-            lr=settings.lr,
-            epochs=settings.epochs,
-            init_scale=settings.init_scale,
             seed=train_seed,
         )
+        given = {k: getattr(settings, k) for k in BUDGET if getattr(settings, k) is not None}
+        return dataclasses.replace(config, **given)
 
     def row(self) -> dict[str, Any]:
         """Flat columns ``penalty, loop, lam, l1_ratio`` (NaN l1_ratio unless elastic)."""
         l1 = math.nan if self.l1_ratio is None else self.l1_ratio
         return {"penalty": self.penalty, "loop": self.loop, "lam": self.lam, "l1_ratio": l1}
+
+
+def with_train_defaults(settings: Settings) -> Settings:
+    """``settings`` with each unset budget field (None) set to ``TrainConfig``'s default."""
+    unset = {k: _DEFAULTS[k] for k in BUDGET if getattr(settings, k) is None}
+    return dataclasses.replace(settings, **unset)
 
 
 def rules_for(penalty: str) -> tuple[str, ...]:
@@ -161,3 +176,20 @@ def enqueue_grid(study: optuna.Study, settings: Settings) -> int:
     for params in points:
         study.enqueue_trial(params, skip_if_exists=True)
     return len(points)
+
+
+def sample_configs(
+    k: int, epochs: int | None = None, seed: int = 0, settings: Settings = DEFAULTS
+) -> list[TrainConfig]:
+    """``k`` configurations drawn at random from the space of ``settings`` (all its penalties).
+
+    The same branches and ranges as ``suggest``: penalty uniform, λ log-uniform in
+    ``--lam-range``, an even choice of rule where there is one, l1_ratio uniform in
+    ``L1_RATIO_RANGE``. Every configuration gets train seed ``seed`` (one w₀, one batch order),
+    as the configurations of one study batch do. Drawn through ``suggest`` itself (Optuna's
+    seeded ``RandomSampler`` on an in-memory study), so the benchmarks measure this very space.
+    """
+    budget = dataclasses.replace(settings, epochs=epochs if epochs is not None else settings.epochs)
+    sampler = optuna.samplers.RandomSampler(seed=derive_seed(seed, "sample-configs", k) % 2**32)
+    study = optuna.create_study(sampler=sampler)
+    return [suggest(study.ask(), budget).config(budget, seed) for _ in range(k)]

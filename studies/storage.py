@@ -1,9 +1,9 @@
-"""Where a study lives: safe run-directory slugs, password masking, and Optuna storages.
+"""Where a study lives: safe run-directory slugs and Optuna storages.
 
 ``--storage`` takes a journal file path (``*.log`` / ``*.journal``, or the default
 ``<out>/<slug>/study.log``) or any SQLAlchemy URL Optuna's ``RDBStorage`` accepts
 (``sqlite:///...``, ``postgresql://...``). A password inside a URL never leaves this module
-unmasked: ``mask`` replaces it with ``***`` wherever it appears.
+unmasked (``reports.redact.mask``).
 """
 
 from __future__ import annotations
@@ -13,18 +13,17 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import optuna
 
-from studies.faults import retry_creation_race
+from reports.redact import mask, password_of
+from studies.scaleout.faults import retry_creation_race
 
 __all__ = [
     "JOURNAL_NAME",
     "StorageError",
     "StorageSpec",
     "check_writable",
-    "mask",
     "open_storage",
     "parse_storage",
     "run_directory",
@@ -71,29 +70,6 @@ def slugify(name: str) -> str:
         return slug
     digest = hashlib.blake2b(name.encode(), digest_size=4).hexdigest()
     return f"{slug}-{digest}" if slug else f"study-{digest}"
-
-
-def password_of(url: str) -> str | None:
-    """The password inside a storage URL (percent-decoded), if any."""
-    if not _URL.match(url):
-        return None
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        password = None
-    if password is None:
-        match = re.match(r"^[^:/]+://[^:/@]*:([^@]*)@", url)
-        password = match.group(1) if match else None
-    return unquote(password) if password else None
-
-
-def mask(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """``text`` with every ``user:password@`` credential (and each of ``secrets``) masked."""
-    masked = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
-    for secret in secrets:
-        if secret:
-            masked = masked.replace(secret, "***")
-    return masked
 
 
 def parse_storage(storage: str | None, run_dir: Path) -> StorageSpec:

@@ -13,9 +13,8 @@ import sqlalchemy.exc
 from optuna.exceptions import StorageInternalError
 from optuna.trial import TrialState
 
-from studies import faults
-from studies.heartbeat import FAIL_REASON, REQUEUED_FROM, fail_and_requeue
-from studies.workers_guard import WorkerGuard
+from studies.scaleout import faults
+from studies.scaleout.guard import FAIL_REASON, REQUEUED_FROM, WorkerGuard, fail_and_requeue
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -13,8 +13,9 @@ from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 
-from studies import heartbeat
-from studies.heartbeat import REQUEUED_FROM, Heartbeat
+from studies.scaleout import guard, heartbeat
+from studies.scaleout.guard import REQUEUED_FROM
+from studies.scaleout.heartbeat import Heartbeat
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -68,13 +69,13 @@ def test_fresh_trials_survive_and_silent_ones_are_requeued(make_storage: Storage
     beat.beat()
     beat.claim(trials)
     clock.now += 10.0
-    assert heartbeat.sweep_stale(study, stale_after_s=30.0, clock=clock) == []
+    assert guard.sweep_stale(study, stale_after_s=30.0, clock=clock) == []
     clock.now += 25.0
-    assert heartbeat.sweep_stale(study, stale_after_s=30.0, clock=clock) == [0, 1, 2]
+    assert guard.sweep_stale(study, stale_after_s=30.0, clock=clock) == [0, 1, 2]
     states = [t.state for t in study.get_trials(deepcopy=False)]
     assert states[:3] == [TrialState.FAIL] * 3
     assert _requeued(study) == [0, 1, 2]
-    assert "stale" in study.trials[0].user_attrs[heartbeat.FAIL_REASON]
+    assert "stale" in study.trials[0].user_attrs[guard.FAIL_REASON]
     # the re-queued copies carry the same parameters and are asked first
     again = _ask(study, 3)
     assert [t.params["x"] for t in again] == [t.params["x"] for t in trials]
@@ -85,22 +86,22 @@ def test_beat_thread_keeps_trials_fresh(make_storage: StorageFactory) -> None:
     trials = _ask(study, 2)
     beat = Heartbeat(study, interval_s=0.05, worker_id="w0")
     with beat.running(trials):
-        first = heartbeat._beats(study)["w0"]
+        first = heartbeat.beats(study)["w0"]
         deadline = time.monotonic() + 20.0
-        while heartbeat._beats(study)["w0"] == first and time.monotonic() < deadline:
+        while heartbeat.beats(study)["w0"] == first and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert heartbeat._beats(study)["w0"] > first
+        assert heartbeat.beats(study)["w0"] > first
         assert beat.error is None
-    last = heartbeat._beats(study)["w0"]
-    assert heartbeat.sweep_stale(study, 30.0, clock=lambda: last + 29.0) == []
-    assert heartbeat.sweep_stale(study, 30.0, clock=lambda: last + 31.0) == [0, 1]
+    last = heartbeat.beats(study)["w0"]
+    assert guard.sweep_stale(study, 30.0, clock=lambda: last + 29.0) == []
+    assert guard.sweep_stale(study, 30.0, clock=lambda: last + 31.0) == [0, 1]
 
 
 def test_unclaimed_trials_age_from_their_start(make_storage: StorageFactory) -> None:
     study = _study(make_storage())
     _ask(study, 1)
-    assert heartbeat.sweep_stale(study, 30.0) == []
-    assert heartbeat.sweep_stale(study, 30.0, clock=lambda: time.time() + 31.0) == [0]
+    assert guard.sweep_stale(study, 30.0) == []
+    assert guard.sweep_stale(study, 30.0, clock=lambda: time.time() + 31.0) == [0]
 
 
 def test_owner_filter_sweeps_only_those_workers(make_storage: StorageFactory) -> None:
@@ -108,9 +109,7 @@ def test_owner_filter_sweeps_only_those_workers(make_storage: StorageFactory) ->
     mine, theirs = _ask(study, 1), _ask(study, 1)
     Heartbeat(study, 60.0, worker_id="run/0").claim(mine)
     Heartbeat(study, 60.0, worker_id="other/0").claim(theirs)
-    failed = heartbeat.sweep_stale(
-        study, 0.0, owners=lambda o: o is not None and o.startswith("run/")
-    )
+    failed = guard.sweep_stale(study, 0.0, owners=lambda o: o is not None and o.startswith("run/"))
     assert failed == [0]
     assert study.trials[1].state == TrialState.RUNNING
 
@@ -126,7 +125,7 @@ def test_two_sweepers_requeue_each_stale_trial_once(make_storage: StorageFactory
 
     def sweep(i: int) -> None:
         barrier.wait()
-        failed[i] = heartbeat.sweep_stale(studies[i], 0.0, clock=lambda: time.time() + 1.0)
+        failed[i] = guard.sweep_stale(studies[i], 0.0, clock=lambda: time.time() + 1.0)
 
     threads = [threading.Thread(target=sweep, args=(i,)) for i in range(2)]
     for thread in threads:
@@ -142,10 +141,10 @@ def test_tell_after_sweep_is_dropped(make_storage: StorageFactory) -> None:
     slow, fine = _ask(study, 2)
     other = _study(make_storage())
     stale = other.get_trials(deepcopy=False, states=(TrialState.RUNNING,))[0]
-    assert heartbeat.fail_and_requeue(other, stale, "stale: test")
-    assert not heartbeat.fail_and_requeue(other, stale, "stale: test")
-    assert heartbeat.tell_unless_swept(study, slow, 1.0) is False
-    assert heartbeat.tell_unless_swept(study, fine, 2.0) is True
+    assert guard.fail_and_requeue(other, stale, "stale: test")
+    assert not guard.fail_and_requeue(other, stale, "stale: test")
+    assert guard.tell_unless_swept(study, slow, 1.0) is False
+    assert guard.tell_unless_swept(study, fine, 2.0) is True
     assert [t.state for t in study.trials[:2]] == [TrialState.FAIL, TrialState.COMPLETE]
     assert _requeued(study) == [0]
 
@@ -154,8 +153,8 @@ def test_release_fails_and_requeues_own_trials(make_storage: StorageFactory) -> 
     study = _study(make_storage())
     done, left = _ask(study, 2)
     study.tell(done, 0.5)
-    assert heartbeat.release(study, [done, left], "interrupted") == [1]
-    assert study.trials[1].user_attrs[heartbeat.FAIL_REASON] == "interrupted"
+    assert guard.release(study, [done, left], "interrupted") == [1]
+    assert study.trials[1].user_attrs[guard.FAIL_REASON] == "interrupted"
     assert _requeued(study) == [1]
 
 
@@ -164,9 +163,9 @@ def test_claiming_a_trial_swept_before_the_claim_is_harmless(
 ) -> None:
     study = _study(make_storage())
     (trial,) = _ask(study, 1)
-    assert heartbeat.sweep_stale(study, 0.0, clock=lambda: time.time() + 1.0) == [0]
+    assert guard.sweep_stale(study, 0.0, clock=lambda: time.time() + 1.0) == [0]
     Heartbeat(study, 1.0, worker_id="late").claim([trial])
-    assert heartbeat.tell_unless_swept(study, trial, 1.0) is False
+    assert guard.tell_unless_swept(study, trial, 1.0) is False
 
 
 def test_known_workers_are_those_that_beat(make_storage: StorageFactory) -> None:

@@ -19,7 +19,10 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 from pg import PostgresServer
 
-from studies.heartbeat import FAIL_REASON, OWNER_KEY, REQUEUED_FROM
+from studies.scaleout.guard import FAIL_REASON, REQUEUED_FROM
+from studies.scaleout.heartbeat import OWNER_KEY
+
+pytestmark = pytest.mark.slow  # worker processes, signals, a real PostgreSQL
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDY = "scaleout"

@@ -42,8 +42,21 @@ def test_small_study_writes_the_output_contract(tmp_path: Path) -> None:
     run_dir = tmp_path / "weight-decay"
     trials = pd.read_parquet(run_dir / "trials.parquet")
     assert list(trials.columns) == [
-        "number", "state", "penalty", "loop", "lam", "l1_ratio", "value", "val_std", "val_ci95",
-        "w_norm", "zero_fraction", "fail_reason", "datetime_start", "datetime_complete"]
+        "number",
+        "state",
+        "penalty",
+        "loop",
+        "lam",
+        "l1_ratio",
+        "value",
+        "val_std",
+        "val_ci95",
+        "w_norm",
+        "zero_fraction",
+        "fail_reason",
+        "datetime_start",
+        "datetime_complete",
+    ]
     assert (trials["state"] == "COMPLETE").sum() == 4
     assert not any("test" in c for c in trials.columns)
     assert (trials.loc[trials["penalty"] == "none", "lam"] == 0).all()
@@ -63,8 +76,18 @@ def test_small_study_writes_the_output_contract(tmp_path: Path) -> None:
     assert curves["epoch"].min() == 1 and curves["epoch"].max() == 4
     assert len(curves) == len(selected) * 2 * 4 * 2  # labels × seeds × epochs × splits
     info = json.loads((run_dir / "run.json").read_text())
-    for key in ("command", "study_name", "storage", "problem", "settings", "versions", "device",
-                "seeds", "started", "finished"):
+    for key in (
+        "command",
+        "study_name",
+        "storage",
+        "problem",
+        "settings",
+        "versions",
+        "device",
+        "seeds",
+        "started",
+        "finished",
+    ):
         assert key in info
     assert len(info["seeds"]["data_seeds"]) == 2
     assert info["settings"]["n_trials"] == 4
@@ -103,8 +126,9 @@ def test_rerun_reuses_the_dense_grid_until_its_settings_change(
 
     monkeypatch.setattr(studies.grid, "dense_grid", must_not_run)
     assert run(tmp_path, *light, n_trials=3) == 0  # top-up: same grid
-    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "weight-decay" / "grid.parquet"),
-                                  before)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "weight-decay" / "grid.parquet"), before
+    )
     with pytest.raises(AssertionError, match="recomputed"):
         main(["--out", str(tmp_path), "--n-trials", "3", *light, *SMALL, "--grid-points", "5"])
 
@@ -120,8 +144,9 @@ def test_same_seed_gives_same_trials_and_best(tmp_path: Path) -> None:
     assert [t.params for t in a.trials] != [t.params for t in c.trials]
 
 
-def test_rerun_with_another_objective_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]
-                                                 ) -> None:
+def test_rerun_with_another_objective_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(tmp_path, "--penalties", "l2", n_trials=2) == 0
     capsys.readouterr()
     assert run(tmp_path, "--penalties", "l2", "--lr", "0.001", n_trials=4) == 2
@@ -181,8 +206,19 @@ def test_toml_config_is_read_and_flags_win(tmp_path: Path) -> None:
     config = tmp_path / "study.toml"
     config.write_text('n-trials = 2\nseeds = 3\npenalties = ["l2", "none"]\nstudy_name = "cfg"\n')
     out = tmp_path / "out"
-    argv = ["--config", str(config), "--out", str(out), "--n-trials", "3", "--epochs", "3",
-            "--grid-points", "2", "--no-report"]
+    argv = [
+        "--config",
+        str(config),
+        "--out",
+        str(out),
+        "--n-trials",
+        "3",
+        "--epochs",
+        "3",
+        "--grid-points",
+        "2",
+        "--no-report",
+    ]
     assert main(argv) == 0
     info = json.loads((out / "cfg" / "run.json").read_text())
     assert info["settings"]["n_trials"] == 3  # the flag
@@ -199,11 +235,25 @@ def test_sqlite_storage_is_readable_by_optuna(tmp_path: Path) -> None:
     assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 2
 
 
+@pytest.mark.slow
 def test_module_runs_as_a_command(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "studies.search", "--out", str(tmp_path), "--n-trials", "2",
-         "--penalties", "l2", *SMALL],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "studies.search",
+            "--out",
+            str(tmp_path),
+            "--n-trials",
+            "2",
+            "--penalties",
+            "l2",
+            *SMALL,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert "best" in proc.stdout and "regret vs dense grid" in proc.stdout

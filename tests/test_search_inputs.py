@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from reports.redact import mask, password_of
 from studies.cli import DEFAULTS, UsageError, parse_args
 from studies.search import main
-from studies.storage import StorageError, mask, parse_storage, password_of, slugify
+from studies.space import with_train_defaults
+from studies.storage import StorageError, parse_storage, slugify
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "hunter2-Sw0rdfish"
@@ -72,8 +74,9 @@ def test_bad_flag_exits_2_with_one_line_and_writes_nothing(
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
-def test_cuda_without_cuda_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]
-                                            ) -> None:
+def test_cuda_without_cuda_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code = main(["--out", str(tmp_path / "out"), "--device", "cuda"])
     assert_one_line_error(code, capsys.readouterr().err)
     assert not (tmp_path / "out").exists()
@@ -98,8 +101,9 @@ TOML_CASES = {
 
 
 @pytest.mark.parametrize("text", TOML_CASES.values(), ids=TOML_CASES.keys())
-def test_bad_toml_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str | None
-                          ) -> None:
+def test_bad_toml_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str | None
+) -> None:
     config = tmp_path / "study.toml"
     if text is not None:
         config.write_text(text)
@@ -108,11 +112,22 @@ def test_bad_toml_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], te
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_bad_input_from_the_command_line_has_no_traceback(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "studies.search", "--out", str(tmp_path / "out"),
-         "--storage", UNREACHABLE],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "studies.search",
+            "--out",
+            str(tmp_path / "out"),
+            "--storage",
+            UNREACHABLE,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert_one_line_error(proc.returncode, proc.stderr)
     assert SECRET not in proc.stderr + proc.stdout
@@ -128,7 +143,9 @@ def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
 def test_defaults_are_the_lessons() -> None:
     s = parse_args([])
     assert s == DEFAULTS
-    assert (s.lr, s.epochs, s.init_scale) == (0.003, 100, 1.0)
+    assert (s.lr, s.epochs, s.init_scale) == (None, None, None)  # TrainConfig's, filled in later
+    resolved = with_train_defaults(s)
+    assert (resolved.lr, resolved.epochs, resolved.init_scale) == (0.003, 100, 1.0)
     assert (s.n_trials, s.seeds, s.study_name) == (200, 5, "weight-decay")
     assert s.penalties == ("none", "l2", "l1", "elastic")
     assert s.lam_range == (1e-5, 1e2)
@@ -145,8 +162,24 @@ def test_safe_names_are_their_own_slug(name: str) -> None:
     assert slugify(name) == name
 
 
-@pytest.mark.parametrize("name", ["..", ".", "../x", "a/b", "a\\b", "<script>", "Weight-Decay",
-                                  "/etc/passwd", "~root", "x" * 300, "日本語", " ", ".hidden"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "..",
+        ".",
+        "../x",
+        "a/b",
+        "a\\b",
+        "<script>",
+        "Weight-Decay",
+        "/etc/passwd",
+        "~root",
+        "x" * 300,
+        "日本語",
+        " ",
+        ".hidden",
+    ],
+)
 def test_unsafe_names_get_a_safe_distinct_slug(name: str) -> None:
     slug = slugify(name)
     assert slug not in ("", ".", "..") and not slug.startswith(".")
@@ -154,11 +187,14 @@ def test_unsafe_names_get_a_safe_distinct_slug(name: str) -> None:
     assert slug != slugify(name + "!") and len(slug) <= 80
 
 
-@pytest.mark.parametrize("url", [
-    f"postgresql://wd:{SECRET}@db.example:5432/x",
-    f"postgresql+psycopg://wd:{SECRET}@db.example/x?sslmode=require",
-    f"mysql://root:{SECRET}@localhost/x",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql://wd:{SECRET}@db.example:5432/x",
+        f"postgresql+psycopg://wd:{SECRET}@db.example/x?sslmode=require",
+        f"mysql://root:{SECRET}@localhost/x",
+    ],
+)
 def test_mask_hides_the_password(url: str) -> None:
     assert password_of(url) == SECRET
     masked = mask(f"cannot reach {url}: refused")
@@ -189,8 +225,23 @@ def test_password_never_reaches_an_output(
     url = postgres_url.replace("postgres@", f"postgres:{SECRET}@", 1)  # trust auth accepts it
     assert SECRET in url
     out = tmp_path / "out"
-    argv = ["--out", str(out), "--storage", url, "--penalties", "l2", "--n-trials", "2",
-            "--seeds", "2", "--epochs", "3", "--grid-points", "2", "--no-report"]
+    argv = [
+        "--out",
+        str(out),
+        "--storage",
+        url,
+        "--penalties",
+        "l2",
+        "--n-trials",
+        "2",
+        "--seeds",
+        "2",
+        "--epochs",
+        "3",
+        "--grid-points",
+        "2",
+        "--no-report",
+    ]
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert SECRET not in captured.out + captured.err

@@ -22,13 +22,13 @@ import torch
 from optuna.trial import TrialState
 from tqdm import tqdm
 
+from reports.stats import summarize
 from studies.cli import Settings
-from studies.kernel import Evaluation, evaluate
-from studies.seeds import StudySeeds, build_problems
+from studies.crn import StudySeeds, build_problems
+from studies.scaleout.guard import WorkerGuard
 from studies.space import make_sampler, suggest
-from studies.stats import summarize
 from studies.storage import open_storage, parse_storage, run_directory
-from studies.workers_guard import WorkerGuard
+from studies.train_batch import Evaluation, evaluate
 from wdbench import Problem, resolve_device
 
 __all__ = ["STATS_ATTR", "BatchOutcome", "count_trials", "load_study", "run_batch", "run_worker"]
@@ -74,10 +74,18 @@ def run_worker(settings: Settings, worker_index: int = 0, progress: bool | None 
     completed = failed = 0
     done = count_trials(study, TrialState.COMPLETE)
     guard = WorkerGuard(study, settings.heartbeat_interval, settings.stale_after)
-    with guard, tqdm(total=settings.n_trials, initial=done, desc=settings.study_name,
-                     unit="trial", file=sys.stderr,
-                     disable=None if progress is None else not progress,
-                     dynamic_ncols=True) as bar:
+    with (
+        guard,
+        tqdm(
+            total=settings.n_trials,
+            initial=done,
+            desc=settings.study_name,
+            unit="trial",
+            file=sys.stderr,
+            disable=None if progress is None else not progress,
+            dynamic_ncols=True,
+        ) as bar,
+    ):
         while failed < settings.n_trials:
             guard.sweep()  # fail + re-queue the trials of dead workers (silent > --stale-after)
             busy = count_trials(study, TrialState.COMPLETE, TrialState.RUNNING)
@@ -94,8 +102,13 @@ def run_worker(settings: Settings, worker_index: int = 0, progress: bool | None 
 
 
 def run_batch(
-    study: optuna.Study, settings: Settings, problems: list[Problem], seeds: StudySeeds,
-    device: torch.device, size: int, guard: WorkerGuard,
+    study: optuna.Study,
+    settings: Settings,
+    problems: list[Problem],
+    seeds: StudySeeds,
+    device: torch.device,
+    size: int,
+    guard: WorkerGuard,
 ) -> BatchOutcome:
     """Ask ``size`` trials, train them together on every data draw, tell each back.
 
@@ -108,8 +121,10 @@ def run_batch(
         configs = [p.config(settings, seeds.train_seed) for p in points]
         with guard.interruptible():  # a signal stops training at once, never a storage call
             evaluation = evaluate(problems, configs, device=device)
-        told = [guard.told(trial, partial(tell, study, trial, evaluation, k, seeds))
-                for k, trial in enumerate(trials)]
+        told = [
+            guard.told(trial, partial(tell, study, trial, evaluation, k, seeds))
+            for k, trial in enumerate(trials)
+        ]
     return BatchOutcome(complete=told.count(True), failed=told.count(False))
 
 

@@ -1,12 +1,12 @@
-"""Trials per second of a study run with 1, 2, … workers: ``python -m studies.workers_bench``.
+"""Trials per second of a study run with 1, 2, … workers: ``python -m studies.scaleout.throughput``.
 
 For each worker count a fresh study (unique name) is created on the storage and run exactly as
 ``python -m studies.search --workers N`` runs it (``workers.run_workers``); the clock covers the
 search only — worker start-up included, exports and report excluded. One Markdown row per run:
 storage, workers, batch, COMPLETE trials, seconds, trials/s.
 
-    python -m studies.workers_bench --workers 1 2                      # embedded journal file
-    python -m studies.workers_bench --workers 1 2 --storage postgresql://user@host/db
+    python -m studies.scaleout.throughput --workers 1 2                      # embedded journal file
+    python -m studies.scaleout.throughput --workers 1 2 --storage postgresql://user@host/db
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from reports.redact import mask
+from studies.ask_tell import count_trials
 from studies.cli import parse_args
-from studies.loop import count_trials
-from studies.search import prepare
-from studies.storage import mask
-from studies.workers import run_workers
+from studies.driver import prepare
+from studies.scaleout.workers import run_workers
 
 __all__ = ["main", "measure"]
 
@@ -37,7 +37,7 @@ def measure(flags: Sequence[str], workers: int) -> tuple[int, float]:
     settings = parse_args([*flags, "--workers", str(workers), "--study-name", name])
     prepared = prepare(settings)
     start = time.perf_counter()
-    code = run_workers(settings)
+    code = run_workers(prepared.settings)
     seconds = time.perf_counter() - start
     if code != 0:
         raise RuntimeError(f"the study run with {workers} workers exited {code}")
@@ -45,7 +45,7 @@ def measure(flags: Sequence[str], workers: int) -> tuple[int, float]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m studies.workers_bench", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m studies.scaleout.throughput", description=__doc__)
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--storage", help="postgresql:// URL (default: a journal file in a temp dir)")
     p.add_argument("--n-trials", type=int, default=200)

@@ -49,8 +49,10 @@ def _fmt_ci(mean: float, half: float) -> str:
 
 def selection_lines(selected: pd.DataFrame) -> list[str]:
     """One line per selected configuration: rule, λ, val and test mean ± 95% CI."""
-    head = f"{'':12} {'penalty':8} {'rule':12} {'λ':>9} {'l1_ratio':>8}  " \
-           f"{'val (mean ± 95% CI)':24} {'test (mean ± 95% CI)':24}"
+    head = (
+        f"{'':12} {'penalty':8} {'rule':12} {'λ':>9} {'l1_ratio':>8}  "
+        f"{'val (mean ± 95% CI)':24} {'test (mean ± 95% CI)':24}"
+    )
     lines = [head]
     for row in selected.to_dict(orient="records"):
         l1 = "" if math.isnan(row["l1_ratio"]) else f"{row['l1_ratio']:.2f}"
@@ -70,23 +72,33 @@ def regret_line(r: Regret) -> str:
     where = f"{g['penalty']} {rule_name(str(g['penalty']), str(g['loop']))} λ={_fmt_lam(g['lam'])}"
     if not math.isnan(float(g["l1_ratio"])):
         where += f" l1_ratio={float(g['l1_ratio']):.2f}"
-    return (f"regret vs dense grid ({r.grid_size} points): {r.value:+.3%} "
-            f"(grid best {float(g['val_mean']):.5g}: {where})")
+    return (
+        f"regret vs dense grid ({r.grid_size} points): {r.value:+.3%} "
+        f"(grid best {float(g['val_mean']):.5g}: {where})"
+    )
 
 
 def oracle_line(best_value: float, oracle_best: pd.DataFrame) -> str:
     if oracle_best.empty:
         return "oracle (converged closed form): n/a for the chosen penalties"
     names = {"l2": "ridge", "l1": "lasso", "elastic": "elastic net"}
-    parts = [f"{names.get(r['penalty'], r['penalty'])} {r['val_mean']:.5g} "
-             f"at λ={_fmt_lam(r['lam'])}" for r in oracle_best.to_dict(orient="records")]
-    return (f"oracle (converged closed form, val mean): {'; '.join(parts)} "
-            f"— search best {best_value:.5g}")
+    parts = [
+        f"{names.get(r['penalty'], r['penalty'])} {r['val_mean']:.5g} at λ={_fmt_lam(r['lam'])}"
+        for r in oracle_best.to_dict(orient="records")
+    ]
+    return (
+        f"oracle (converged closed form, val mean): {'; '.join(parts)} "
+        f"— search best {best_value:.5g}"
+    )
 
 
 def summary_lines(
     header: str, selected: pd.DataFrame, r: Regret, oracle_best: pd.DataFrame
 ) -> list[str]:
     """The whole summary: a header, the selection table, regret and oracle comparison."""
-    return [header, *selection_lines(selected), regret_line(r),
-            oracle_line(r.best_value, oracle_best)]
+    return [
+        header,
+        *selection_lines(selected),
+        regret_line(r),
+        oracle_line(r.best_value, oracle_best),
+    ]

@@ -1,15 +1,6 @@
 """Faults a study run survives or reports: signals, a lost storage, and creation races.
 
-Exit codes of ``python -m studies.search`` (and of each worker process):
-
-====  ==============================================================================
-0     the study holds ``--n-trials`` COMPLETE trials
-1     a bug (with its traceback), or every worker died before the study finished
-2     a usage error (one line)
-3     the storage went away mid-study (one line); rerun the same command to resume
-130   interrupted by SIGINT (Ctrl-C); in-flight trials were failed and re-queued
-143   terminated by SIGTERM; same as 130
-====  ==============================================================================
+Exit codes: ``studies.cli.EPILOG`` (shown by ``--help``); the ``EXIT_*`` names are re-exported.
 
 Signals: ``Interrupts`` records the first SIGINT / SIGTERM and raises it as
 ``KeyboardInterrupt`` / ``Terminated`` in the main thread where that is safe — at once while
@@ -29,6 +20,15 @@ from typing import Any, TypeVar
 import sqlalchemy.exc
 from optuna.exceptions import StorageInternalError
 
+from studies.cli import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+    EXIT_STORAGE,
+    EXIT_USAGE,
+)
+
 __all__ = [
     "EXIT_FAILED",
     "EXIT_OK",
@@ -43,13 +43,6 @@ __all__ = [
     "retry_creation_race",
     "storage_lost_message",
 ]
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_STORAGE = 3
-EXIT_SIGINT = 128 + signal.SIGINT
-EXIT_SIGTERM = 128 + signal.SIGTERM
 
 T = TypeVar("T")
 #: Jitter for retries only (entropy from the OS; no experiment's RNG is touched).

@@ -1,6 +1,6 @@
 """Run a study's workers: in this process (``--workers 1``) or as N local worker processes.
 
-Each worker runs ``studies.loop.run_worker(settings, index)`` on the shared study: its sampler
+Each worker runs ``studies.ask_tell.run_worker(settings, index)`` on the shared study: its sampler
 seed is derived from ``--seed`` and its index — indices start after the workers that already ran
 on the study, so a resumed run or a machine that joins later does not replay another worker's
 proposals (a fresh one-worker study is worker 0, the reproducible reference) — and it asks
@@ -9,17 +9,18 @@ are fewer than ``--n-trials``, so N workers asking at the same moment overshoot 
 (N − 1) × ``--batch`` trials. The same command on several machines against one
 ``postgresql://`` URL cooperates the same way (N then counts the workers of every machine).
 
-Processes: worker i is ``python -m studies.workers i`` (settings pickled on stdin) in its own
-process group, so a terminal's Ctrl-C reaches only this launcher, which forwards SIGTERM to each
-worker: they fail and re-queue their in-flight trials and exit, and the launcher exits 130
+Processes: worker i is ``python -m studies.scaleout.workers i`` (settings pickled on stdin) in
+its own process group, so a terminal's Ctrl-C reaches only this launcher, which forwards SIGTERM
+to each worker: they fail and re-queue their in-flight trials and exit, and the launcher exits 130
 (SIGINT) or 143 (SIGTERM). A worker that dies (SIGKILL, out of memory) has its RUNNING trials
 failed and re-queued at once by the launcher — by any other worker, here or on another machine,
 once they are silent for ``--stale-after`` seconds — and the survivors finish the study.
-Exit codes: see ``studies.faults``.
+Exit codes: ``studies.cli.EPILOG``.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import pickle
 import signal
@@ -33,13 +34,12 @@ from types import FrameType
 import optuna
 from optuna.trial import TrialState
 
-from studies import faults, heartbeat
-from studies.cli import Settings, UsageError
-from studies.loop import count_trials, load_study, run_worker
+from studies.ask_tell import count_trials, load_study, run_worker
+from studies.cli import Settings, check_heartbeat
+from studies.scaleout import faults, guard, heartbeat
 from studies.storage import StorageError
 
 __all__ = [
-    "check_settings",
     "run_here",
     "run_workers",
     "sweep_dead_worker",
@@ -52,18 +52,9 @@ POLL_S = 0.2
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def check_settings(settings: Settings) -> None:
-    """Raise ``UsageError`` unless the heartbeat settings can tell a live worker from a dead one."""
-    if not settings.stale_after > settings.heartbeat_interval:
-        raise UsageError(
-            f"--stale-after ({settings.stale_after:g} s) must exceed --heartbeat-interval "
-            f"({settings.heartbeat_interval:g} s)"
-        )
-
-
 def run_workers(settings: Settings) -> int:
     """Run ``settings.workers`` workers on the (already created) study; returns the exit code."""
-    check_settings(settings)
+    check_heartbeat(settings)
     try:
         first = len(heartbeat.known_workers(load_study(settings)))
     except Exception as exc:
@@ -110,10 +101,8 @@ def sweep_dead_worker(study: optuna.Study, pid: int, unclaimed_after_s: float) -
     once it is older than ``unclaimed_after_s``. Returns the numbers failed here.
     """
     prefix = worker_prefix(pid)
-    mine = heartbeat.sweep_stale(
-        study, 0.0, owners=lambda o: o is not None and o.startswith(prefix)
-    )
-    lost = heartbeat.sweep_stale(study, unclaimed_after_s, owners=lambda o: o is None)
+    mine = guard.sweep_stale(study, 0.0, owners=lambda o: o is not None and o.startswith(prefix))
+    lost = guard.sweep_stale(study, unclaimed_after_s, owners=lambda o: o is None)
     return mine + lost
 
 
@@ -183,7 +172,13 @@ class _Launcher:
 
     def _start(self, index: int) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "studies.workers", str(self.first_index + index), str(index)],
+            [
+                sys.executable,
+                "-m",
+                "studies.scaleout.workers",
+                str(self.first_index + index),
+                str(index),
+            ],
             stdin=subprocess.PIPE,
             env=worker_environment(self.settings.workers),
             process_group=0,
@@ -263,11 +258,25 @@ def _settings_from_stdin() -> Settings:
     return settings
 
 
+def _child_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m studies.scaleout.workers",
+        description="One worker process of a study, started by the launcher of "
+        "`python -m studies.search --workers N` with the pickled Settings on stdin. "
+        "To run a study, use `python -m studies.search`.",
+    )
+    p.add_argument("index", type=int, help="worker index in the study (seeds its sampler)")
+    p.add_argument("local", type=int, help="index among its launcher's workers (0 shows progress)")
+    return p
+
+
 def _child_main(argv: list[str]) -> int:
-    """``python -m studies.workers INDEX LOCAL``: worker INDEX of the study, LOCAL-th of its
-    launcher (only the first shows a progress bar); returns its exit code."""
-    index, local = int(argv[0]), int(argv[1])
-    return run_here(_settings_from_stdin(), index, progress=None if local == 0 else False)
+    """Worker INDEX of the study, LOCAL-th of its launcher (only the first shows a progress
+    bar); returns its exit code."""
+    args = _child_parser().parse_args(argv)
+    if sys.stdin.isatty():
+        _child_parser().error("the pickled Settings are read from stdin (the launcher sends them)")
+    return run_here(_settings_from_stdin(), args.index, progress=None if args.local == 0 else False)
 
 
 if __name__ == "__main__":

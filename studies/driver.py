@@ -1,0 +1,238 @@
+"""The study run behind ``python -m studies.search``, once its flags are parsed.
+
+Order of work: validate what flags alone cannot (device, ``--out``, storage URL) before anything
+is written; connect to the storage; create or load the study; run the batched ask / train / tell
+loop (``studies.ask_tell.run_worker``, through ``studies.scaleout.workers``) until the study
+holds ``--n-trials`` COMPLETE trials; then, in this process only, export the trials, evaluate the
+dense grid and the oracle, select and re-train the chosen configurations (the only use of the
+test split), print the summary and build the report.
+
+Exit codes: ``studies.cli.EPILOG``. A user error exits 2 with nothing written to storage; a study
+in which no trial completed exits 2 too (exports are still written); a bug inside the report
+exits 1 (the study and its exports are saved before the report starts). A rerun reuses
+``grid.parquet`` when the settings it depends on are unchanged.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from reports.redact import mask
+from studies import exports
+from studies.ask_tell import count_trials
+from studies.cli import EXIT_SIGINT, EXIT_USAGE, Settings, UsageError
+from studies.console import Regret, summary_lines
+from studies.crn import StudySeeds, build_problems
+from studies.grid import (
+    best_grid_point,
+    cached_dense_grid,
+    grid_points,
+    oracle_best,
+    oracle_table,
+)
+from studies.scaleout.workers import run_workers
+from studies.space import enqueue_grid, make_sampler, with_train_defaults
+from studies.storage import (
+    StorageError,
+    StorageSpec,
+    check_writable,
+    open_storage,
+    parse_storage,
+    run_directory,
+)
+from wdbench import resolve_device
+
+__all__ = ["Prepared", "execute", "prepare", "run"]
+
+#: Settings that define the objective: a study must keep them across reruns and workers.
+OBJECTIVE_KEYS = ("problem", "seeds", "seed", "lr", "epochs", "init_scale")
+OBJECTIVE_ATTR = "objective"
+
+
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """A validated run: its directory, storage, study, device and seeds."""
+
+    settings: Settings
+    run_dir: Path
+    spec: StorageSpec
+    study: optuna.Study
+    device: torch.device
+    seeds: StudySeeds
+
+
+def run(settings: Settings, args: Sequence[str], secrets: tuple[str, ...]) -> int:
+    """Prepare and execute the parsed command line ``args``; returns the exit code."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    started = _now()
+    try:
+        prepared = prepare(settings)
+    except (UsageError, StorageError) as exc:
+        print(f"error: {mask(str(exc), secrets)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return _interrupted()
+    command = [mask(a, secrets) for a in ["python", "-m", "studies.search", *args]]
+    try:
+        return execute(prepared, command, started)
+    except KeyboardInterrupt:  # outside the workers (they handle their own): nothing in flight
+        return _interrupted()
+
+
+def _interrupted() -> int:
+    print("interrupted by SIGINT; rerun the same command to resume", file=sys.stderr)
+    return EXIT_SIGINT
+
+
+def prepare(settings: Settings) -> Prepared:
+    """Validate what flags alone cannot, connect, and create or load the study.
+
+    The returned ``Prepared.settings`` carry ``wdbench.TrainConfig``'s defaults for the budget
+    flags left unset; use them (not the argument) from here on.
+    """
+    settings = with_train_defaults(settings)
+    try:
+        device = resolve_device(settings.device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    run_dir = run_directory(settings.out, settings.study_name)
+    check_writable(run_dir)
+    spec = parse_storage(settings.storage, run_dir)
+    if spec.path is not None:
+        check_writable(spec.path.parent)
+    storage = open_storage(spec)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create {run_dir}: {exc.strerror}") from None
+    study = optuna.create_study(
+        study_name=settings.study_name,
+        storage=storage,
+        sampler=make_sampler(settings),
+        direction="minimize",
+        load_if_exists=True,
+    )
+    _check_objective(study, settings)
+    return Prepared(settings, run_dir, spec, study, device, StudySeeds.from_settings(settings))
+
+
+def _check_objective(study: optuna.Study, settings: Settings) -> None:
+    """Record the objective's settings on a new study; refuse a rerun that changes them."""
+    wanted = {key: getattr(settings, key) for key in OBJECTIVE_KEYS}
+    stored = study.user_attrs.get(OBJECTIVE_ATTR)
+    if stored is None:
+        study.set_user_attr(OBJECTIVE_ATTR, wanted)
+        return
+    for key in OBJECTIVE_KEYS:
+        if key in stored and stored[key] != wanted[key]:
+            flag = "--" + key.replace("_", "-")
+            raise UsageError(
+                f"study {settings.study_name!r} was run with {flag} {stored[key]}, not "
+                f"{wanted[key]}: its trials would not be comparable (choose another --study-name)"
+            )
+
+
+def execute(prepared: Prepared, command: list[str], started: str) -> int:
+    """Search, export, summarize and report; returns the exit code."""
+    settings, study, run_dir = prepared.settings, prepared.study, prepared.run_dir
+    clock = time.perf_counter()
+    if settings.sampler == "grid":
+        enqueue_grid(study, settings)
+    code = run_workers(settings)  # exit codes: studies.cli.EPILOG
+    if code != 0:
+        return int(code)
+    exports.write_table(exports.trials_frame(study), run_dir / "trials.parquet")
+    n_complete = count_trials(study, TrialState.COMPLETE)
+    info = exports.run_info(
+        settings,
+        command,
+        prepared.spec.display,
+        prepared.device,
+        prepared.seeds,
+        (started, started),
+    )
+    if n_complete == 0:
+        n_fail = count_trials(study, TrialState.FAIL)
+        exports.write_json({**info, "finished": _now()}, run_dir / "run.json")
+        print(
+            f"error: no trial completed ({n_fail} FAIL, see {run_dir / 'trials.parquet'}); "
+            "a smaller --lr may help",
+            file=sys.stderr,
+        )
+        return 2
+    summary = _finish(prepared, info, command, clock)
+    print("\n".join(summary))
+    return 0 if settings.no_report else _report(run_dir)
+
+
+def _finish(
+    prepared: Prepared, info: dict[str, Any], command: list[str], clock: float
+) -> list[str]:
+    """Grid, oracle, selection and their files; returns the summary lines."""
+    settings, study, run_dir, seeds = (
+        prepared.settings,
+        prepared.study,
+        prepared.run_dir,
+        prepared.seeds,
+    )
+    problems = build_problems(settings, seeds)
+    grid = cached_dense_grid(run_dir / "grid.parquet", settings, problems, seeds, prepared.device)
+    exports.write_table(grid, run_dir / "grid.parquet")
+    oracle = oracle_table(settings, problems, seeds)
+    exports.write_table(oracle, run_dir / "oracle.parquet")
+    selection = exports.select(study, settings, problems, seeds, prepared.device)
+    selected = exports.selected_frame(selection)
+    exports.write_table(selected, run_dir / "selected.parquet")
+    exports.write_table(exports.curves_frame(selection, seeds), run_dir / "curves.parquet")
+    regret = Regret(float(study.best_value), best_grid_point(grid), len(grid_points(settings)))
+    best_oracle = oracle_best(oracle)
+    info["summary"] = _summary_record(study, regret, best_oracle)
+    exports.write_json({**info, "finished": _now()}, run_dir / "run.json")
+    n_fail = count_trials(study, TrialState.FAIL)
+    header = (
+        f"study {settings.study_name!r} · {settings.problem} · "
+        f"{count_trials(study, TrialState.COMPLETE)} COMPLETE, {n_fail} FAIL trials · "
+        f"{settings.seeds} data seeds · {prepared.spec.display} · "
+        f"{time.perf_counter() - clock:.1f} s"
+    )
+    return summary_lines(header, selected, regret, best_oracle)
+
+
+def _summary_record(study: optuna.Study, regret: Regret, best_oracle: Any) -> dict[str, Any]:
+    return {
+        "best_trial": study.best_trial.number,
+        "best_value": float(study.best_value),
+        "best_params": dict(study.best_trial.params),
+        "regret": regret.value,
+        "grid_size": regret.grid_size,
+        "grid_best": regret.grid_best,
+        "oracle_best": best_oracle.to_dict(orient="records"),
+    }
+
+
+def _report(run_dir: Path) -> int:
+    from reports.build import build_report  # seaborn and matplotlib: only when a report is built
+
+    try:
+        path = build_report(run_dir)
+    except Exception:
+        traceback.print_exc()
+        print(f"report failed; the study and its exports are saved in {run_dir}", file=sys.stderr)
+        return 1
+    print(f"report: {path}")
+    return 0
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

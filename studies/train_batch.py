@@ -1,0 +1,67 @@
+"""The one place the study trains: S problems × K configs → ``[S, K]`` arrays.
+
+``wdbench.train_population`` trains the whole batch in one computation; entry ``[s, k]`` equals
+``wdbench.train(problems[s], configs[k])``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from wdbench import PopulationResult, Problem, TrainConfig, train_population
+from wdbench.training import SPLITS
+
+__all__ = ["Evaluation", "evaluate"]
+
+
+@dataclass(frozen=True, eq=False)
+class Evaluation:
+    """Final losses and weight statistics ``[S, K]`` (float64), ``diverged [S, K]`` (bool).
+
+    ``curves`` (when asked for) maps ``train`` / ``val`` / ``test`` to ``[S, K, epochs]`` losses
+    after each epoch (NaN past a diverged run's last epoch).
+    """
+
+    train_loss: np.ndarray
+    val_loss: np.ndarray
+    test_loss: np.ndarray
+    w_norm: np.ndarray
+    zero_fraction: np.ndarray
+    diverged: np.ndarray
+    curves: dict[str, np.ndarray] | None = None
+
+
+def evaluate(
+    problems: Sequence[Problem],
+    configs: Sequence[TrainConfig],
+    device: torch.device,
+    curves: bool = False,
+) -> Evaluation:
+    """Train every config on every problem (same train seed semantics as ``wdbench.train``)."""
+    result = train_population(
+        list(problems), list(configs), device=device, curves=curves, keep_weights=False
+    )
+    return _from_population(result)
+
+
+def _array(value: torch.Tensor) -> np.ndarray:
+    return value.detach().cpu().to(torch.float64).numpy()
+
+
+def _from_population(result: PopulationResult) -> Evaluation:
+    curves = None
+    if result.curves is not None:
+        curves = {split: _array(result.curves[split]) for split in SPLITS}
+    return Evaluation(
+        train_loss=_array(result.train_loss),
+        val_loss=_array(result.val_loss),
+        test_loss=_array(result.test_loss),
+        w_norm=_array(result.w_norm),
+        zero_fraction=_array(result.zero_fraction),
+        diverged=result.diverged.cpu().numpy().astype(bool),
+        curves=curves,
+    )
