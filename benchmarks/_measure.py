@@ -23,7 +23,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 __all__ = [
     "NO_CUDA",
-    "Plan",
+    "Rounds",
     "cuda_marks",
     "device_params",
     "is_smoke",
@@ -47,7 +47,7 @@ REQUIRED_INFO: dict[str, tuple[str, ...]] = {
 
 
 @dataclass(frozen=True)
-class Plan:
+class Rounds:
     """How many recorded rounds, warm-up rounds and calls per round a benchmark makes."""
 
     rounds: int
@@ -83,7 +83,7 @@ def measure(
     benchmark: BenchmarkFixture,
     target: Callable[..., object],
     device: torch.device,
-    plan: Plan,
+    plan: Rounds,
     setup: Setup | None = None,
 ) -> float:
     """Time ``target`` with ``benchmark.pedantic``; return the median seconds of one call.

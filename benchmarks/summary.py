@@ -10,6 +10,7 @@ timed in the same session), study rows their ``ratio`` (naive seconds / the row'
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -44,7 +45,10 @@ def _scratch_ratio(bench: Bench, benches: list[Bench]) -> str:
     for other in benches:
         o = other["extra_info"]
         same = (other["group"], o["device"], o["penalty"]) == (
-            bench["group"], info["device"], info["penalty"])
+            bench["group"],
+            info["device"],
+            info["penalty"],
+        )
         if same and o.get("variant") == "scratch":
             return f"{other['stats']['median'] / bench['stats']['median']:.2f}"
     return "–"
@@ -52,8 +56,13 @@ def _scratch_ratio(bench: Bench, benches: list[Bench]) -> str:
 
 def _loops(benches: list[Bench], unit: float, label: str) -> list[str]:
     rows = [
-        [b["extra_info"]["variant"], b["extra_info"]["penalty"], b["extra_info"]["device"],
-         f"{b['stats']['median'] * unit:.1f}", _scratch_ratio(b, benches)]
+        [
+            b["extra_info"]["variant"],
+            b["extra_info"]["penalty"],
+            b["extra_info"]["device"],
+            f"{b['stats']['median'] * unit:.1f}",
+            _scratch_ratio(b, benches),
+        ]
         for b in benches
     ]
     return _table(["variant", "penalty", "device", label, "× scratch"], rows)
@@ -65,10 +74,15 @@ def _population(benches: list[Bench]) -> list[str]:
         return i["device"], str(i.get("variant", "")), str(i.get("penalty", "")), i["K"]
 
     rows = [
-        [b["extra_info"]["device"], b["extra_info"].get("variant", "–"),
-         b["extra_info"].get("penalty", "–"), b["extra_info"]["K"],
-         f"{b['stats']['median']:.3f}", f"{b['extra_info']['trajectories_per_s']:,.0f}",
-         f"{b['extra_info']['speedup_vs_scratch']:,.1f}"]
+        [
+            b["extra_info"]["device"],
+            b["extra_info"].get("variant", "–"),
+            b["extra_info"].get("penalty", "–"),
+            b["extra_info"]["K"],
+            f"{b['stats']['median']:.3f}",
+            f"{b['extra_info']['trajectories_per_s']:,.0f}",
+            f"{b['extra_info']['speedup_vs_scratch']:,.1f}",
+        ]
         for b in sorted(benches, key=key)
     ]
     return _table(
@@ -85,17 +99,40 @@ def _scaling(benches: list[Bench]) -> list[str]:
     for b in sorted(benches, key=key):
         i, median = b["extra_info"], b["stats"]["median"]
         per_work = median / i["K"] / i["work"] * 1e9
-        rows.append([i["kind"], i["device"], i["d"], i["n_train"], i["K"], f"{median:.3f}",
-                     f"{median / i['K'] * 1e3:.2f}", f"{per_work:.2f}"])
-    header = ["kind", "device", "d", "n_train", "K", "median s", "ms / trajectory",
-              "ns / (row·feature) per trajectory"]
+        rows.append(
+            [
+                i["kind"],
+                i["device"],
+                i["d"],
+                i["n_train"],
+                i["K"],
+                f"{median:.3f}",
+                f"{median / i['K'] * 1e3:.2f}",
+                f"{per_work:.2f}",
+            ]
+        )
+    header = [
+        "kind",
+        "device",
+        "d",
+        "n_train",
+        "K",
+        "median s",
+        "ms / trajectory",
+        "ns / (row·feature) per trajectory",
+    ]
     return _table(header, rows)
 
 
 def _study(benches: list[Bench]) -> list[str]:
     rows = [
-        [b["extra_info"]["variant"], b["extra_info"]["device"], b["extra_info"]["trials"],
-         f"{b['stats']['median']:.1f}", f"{b['extra_info']['ratio']:.1f}"]
+        [
+            b["extra_info"]["variant"],
+            b["extra_info"]["device"],
+            b["extra_info"]["trials"],
+            f"{b['stats']['median']:.1f}",
+            f"{b['extra_info']['ratio']:.1f}",
+        ]
         for b in benches
     ]
     return _table(["variant", "device", "trials", "seconds", "ratio (naive / row)"], rows)
@@ -120,9 +157,26 @@ def group_tables(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.summary",
+        description="Markdown tables (one per group) of one pytest-benchmark JSON file.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "path",
+        nargs="?",
+        type=Path,
+        default=Path("runs") / "benchmarks",
+        metavar="FILE.json | DIR",
+        help="a benchmark JSON file, or a folder whose newest *.json is read",
+    )
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    target = Path(args[0]) if args else Path("runs") / "benchmarks"
+    """0 with the tables on stdout; 2 (one line on stderr) when the file is unusable."""
+    target = _parser().parse_args(argv).path
     try:
         path = newest_json(target)
         doc = json.loads(path.read_text(encoding="utf-8"))

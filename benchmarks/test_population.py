@@ -14,6 +14,7 @@ rate × the seconds of one seed-faithful scratch run on the CPU, timed in the sa
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -22,17 +23,18 @@ import torch
 from pytest_benchmark.fixture import BenchmarkFixture
 
 import wdbench
-from benchmarks._configs import LAM_RANGE, population_kernel, space_configs
 from benchmarks._machine import device_info
-from benchmarks._measure import Plan, cuda_marks, is_smoke, measure, record
+from benchmarks._measure import Rounds, cuda_marks, is_smoke, measure, record
 from benchmarks.conftest import ScratchBaseline
+from studies.cli import DEFAULTS
+from studies.space import sample_configs
 
 CPU_K = (1, 16, 256, 4096)
 CUDA_K = (*CPU_K, 65_536)
 SMOKE_K = (1, 16)
 CUDA_BACKENDS = ("auto", "reference")
 S = 1
-PLAN = {"cpu": Plan(rounds=3, warmup_rounds=1), "cuda": Plan(rounds=5, warmup_rounds=2)}
+PLAN = {"cpu": Rounds(rounds=3, warmup_rounds=1), "cuda": Rounds(rounds=5, warmup_rounds=2)}
 
 
 MIXES = ("search-space", "l2", "l1")
@@ -41,8 +43,9 @@ MIXES = ("search-space", "l2", "l1")
 def population_cases(smoke: bool) -> list[Any]:
     """(device, K, backend, mix): the CPU sizes, then the CUDA sizes (skipped without CUDA)."""
     cpu, cuda = (SMOKE_K, SMOKE_K) if smoke else (CPU_K, CUDA_K)
-    params = [pytest.param("cpu", k, "auto", mix, id=f"cpu-{mix}-K{k}")
-              for mix in MIXES for k in cpu]
+    params = [
+        pytest.param("cpu", k, "auto", mix, id=f"cpu-{mix}-K{k}") for mix in MIXES for k in cpu
+    ]
     params += [
         pytest.param("cuda", k, backend, mix, id=f"cuda-{backend}-{mix}-K{k}", marks=cuda_marks())
         for backend in CUDA_BACKENDS
@@ -52,11 +55,17 @@ def population_cases(smoke: bool) -> list[Any]:
     return params
 
 
+@functools.cache
+def _space_configs(k: int) -> list[wdbench.TrainConfig]:
+    """``k`` draws from the study's search space (``studies.space``), drawn once per session."""
+    return sample_configs(k)
+
+
 def mix_configs(mix: str, k: int) -> list[wdbench.TrainConfig]:
     """``search-space`` draws, or one penalty with λ log-spaced over the study's range."""
     if mix == "search-space":
-        return space_configs(k)
-    low, high = (math.log10(v) for v in LAM_RANGE)
+        return _space_configs(k)
+    low, high = (math.log10(v) for v in DEFAULTS.lam_range)
     lams = torch.logspace(low, high, k, dtype=torch.float64).tolist()
     return [wdbench.TrainConfig(penalty=mix, lam=lam, loop="scratch") for lam in lams]
 
@@ -68,11 +77,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def test_population(
-    benchmark: BenchmarkFixture, scratch_baseline: ScratchBaseline,
-    device_name: str, population_k: int, backend: str, mix: str,
+    benchmark: BenchmarkFixture,
+    scratch_baseline: ScratchBaseline,
+    device_name: str,
+    population_k: int,
+    backend: str,
+    mix: str,
 ) -> None:
     """K trajectories of 1000 SGD steps each, in one ``train_population`` call."""
-    kernel = population_kernel()
+    kernel = wdbench.train_population
     device = torch.device(device_name)
     configs = mix_configs(mix, population_k)
     problems = [wdbench.Problem.synthetic(seed=s).to(device, torch.float32) for s in range(S)]
@@ -80,17 +93,31 @@ def test_population(
     results: list[Any] = []
 
     def run() -> None:
-        results.append(kernel(problems, configs, device=device, curves=False, keep_weights=False,
-                              backend=backend))
+        results.append(
+            kernel(
+                problems, configs, device=device, curves=False, keep_weights=False, backend=backend
+            )
+        )
 
     seconds = measure(benchmark, run, device, PLAN[device.type])
     assert all(tuple(r.shape) == (S, population_k) for r in results)
     assert not any(bool(r.diverged.any()) for r in results)
     rate = population_k * S / seconds
-    record(benchmark, {
-        **device_info(device, configs[0].dtype), **scratch_baseline.info(),
-        "K": population_k, "S": S, "d": problems[0].dim, "n_train": problems[0].n_train,
-        "epochs": configs[0].epochs, "variant": backend, "configs": mix, "penalty": mix,
-        "seconds": seconds, "trajectories_per_s": rate,
-        "speedup_vs_scratch": rate * scratch_baseline.seconds,
-    })
+    record(
+        benchmark,
+        {
+            **device_info(device, configs[0].dtype),
+            **scratch_baseline.info(),
+            "K": population_k,
+            "S": S,
+            "d": problems[0].dim,
+            "n_train": problems[0].n_train,
+            "epochs": configs[0].epochs,
+            "variant": backend,
+            "configs": mix,
+            "penalty": mix,
+            "seconds": seconds,
+            "trajectories_per_s": rate,
+            "speedup_vs_scratch": rate * scratch_baseline.seconds,
+        },
+    )

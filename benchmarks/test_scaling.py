@@ -19,14 +19,13 @@ import torch
 from pytest_benchmark.fixture import BenchmarkFixture
 
 import wdbench
-from benchmarks._configs import population_kernel
 from benchmarks._machine import device_info
-from benchmarks._measure import Plan, cuda_marks, is_smoke, measure, record
+from benchmarks._measure import Rounds, cuda_marks, is_smoke, measure, record
 
 POINTS = ((200, 50), (500, 50), (1000, 50), (2000, 50), (200, 20), (200, 200), (200, 2000))
 SMOKE_POINTS = ((200, 20),)
 POPULATION_K = {"cpu": 256, "cuda": 4096}
-PLAN = {"cpu": Plan(rounds=3, warmup_rounds=0), "cuda": Plan(rounds=3, warmup_rounds=1)}
+PLAN = {"cpu": Rounds(rounds=3, warmup_rounds=0), "cuda": Rounds(rounds=3, warmup_rounds=1)}
 EPOCHS = 100
 
 
@@ -38,8 +37,9 @@ def scaling_cases(smoke: bool) -> list[Any]:
         params.append(pytest.param("scratch", "cpu", d, n, id=f"scratch-cpu-d{d}-n{n}"))
         params.append(pytest.param("population", "cpu", d, n, id=f"population-cpu-d{d}-n{n}"))
         params.append(
-            pytest.param("population", "cuda", d, n, id=f"population-cuda-d{d}-n{n}",
-                         marks=cuda_marks())
+            pytest.param(
+                "population", "cuda", d, n, id=f"population-cuda-d{d}-n{n}", marks=cuda_marks()
+            )
         )
     return params
 
@@ -67,7 +67,7 @@ def test_scaling(
     benchmark.group = "scaling"
     ok: list[bool] = []
     if scaling_kind == "population":
-        kernel = population_kernel()
+        kernel = wdbench.train_population
 
         def run() -> None:
             result = kernel([problem], configs, device=device, curves=False, keep_weights=False)
@@ -81,9 +81,20 @@ def test_scaling(
     seconds = measure(benchmark, run, device, PLAN[device.type])
     assert ok and all(ok)
     steps = EPOCHS * -(-n_train // configs[0].batch_size)
-    record(benchmark, {
-        **device_info(device, configs[0].dtype), "kind": scaling_kind, "loop": "scratch",
-        "penalty": "l2", "d": d, "n_train": n_train, "K": k, "steps": steps,
-        "work": steps * configs[0].batch_size * d, "seconds": seconds,
-        "seconds_per_trajectory": seconds / k, "trajectories_per_s": k / seconds,
-    })
+    record(
+        benchmark,
+        {
+            **device_info(device, configs[0].dtype),
+            "kind": scaling_kind,
+            "loop": "scratch",
+            "penalty": "l2",
+            "d": d,
+            "n_train": n_train,
+            "K": k,
+            "steps": steps,
+            "work": steps * configs[0].batch_size * d,
+            "seconds": seconds,
+            "seconds_per_trajectory": seconds / k,
+            "trajectories_per_s": k / seconds,
+        },
+    )

@@ -19,55 +19,53 @@ points. Without optuna or ``studies.search`` the group skips with the reason.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import tempfile
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import optuna
 import pytest
 import torch
 from pytest_benchmark.fixture import BenchmarkFixture
 
 import wdbench
 from benchmarks._machine import device_info
-from benchmarks._measure import Plan, device_params, measure, record
+from benchmarks._measure import Rounds, device_params, measure, record
+from studies import search, space
+from studies.cli import parse_args
+from studies.crn import StudySeeds, build_problems
+from studies.space import with_train_defaults
 
 FULL = {"trials": 200, "seeds": 5, "epochs": 100, "grid_points": 256}
 SMOKE = {"trials": 4, "seeds": 2, "epochs": 5, "grid_points": 2}
-PLAN = {"cpu": Plan(rounds=1, warmup_rounds=0), "cuda": Plan(rounds=1, warmup_rounds=1)}
-
-
-def study_modules() -> dict[str, ModuleType]:
-    """optuna and the ``studies`` modules the group needs, or a skip naming the missing one."""
-    modules = {}
-    for name in ("optuna", "studies.cli", "studies.search", "studies.seeds", "studies.space"):
-        try:
-            modules[name] = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not name.startswith(exc.name):
-                raise
-            pytest.skip(f"the study benchmark needs {exc.name}, which is not installed")
-    return modules
+PLAN = {"cpu": Rounds(rounds=1, warmup_rounds=0), "cuda": Rounds(rounds=1, warmup_rounds=1)}
 
 
 def suite_argv(sizes: dict[str, int], out: Path, device: str) -> list[str]:
     """The ``studies.search`` command line: the defaults, sized by ``sizes``, no report."""
     return [
-        "--n-trials", str(sizes["trials"]), "--seeds", str(sizes["seeds"]),
-        "--epochs", str(sizes["epochs"]), "--grid-points", str(sizes["grid_points"]),
-        "--device", device, "--out", str(out), "--no-report",
+        "--n-trials",
+        str(sizes["trials"]),
+        "--seeds",
+        str(sizes["seeds"]),
+        "--epochs",
+        str(sizes["epochs"]),
+        "--grid-points",
+        str(sizes["grid_points"]),
+        "--device",
+        device,
+        "--out",
+        str(out),
+        "--no-report",
     ]
 
 
-def run_naive(modules: dict[str, ModuleType], sizes: dict[str, int], folder: Path) -> int:
+def run_naive(sizes: dict[str, int], folder: Path) -> int:
     """The naive study: ``study.optimize`` over the scratch loop; returns COMPLETE trials."""
-    optuna, space = modules["optuna"], modules["studies.space"]
-    settings = modules["studies.cli"].parse_args(suite_argv(sizes, folder, "cpu"))
-    seeds_mod = modules["studies.seeds"]
-    seeds = seeds_mod.StudySeeds.from_settings(settings)
-    problems = seeds_mod.build_problems(settings, seeds)
+    settings = with_train_defaults(parse_args(suite_argv(sizes, folder, "cpu")))
+    seeds = StudySeeds.from_settings(settings)
+    problems = build_problems(settings, seeds)
 
     def objective(trial: Any) -> float:
         point = space.suggest(trial, settings)
@@ -79,8 +77,10 @@ def run_naive(modules: dict[str, ModuleType], sizes: dict[str, int], folder: Pat
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
-        storage=f"sqlite:///{folder / 'naive.db'}", sampler=space.make_sampler(settings),
-        study_name="naive", direction="minimize",
+        storage=f"sqlite:///{folder / 'naive.db'}",
+        sampler=space.make_sampler(settings),
+        study_name="naive",
+        direction="minimize",
     )
     study.optimize(objective, n_trials=sizes["trials"])
     return len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
@@ -102,24 +102,28 @@ def naive_time(seconds: dict[str, float], sizes: dict[str, int]) -> float:
     if "naive" not in seconds:
         with tempfile.TemporaryDirectory(prefix="wdbench-naive-") as tmp:
             start = time.perf_counter()
-            run_naive(study_modules(), sizes, Path(tmp))
+            run_naive(sizes, Path(tmp))
             seconds["naive"] = time.perf_counter() - start
     return seconds["naive"]
 
 
 def _info(variant: str, sizes: dict[str, int], device: torch.device) -> dict[str, Any]:
     return {
-        **device_info(device, "float32"), "variant": variant, "trials": sizes["trials"],
-        "seeds": sizes["seeds"], "epochs": sizes["epochs"],
+        **device_info(device, "float32"),
+        "variant": variant,
+        "trials": sizes["trials"],
+        "seeds": sizes["seeds"],
+        "epochs": sizes["epochs"],
     }
 
 
 def test_study_naive(
-    benchmark: BenchmarkFixture, study_sizes: dict[str, int], naive_seconds: dict[str, float],
+    benchmark: BenchmarkFixture,
+    study_sizes: dict[str, int],
+    naive_seconds: dict[str, float],
     tmp_path: Path,
 ) -> None:
     """The lesson's scratch loop inside ``study.optimize`` with SQLite storage."""
-    modules = study_modules()
     device = torch.device("cpu")
     benchmark.group = "study"
     rounds = iter(range(1_000))
@@ -131,7 +135,7 @@ def test_study_naive(
         return (folder,), {}
 
     def run(folder: Path) -> None:
-        complete.append(run_naive(modules, study_sizes, folder))
+        complete.append(run_naive(study_sizes, folder))
 
     naive_seconds["naive"] = measure(benchmark, run, device, PLAN["cpu"], setup=setup)
     assert complete and all(n == study_sizes["trials"] for n in complete)
@@ -140,11 +144,13 @@ def test_study_naive(
 
 @pytest.mark.parametrize("device_name", device_params())
 def test_study_suite(
-    benchmark: BenchmarkFixture, study_sizes: dict[str, int], naive_seconds: dict[str, float],
-    tmp_path: Path, device_name: str,
+    benchmark: BenchmarkFixture,
+    study_sizes: dict[str, int],
+    naive_seconds: dict[str, float],
+    tmp_path: Path,
+    device_name: str,
 ) -> None:
     """``python -m studies.search`` with the defaults (and ``--no-report``), in process."""
-    search = study_modules()["studies.search"]
     device = torch.device(device_name)
     benchmark.group = "study"
     rounds = iter(range(1_000))
@@ -160,7 +166,12 @@ def test_study_suite(
     seconds = measure(benchmark, run, device, PLAN[device.type], setup=setup)
     assert codes and all(code == 0 for code in codes)
     naive = naive_time(naive_seconds, study_sizes)
-    record(benchmark, {
-        **_info("suite", study_sizes, device), "ratio": naive / seconds, "naive_s": naive,
-        "seconds": seconds,
-    })
+    record(
+        benchmark,
+        {
+            **_info("suite", study_sizes, device),
+            "ratio": naive / seconds,
+            "naive_s": naive,
+            "seconds": seconds,
+        },
+    )

@@ -19,7 +19,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 import wdbench
 from benchmarks._machine import device_info
-from benchmarks._measure import Plan, device_params, measure, optim_impl_missing, record
+from benchmarks._measure import Rounds, device_params, measure, optim_impl_missing, record
 from benchmarks.conftest import ScratchBaseline
 from wdbench.config import loop_name
 from wdbench.loops import make_loop
@@ -37,10 +37,10 @@ VARIANTS = (
 )
 PENALTIES = ("none", "l2", "l1")
 LAM = {"none": 0.0, "l2": 3.0, "l1": 3.0}  # the lesson's λ = 3
-RUN_PLAN = {"cpu": Plan(rounds=5, warmup_rounds=1), "cuda": Plan(rounds=5, warmup_rounds=2)}
+RUN_PLAN = {"cpu": Rounds(rounds=5, warmup_rounds=1), "cuda": Rounds(rounds=5, warmup_rounds=2)}
 STEP_PLAN = {
-    "cpu": Plan(rounds=30, warmup_rounds=1, iterations=20),
-    "cuda": Plan(rounds=30, warmup_rounds=2, iterations=20),
+    "cpu": Rounds(rounds=30, warmup_rounds=1, iterations=20),
+    "cuda": Rounds(rounds=30, warmup_rounds=2, iterations=20),
 }
 
 

@@ -36,13 +36,21 @@ def passed_per_module(junit: Path) -> Counter[str]:
     return passed
 
 
+@pytest.mark.slow
 def test_benchmark_suites_run_at_smoke_sizes(tmp_path: Path) -> None:
     pytest.importorskip("pytest_benchmark", reason="the benchmark suites need pytest-benchmark")
     junit = tmp_path / "benchmarks.xml"
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     command = [
-        sys.executable, "-m", "pytest", "benchmarks", "--benchmark-disable", "-q",
-        "-p", "no:cacheprovider", f"--junitxml={junit}",
+        sys.executable,
+        "-m",
+        "pytest",
+        "benchmarks",
+        "--benchmark-disable",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={junit}",
     ]
     try:
         done = subprocess.run(
@@ -63,13 +71,22 @@ def _bench(group: str, median: float, **info: object) -> dict[str, object]:
 def test_summary_tables_state_ratios_against_scratch(tmp_path: Path) -> None:
     from benchmarks.summary import main
 
-    doc = {"datetime": "2026-01-01T00:00:00", "benchmarks": [
-        _bench("update-loops-run", 0.4, variant="scratch", penalty="l2"),
-        _bench("update-loops-run", 0.1, variant="proximal", penalty="l2"),
-        _bench("population", 2.0, K=4096, trajectories_per_s=2048.0, speedup_vs_scratch=819.2,
-               variant="auto"),
-        _bench("study", 10.0, variant="suite", trials=200, ratio=12.5),
-    ]}
+    doc = {
+        "datetime": "2026-01-01T00:00:00",
+        "benchmarks": [
+            _bench("update-loops-run", 0.4, variant="scratch", penalty="l2"),
+            _bench("update-loops-run", 0.1, variant="proximal", penalty="l2"),
+            _bench(
+                "population",
+                2.0,
+                K=4096,
+                trajectories_per_s=2048.0,
+                speedup_vs_scratch=819.2,
+                variant="auto",
+            ),
+            _bench("study", 10.0, variant="suite", trials=200, ratio=12.5),
+        ],
+    }
     path = tmp_path / "run.json"
     path.write_text(json.dumps(doc), encoding="utf-8")
     out = io.StringIO()
