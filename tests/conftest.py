@@ -1,4 +1,4 @@
-"""Shared fixtures: a throwaway PostgreSQL server for the whole test run.
+"""Shared fixtures: a throwaway PostgreSQL server for the whole test run; the ``slow`` lane.
 
 ``postgres_server`` starts one server per session (see ``pg.PostgresServer``) and stops it at the
 end, also when tests fail. ``postgres_url`` gives each test its own fresh database. Without the
@@ -20,6 +20,18 @@ if not torch.cuda.is_available():
 
 import pytest
 from pg import PostgresServer, missing_binaries
+
+#: Tests that the fast lane (``pytest -m "not slow"``) leaves out besides those marked ``slow``
+#: in place: Triton kernels under Triton's interpreter, and every test on a real PostgreSQL.
+SLOW_MODULE_PREFIX = "test_triton"
+SLOW_FIXTURES = frozenset({"postgres_url", "postgres_server"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if item.path.name.startswith(SLOW_MODULE_PREFIX) or fixtures & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)
 
 
 def _in_ci() -> bool:
