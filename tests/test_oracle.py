@@ -95,8 +95,15 @@ def test_full_batch_l2_training_converges_to_ridge(loop: str, lam: float) -> Non
     concise(wd, η) ≡ scratch(wd/2, 2η), so it is run at wd = 2λ, η/2 from b₀ = 0.
     """
     lr, scale = (0.05, 2.0) if loop == "concise" else (0.1, 1.0)
-    config = TrainConfig(penalty="l2", lam=scale * lam, loop=loop, lr=lr, epochs=800,
-                         batch_size=small().n_train, dtype="float64")
+    config = TrainConfig(
+        penalty="l2",
+        lam=scale * lam,
+        loop=loop,
+        lr=lr,
+        epochs=800,
+        batch_size=small().n_train,
+        dtype="float64",
+    )
     result = train(small(), config, curves=False, b0=0.0)
     path = oracle.ridge_path(small(), [lam])
     assert _rel(result.w, path.w[0]) < CONVERGED
@@ -104,15 +111,29 @@ def test_full_batch_l2_training_converges_to_ridge(loop: str, lam: float) -> Non
     assert result.train_loss == pytest.approx(float(path.losses["train"][0]), rel=CONVERGED)
 
 
-LASSO_CASES = [("l1", 1.0, 0.01), ("l1", 1.0, 0.02), ("elastic", 0.5, 0.02),
-               ("elastic", 0.5, 0.04), ("elastic", 0.2, 0.05)]
+LASSO_CASES = [
+    ("l1", 1.0, 0.01),
+    ("l1", 1.0, 0.02),
+    ("elastic", 0.5, 0.02),
+    ("elastic", 0.5, 0.04),
+    ("elastic", 0.2, 0.05),
+]
 
 
 @functools.cache
 def _proximal_limit(penalty: str, rho: float, lam: float) -> tuple[torch.Tensor, float]:
     """Full-batch proximal gradient (ISTA) from w₀ = 0: converges to the penalized minimizer."""
-    config = TrainConfig(penalty=penalty, lam=lam, l1_ratio=rho, loop="proximal", lr=0.1,
-                         epochs=2000, batch_size=small().n_train, init_scale=0.0, dtype="float64")
+    config = TrainConfig(
+        penalty=penalty,
+        lam=lam,
+        l1_ratio=rho,
+        loop="proximal",
+        lr=0.1,
+        epochs=2000,
+        batch_size=small().n_train,
+        init_scale=0.0,
+        dtype="float64",
+    )
     result = train(small(), config, curves=False)
     return result.w, result.b
 
@@ -141,8 +162,11 @@ def test_proximal_limit_is_sklearn_at_alpha_equal_to_lambda(
     penalty: str, rho: float, lam: float
 ) -> None:
     """Straight from scikit-learn, bypassing ``wdbench.oracle``: checks the λ = α scaling."""
-    model = (Lasso(alpha=lam, tol=1e-14, max_iter=1_000_000) if penalty == "l1"
-             else ElasticNet(alpha=lam, l1_ratio=rho, tol=1e-14, max_iter=1_000_000))
+    model = (
+        Lasso(alpha=lam, tol=1e-14, max_iter=1_000_000)
+        if penalty == "l1"
+        else ElasticNet(alpha=lam, l1_ratio=rho, tol=1e-14, max_iter=1_000_000)
+    )
     w_sk, b_sk = _sklearn(model)
     w, b = _proximal_limit(penalty, rho, lam)
     assert _rel(w, w_sk) < CONVERGED and abs(b - b_sk) < CONVERGED

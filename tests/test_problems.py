@@ -65,8 +65,11 @@ def test_sparse_support_depends_on_the_seed() -> None:
 
 @pytest.mark.parametrize(
     ("changed", "kept"),
-    [({"n_test": 7}, ("train", "val")), ({"n_train": 20}, ("val", "test")),
-     ({"n_val": 3}, ("train", "test"))],
+    [
+        ({"n_test": 7}, ("train", "val")),
+        ({"n_train": 20}, ("val", "test")),
+        ({"n_val": 3}, ("train", "test")),
+    ],
 )
 def test_splits_are_separate_draws(changed: dict[str, Any], kept: tuple[str, ...]) -> None:
     """Changing one split's size leaves the other splits' rows untouched."""
@@ -85,8 +88,11 @@ def test_splits_do_not_share_rows() -> None:
 
 @pytest.mark.parametrize(
     "build",
-    [lambda: Problem.synthetic(seed=5), lambda: Problem.synthetic(sparsity=3, seed=5),
-     lambda: Problem.diabetes(seed=5)],
+    [
+        lambda: Problem.synthetic(seed=5),
+        lambda: Problem.synthetic(sparsity=3, seed=5),
+        lambda: Problem.diabetes(seed=5),
+    ],
     ids=["synthetic", "synthetic-sparse", "diabetes"],
 )
 def test_problems_leave_the_global_rng_untouched(build: Callable[[], Problem]) -> None:
@@ -143,9 +149,15 @@ def test_to_cuda_moves_every_split_and_keeps_values() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "field"),
-    [({"n_train": 0}, "n_train"), ({"n_val": 0}, "n_val"), ({"n_test": 0}, "n_test"),
-     ({"dim": 0}, "dim"), ({"noise": -1.0}, "noise"), ({"sparsity": 201}, "sparsity"),
-     ({"sparsity": -1}, "sparsity")],
+    [
+        ({"n_train": 0}, "n_train"),
+        ({"n_val": 0}, "n_val"),
+        ({"n_test": 0}, "n_test"),
+        ({"dim": 0}, "dim"),
+        ({"noise": -1.0}, "noise"),
+        ({"sparsity": 201}, "sparsity"),
+        ({"sparsity": -1}, "sparsity"),
+    ],
 )
 def test_invalid_synthetic_arguments_name_the_field(kwargs: dict[str, Any], field: str) -> None:
     with pytest.raises(ValueError, match=field):
