@@ -48,6 +48,8 @@ TRIAL_COLUMNS = [
     "number",
     "state",
     "penalty",
+    "rule",
+    "impl",
     "loop",
     "lam",
     "l1_ratio",
@@ -75,7 +77,14 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
 
 def _trial_row(trial: FrozenTrial) -> dict[str, Any]:
     attrs = trial.user_attrs
-    row: dict[str, Any] = {"penalty": None, "loop": None, "lam": math.nan, "l1_ratio": math.nan}
+    row: dict[str, Any] = {
+        "penalty": None,
+        "rule": None,
+        "impl": None,
+        "loop": None,
+        "lam": math.nan,
+        "l1_ratio": math.nan,
+    }
     if "penalty" in trial.params:
         row.update(point_from_params(trial.params).row())
     row.update(
@@ -117,7 +126,7 @@ def select(
         if trials and penalty != "none":
             best = min(trials, key=lambda t: (float(t.value or math.inf), t.number))
             labelled[f"best-{penalty}"] = point_from_params(best.params)
-    labelled["no-decay"] = SearchPoint("none", "scratch", 0.0)
+    labelled["no-decay"] = SearchPoint.of("none", "subgradient", 0.0)
     points = tuple(labelled.values())
     configs = [p.config(settings, seeds.train_seed) for p in points]
     evaluation = evaluate(problems, configs, device=device, curves=True)
@@ -166,7 +175,19 @@ def curves_frame(selection: Selection, seeds: StudySeeds) -> pd.DataFrame:
             for key, value in point.row().items():
                 frame[key] = value
             frames.append(frame)
-    columns = ["label", "penalty", "loop", "lam", "l1_ratio", "data_seed", "epoch", "split", "loss"]
+    columns = [
+        "label",
+        "penalty",
+        "rule",
+        "impl",
+        "loop",
+        "lam",
+        "l1_ratio",
+        "data_seed",
+        "epoch",
+        "split",
+        "loss",
+    ]
     return pd.concat(frames, ignore_index=True)[columns]
 
 

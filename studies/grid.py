@@ -23,7 +23,7 @@ import torch
 
 from studies.cli import Settings
 from studies.crn import StudySeeds
-from studies.space import RULES, SearchPoint, grid_branches, lam_grid
+from studies.space import SearchPoint, grid_branches, lam_grid
 from studies.train_batch import evaluate
 from wdbench import Problem, oracle
 
@@ -51,10 +51,10 @@ GRID_KEY_ATTR = "wdbench_grid_key"
 
 def grid_points(settings: Settings) -> list[SearchPoint]:
     """Every point of the dense grid for the chosen penalties."""
-    points = [SearchPoint("none", "scratch", 0.0)] if "none" in settings.penalties else []
+    points = [SearchPoint.of("none", "subgradient", 0.0)] if "none" in settings.penalties else []
     lams = lam_grid(settings, settings.grid_points)
     for penalty, rule, ratio in grid_branches(settings, GRID_L1_RATIOS):
-        points += [SearchPoint(penalty, RULES[rule], lam, ratio) for lam in lams]
+        points += [SearchPoint.of(penalty, rule, lam, ratio) for lam in lams]
     return points
 
 
@@ -127,7 +127,8 @@ def cached_dense_grid(
 def best_grid_point(grid: pd.DataFrame) -> dict[str, Any] | None:
     """The grid point with the lowest mean validation loss among points ok on every seed.
 
-    Returns its ``penalty, loop, lam, l1_ratio, val_mean`` (None if every point diverged).
+    Returns its ``penalty, loop, lam, l1_ratio, val_mean`` (None if every point diverged);
+    ``loop`` (the legacy single name) identifies the rule in old and new grid files alike.
     """
     keys = ["penalty", "loop", "lam", "l1_ratio"]
     ok = grid.assign(ok=grid["status"] == "ok")

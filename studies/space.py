@@ -4,12 +4,13 @@ Conditional space::
 
     penalty   categorical over --penalties
     lam       log-uniform in --lam-range            (penalty ≠ none; λ = 0 for none)
-    rule      subgradient | proximal                (l1, elastic) → loop "scratch" | "proximal"
+    rule      subgradient | proximal                (l1, elastic) → TrainConfig rule, impl:
+                                                    coupled/scratch | proximal/functional
     l1_ratio  uniform in [0.05, 0.95]               (elastic)
 
-none and l2 train with the lesson's loop ("scratch"). TPE runs multivariate with ``group=True``
-so it models each branch of the conditional space jointly instead of falling back to
-independent sampling.
+none and l2 train with the lesson's rule and code path (coupled, scratch). TPE runs
+multivariate with ``group=True`` so it models each branch of the conditional space jointly
+instead of falling back to independent sampling.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import numpy as np
 import optuna
 
 from studies.cli import DEFAULTS, Settings
-from wdbench import TrainConfig
+from wdbench import TrainConfig, get_penalty
+from wdbench.config import loop_name
 from wdbench.seeding import derive_seed
 
 __all__ = [
@@ -47,8 +49,11 @@ __all__ = [
 #: ``Settings`` fields that are ``TrainConfig`` fields: the training budget of every trial.
 BUDGET = ("lr", "epochs", "init_scale")
 _DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-#: Update rule name in the study → ``TrainConfig.loop``.
-RULES: dict[str, str] = {"subgradient": "scratch", "proximal": "proximal"}
+#: Update rule name in the study → ``(TrainConfig.rule, TrainConfig.impl)``.
+RULES: dict[str, tuple[str, str]] = {
+    "subgradient": ("coupled", "scratch"),
+    "proximal": ("proximal", "functional"),
+}
 L1_RATIO_RANGE = (0.05, 0.95)
 #: l1_ratio of the elastic branch when the sampler is the λ grid.
 GRID_L1_RATIO = 0.5
@@ -59,9 +64,23 @@ class SearchPoint:
     """One point of the space: ``lam`` is 0 for none; ``l1_ratio`` is None unless elastic."""
 
     penalty: str
-    loop: str
+    rule: str
+    impl: str
     lam: float
     l1_ratio: float | None = None
+
+    @classmethod
+    def of(
+        cls, penalty: str, study_rule: str, lam: float, l1_ratio: float | None = None
+    ) -> SearchPoint:
+        """The point named by the study's own rule name (``subgradient`` or ``proximal``)."""
+        rule, impl = RULES[study_rule]
+        return cls(penalty, rule, impl, lam, l1_ratio)
+
+    @property
+    def loop(self) -> str:
+        """The single legacy ``loop`` name of (rule, impl): what old run files called it."""
+        return loop_name(self.rule, self.impl)
 
     def config(self, settings: Settings, train_seed: int) -> TrainConfig:
         """The ``TrainConfig`` of this point under the study's budget and train seed.
@@ -72,16 +91,25 @@ class SearchPoint:
             penalty=self.penalty,
             lam=self.lam,
             l1_ratio=_DEFAULTS["l1_ratio"] if self.l1_ratio is None else self.l1_ratio,
-            loop=self.loop,
+            rule=self.rule,
+            impl=self.impl,
             seed=train_seed,
         )
         given = {k: getattr(settings, k) for k in BUDGET if getattr(settings, k) is not None}
         return dataclasses.replace(config, **given)
 
     def row(self) -> dict[str, Any]:
-        """Flat columns ``penalty, loop, lam, l1_ratio`` (NaN l1_ratio unless elastic)."""
+        """Flat columns ``penalty, rule, impl, loop, lam, l1_ratio`` (NaN l1_ratio unless
+        elastic; ``loop`` is the legacy single name, kept so old and new run files read alike)."""
         l1 = math.nan if self.l1_ratio is None else self.l1_ratio
-        return {"penalty": self.penalty, "loop": self.loop, "lam": self.lam, "l1_ratio": l1}
+        return {
+            "penalty": self.penalty,
+            "rule": self.rule,
+            "impl": self.impl,
+            "loop": self.loop,
+            "lam": self.lam,
+            "l1_ratio": l1,
+        }
 
 
 def with_train_defaults(settings: Settings) -> Settings:
@@ -92,7 +120,7 @@ def with_train_defaults(settings: Settings) -> Settings:
 
 def rules_for(penalty: str) -> tuple[str, ...]:
     """Update rules searched for ``penalty`` (a choice only where the penalty has an L1 part)."""
-    return tuple(RULES) if penalty in ("l1", "elastic") else ("subgradient",)
+    return tuple(RULES) if get_penalty(penalty).has_l1 else ("subgradient",)
 
 
 def suggest(trial: optuna.trial.BaseTrial, settings: Settings) -> SearchPoint:
@@ -112,11 +140,11 @@ def point_from_params(params: Mapping[str, Any]) -> SearchPoint:
     """A trial's ``params`` dict → ``SearchPoint`` (inverse of ``suggest``)."""
     penalty = str(params["penalty"])
     l1_ratio = params.get("l1_ratio")
-    return SearchPoint(
-        penalty=penalty,
-        loop=RULES[str(params.get("rule", "subgradient"))],
-        lam=float(params.get("lam", 0.0)),
-        l1_ratio=None if l1_ratio is None else float(l1_ratio),
+    return SearchPoint.of(
+        penalty,
+        str(params.get("rule", "subgradient")),
+        float(params.get("lam", 0.0)),
+        None if l1_ratio is None else float(l1_ratio),
     )
 
 

@@ -72,3 +72,17 @@ def test_real_study_report_answers_the_question(study_report: Path) -> None:
     html = study_report.read_text(encoding="utf-8")
     assert "Choose penalty " in html and "L1 versus L2" in html
     assert "No benchmark results were found" in html
+
+
+def test_study_tables_name_rule_and_impl_beside_the_legacy_loop(study_report: Path) -> None:
+    """New run files carry ``rule`` and ``impl``; ``loop`` stays their legacy single name."""
+    import pandas as pd
+
+    legacy = {"scratch": ("coupled", "scratch"), "proximal": ("proximal", "functional")}
+    run_dir = study_report.parent.parent
+    for name in ("trials", "grid", "selected", "curves"):
+        table = pd.read_parquet(run_dir / f"{name}.parquet")
+        table = table.dropna(subset=["penalty"])
+        assert {"rule", "impl", "loop"} <= set(table.columns), name
+        pairs = set(zip(table["rule"], table["impl"], strict=True))
+        assert pairs == {legacy[loop] for loop in set(table["loop"])}, name

@@ -45,6 +45,8 @@ def test_small_study_writes_the_output_contract(tmp_path: Path) -> None:
         "number",
         "state",
         "penalty",
+        "rule",
+        "impl",
         "loop",
         "lam",
         "l1_ratio",
@@ -65,6 +67,10 @@ def test_small_study_writes_the_output_contract(tmp_path: Path) -> None:
     # none once + l2 + l1 × 2 rules + elastic × 2 rules × 3 l1_ratio, 3 λ each, × 2 seeds
     assert len(grid) == (1 + 3 * (1 + 2 + 6)) * 2
     assert set(grid["loop"]) == {"scratch", "proximal"}
+    assert set(zip(grid["rule"], grid["impl"], strict=True)) == {
+        ("coupled", "scratch"),
+        ("proximal", "functional"),
+    }
     oracle = pd.read_parquet(run_dir / "oracle.parquet")
     assert set(oracle["penalty"]) == {"l2", "l1", "elastic"}
     selected = pd.read_parquet(run_dir / "selected.parquet")

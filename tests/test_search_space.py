@@ -29,13 +29,19 @@ SMALL = dataclasses.replace(DEFAULTS, seeds=2, epochs=3, n_trials=8)
 @pytest.mark.parametrize(
     ("params", "expected"),
     [
-        ({"penalty": "none"}, SearchPoint("none", "scratch", 0.0)),
-        ({"penalty": "l2", "lam": 0.5}, SearchPoint("l2", "scratch", 0.5)),
-        ({"penalty": "l1", "lam": 0.5, "rule": "subgradient"}, SearchPoint("l1", "scratch", 0.5)),
-        ({"penalty": "l1", "lam": 0.5, "rule": "proximal"}, SearchPoint("l1", "proximal", 0.5)),
+        ({"penalty": "none"}, SearchPoint("none", "coupled", "scratch", 0.0)),
+        ({"penalty": "l2", "lam": 0.5}, SearchPoint("l2", "coupled", "scratch", 0.5)),
+        (
+            {"penalty": "l1", "lam": 0.5, "rule": "subgradient"},
+            SearchPoint("l1", "coupled", "scratch", 0.5),
+        ),
+        (
+            {"penalty": "l1", "lam": 0.5, "rule": "proximal"},
+            SearchPoint("l1", "proximal", "functional", 0.5),
+        ),
         (
             {"penalty": "elastic", "lam": 2.0, "rule": "proximal", "l1_ratio": 0.3},
-            SearchPoint("elastic", "proximal", 2.0, 0.3),
+            SearchPoint("elastic", "proximal", "functional", 2.0, 0.3),
         ),
     ],
 )
@@ -145,9 +151,9 @@ def test_train_batch_matches_one_train_call_per_entry() -> None:
     seeds = StudySeeds.from_settings(settings)
     problems = build_problems(settings, seeds)
     points = [
-        SearchPoint("l2", "scratch", 0.3),
-        SearchPoint("l1", "proximal", 0.05),
-        SearchPoint("elastic", "scratch", 0.2, 0.4),
+        SearchPoint("l2", "coupled", "scratch", 0.3),
+        SearchPoint("l1", "proximal", "functional", 0.05),
+        SearchPoint("elastic", "coupled", "scratch", 0.2, 0.4),
     ]
     configs = [
         dataclasses.replace(p.config(settings, seeds.train_seed), dtype="float64") for p in points
