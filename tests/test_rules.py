@@ -13,6 +13,7 @@ from wdbench import RULES, Problem, TrainConfig, get_penalty, get_rule, train, t
 from wdbench.population import config_columns, make_group, plan_groups, stack
 from wdbench.population._fullspace import train_group_fullspace
 from wdbench.population._rowspace import rowspace_applies, train_group_rowspace
+from wdbench.population.native import native_applies, native_available, train_group_native
 from wdbench.rules import Factors
 
 TOL = 1e-10
@@ -47,6 +48,8 @@ def test_single_loop_reference_and_fast_kernels_agree(rule: str, penalty: str) -
                        columns)  # fmt: skip
     reference = train_population(problem, configs, backend="reference")
     kernels = [train_group_fullspace] + ([train_group_rowspace] if rowspace_applies(group) else [])
+    if native_available() and native_applies(group):
+        kernels.append(train_group_native)
     for k, single in enumerate(singles):
         assert relative(reference.w[0, k], single.w) <= TOL  # type: ignore[index]
         assert abs(float(reference.b[0, k]) - single.b) <= TOL

@@ -56,16 +56,21 @@ EXACT = [  # (loop, penalty): rules whose parity holds to rounding
 ]
 
 
+#: ``auto`` takes the compiled CPU kernel where it is available, ``torch`` the torch kernels.
+CPU_BACKENDS = ["auto", "torch"]
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize(("loop", "penalty"), EXACT)
-def test_each_config_equals_train(loop: str, penalty: str, dtype: str) -> None:
+def test_each_config_equals_train(loop: str, penalty: str, dtype: str, backend: str) -> None:
     problem = small_problem()
     configs = [
         config(loop=loop, penalty=penalty, lam=lam, lr=lr, l1_ratio=0.3, dtype=dtype)
         for lam in (0.0, 0.5, 3.0)
         for lr in (0.003, 0.02)
     ]
-    result = train_population(problem, configs)
+    result = train_population(problem, configs, backend=backend)
     assert result.shape == (1, len(configs))
     assert_matches_train(result, [problem], configs)
 
@@ -82,7 +87,8 @@ def test_subgradient_l1_equals_train_away_from_zero(loop: str, penalty: str) -> 
     assert_matches_train(result, [problem], configs)
 
 
-def test_lesson_workload_in_float32() -> None:
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_lesson_workload_in_float32(backend: str) -> None:
     """The lesson's run (n = 50, d = 200, batch 5, 1000 steps) in float32, with a small ηλ where
     a float32 decay factor 1 − ηλ or 1 + ηλ would drift by more than the tolerance."""
     problem = Problem.synthetic(seed=0)
@@ -92,7 +98,7 @@ def test_lesson_workload_in_float32() -> None:
         TrainConfig(penalty="l2", lam=1e-3, loop="proximal"),
         TrainConfig(penalty="l1", lam=0.01, loop="proximal"),
     ]
-    result = train_population(problem, configs)
+    result = train_population(problem, configs, backend=backend)
     assert_matches_train(result, [problem], configs)
 
 
@@ -108,15 +114,19 @@ def test_lesson_workload_in_float32() -> None:
     ],
 )
 def test_kernel_dispatch(penalty: str, loop: str, dtype: str, kernel: str) -> None:
-    """The fast kernel each shared-seed group gets on the CPU (what the parity tests cover)."""
+    """The torch kernel each shared-seed group gets on the CPU, and the compiled kernel that
+    ``auto`` prefers where it is available (what the parity tests cover)."""
     from wdbench.population import make_group, plan_groups, select_kernel, stack
+    from wdbench.population.native import native_available
 
     configs = (config(penalty=penalty, loop=loop, dtype=dtype, lam=0.5, seed=0),)
     columns = config_columns(configs)
     (plan,) = plan_groups(columns)
     data = stack((small_problem(),), torch.device("cpu"), getattr(torch, dtype))
     group = make_group(data, plan, plan.index, columns)
-    assert select_kernel(group).__name__ == f"train_group_{kernel}"
+    assert select_kernel(group, "torch").__name__ == f"train_group_{kernel}"
+    auto = "native" if native_available() else kernel
+    assert select_kernel(group).__name__ == f"train_group_{auto}"
     assert select_kernel(group, "reference").__name__ == "train_group_reference"
 
 
@@ -174,8 +184,9 @@ def test_chunking_gives_the_same_results() -> None:
     assert torch.allclose(whole.val_loss, chunked.val_loss, rtol=1e-12, atol=0)
 
 
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
 @pytest.mark.parametrize("extreme", [False, True])
-def test_fast_paths_equal_the_reference_in_float64(extreme: bool) -> None:
+def test_fast_paths_equal_the_reference_in_float64(extreme: bool, backend: str) -> None:
     """``extreme`` adds ηλ = 1 (sgd) and 1 + ηλ = 10⁴ (proximal): the row-space kernel then
     decays at every step instead of once per epoch."""
     problems = [small_problem(0), small_problem(1)]
@@ -190,7 +201,7 @@ def test_fast_paths_equal_the_reference_in_float64(extreme: bool) -> None:
             config(penalty="l2", lam=4.0, lr=0.25, seed=0, epochs=6),
             config(penalty="l2", lam=1e6, lr=0.01, loop="proximal", seed=0, epochs=6),
         ]
-    fast = train_population(problems, configs)
+    fast = train_population(problems, configs, backend=backend)
     ref = train_population(problems, configs, backend="reference")
     assert fast.w is not None and ref.w is not None
     err = (fast.w - ref.w).norm(dim=-1) / ref.w.norm(dim=-1).clamp(min=1e-300)

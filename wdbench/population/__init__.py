@@ -12,10 +12,13 @@ How a call is trained, module by module (private, re-exported here):
   kernel that trains penalties without an L1 part in it.
 * ``_graph``     — runs a kernel's epochs as one replayed CUDA graph.
 * ``_result``    — ``PopulationResult``.
+* ``native``     — the compiled CPU kernel (C++, built on first use; blocks of configurations
+  on the thread pool of ``wdbench.threads``).
 * ``triton``     — the fused Triton kernel (optional; Triton is imported on first use).
 
 Every kernel computes the rules of ``wdbench.rules`` (``Rule.step`` / ``Rule.step_`` /
-``Rule.linear``); only the Triton kernel has its own arithmetic, tested against them.
+``Rule.linear``); only the compiled kernels (native, Triton) have their own arithmetic, tested
+against them.
 """
 
 from wdbench.population._group import Group, GroupOutput, train_group_reference

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 import torch
@@ -24,9 +25,13 @@ from wdbench.population._plan import Data, auto_chunk, make_group, plan_groups, 
 from wdbench.population._result import PopulationResult, config_columns
 from wdbench.problems import Problem
 from wdbench.result import weight_stats
+from wdbench.threads import cpu_threads, one_op_thread, run_parallel
 from wdbench.training import SPLITS, check_batch_size, resolve_device
 
 __all__ = ["train_population"]
+
+#: Fewest configurations a block of the loss computation carries on the thread pool.
+LOSS_BLOCK = 256
 
 
 def train_population(
@@ -45,8 +50,10 @@ def train_population(
     bounds how many configurations one kernel call carries (``None``: picked from the problem
     size, the free memory of the device and, on the CPU, the cache). ``backend`` is ``"auto"``
     (the fastest exact kernel for each group), ``"reference"`` (the plain batched form) or
-    ``"triton"`` (the fused kernel of ``wdbench.population.triton`` wherever it applies). The
-    ``concise`` impl optimizes a different objective and is rejected.
+    ``"torch"`` (the torch kernels only) or ``"triton"`` (the fused kernel of
+    ``wdbench.population.triton`` wherever it applies). On the CPU the work follows the thread
+    policy of ``wdbench.threads`` (independent chunks on a pool, torch at one intra-op thread).
+    The ``concise`` impl optimizes a different objective and is rejected.
     """
     problems = _as_problems(problem_or_problems)
     configs = _check_configs(configs)
@@ -55,6 +62,19 @@ def train_population(
     if chunk_size is not None and (isinstance(chunk_size, bool) or chunk_size < 1):
         raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
     dev = resolve_device(device)
+    with one_op_thread():
+        return _train(problems, configs, dev, curves, keep_weights, chunk_size, backend)
+
+
+def _train(
+    problems: tuple[Problem, ...],
+    configs: tuple[TrainConfig, ...],
+    dev: torch.device,
+    curves: bool,
+    keep_weights: bool,
+    chunk_size: int | None,
+    backend: str,
+) -> PopulationResult:
     columns = config_columns(configs)
     out = _Outputs(problems, configs, columns, keep_weights, curves)
     for plan in plan_groups(columns):
@@ -106,8 +126,23 @@ def _losses(data: Data, w: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Ten
     """Mean half squared error of every split, ``[S, K]`` float64; non-finite → inf.
 
     ``rules.half_mse`` with the same operations in the same order, done in place on one
-    ``[S, K, m]`` buffer per split (at n_test = 1000 the temporaries dominate its cost).
+    ``[S, K, m]`` buffer per split (at n_test = 1000 the temporaries dominate its cost); blocks
+    of configurations run on the thread pool (``wdbench.threads``).
     """
+    K = int(w.shape[1])
+    if K < 2 * LOSS_BLOCK or w.device.type != "cpu":
+        return _block_losses(data, w, b)
+    size = max(LOSS_BLOCK, math.ceil(K / (2 * cpu_threads())))
+    parts = run_parallel(
+        [
+            partial(_block_losses, data, w[:, k : k + size], b[:, k : k + size])
+            for k in range(0, K, size)
+        ]
+    )
+    return {split: torch.cat([part[split] for part in parts], dim=1) for split in SPLITS}
+
+
+def _block_losses(data: Data, w: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
     out = {}
     for split in SPLITS:
         X, y = data.splits[split]

@@ -1,0 +1,105 @@
+"""Compiling ``kernel.cpp`` once per machine and loading it (``ctypes``; no Python headers).
+
+The library is built with the system C++ compiler (``$CXX``, else ``c++`` / ``g++`` / ``clang++``)
+into ``$WDBENCH_CACHE`` (default ``~/.cache/wdbench``), under a name that hashes the source, the
+compiler command and this CPU's instruction-set flags (the build targets the CPU it runs on). It
+is written to a temporary name and renamed, so concurrent workers never load half a file.
+``WDBENCH_NATIVE=0`` turns the kernel off. Without a compiler, or when the build fails, the
+kernel is unavailable and ``unavailable_reason`` says why; the torch kernels then train the group.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+__all__ = ["library", "unavailable_reason"]
+
+SOURCE = Path(__file__).with_name("kernel.cpp")
+FLAGS = ("-O3", "-march=native", "-shared", "-fPIC", "-std=c++17", "-fno-math-errno")
+_lock = threading.Lock()
+_state: dict[str, object] = {}
+
+
+def library() -> ctypes.CDLL | None:
+    """The loaded kernel library, built on first use; ``None`` when unavailable."""
+    with _lock:
+        if "lib" not in _state:
+            try:
+                _state["lib"], _state["why"] = _load(), None
+            except _Unavailable as exc:
+                _state["lib"], _state["why"] = None, str(exc)
+        lib = _state["lib"]
+    return lib if isinstance(lib, ctypes.CDLL) else None
+
+
+def unavailable_reason() -> str | None:
+    """Why the kernel cannot be used here (``None`` once it is loaded)."""
+    library()
+    why = _state.get("why")
+    return why if isinstance(why, str) else None
+
+
+class _Unavailable(Exception):
+    pass
+
+
+def _load() -> ctypes.CDLL:
+    if os.environ.get("WDBENCH_NATIVE", "1") == "0":
+        raise _Unavailable("turned off by WDBENCH_NATIVE=0")
+    compiler = _compiler()
+    source = SOURCE.read_bytes()
+    key = hashlib.sha256(
+        b"\0".join([source, compiler.encode(), " ".join(FLAGS).encode(), _cpu_flags().encode()])
+    ).hexdigest()[:16]
+    target = _cache_dir() / f"wdbench-population-{key}.so"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+        os.close(fd)
+        try:
+            done = subprocess.run(
+                [compiler, *FLAGS, "-o", tmp, str(SOURCE)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if done.returncode != 0:
+                raise _Unavailable(f"{compiler} failed: {done.stderr.strip()[-500:]}")
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return ctypes.CDLL(str(target))
+
+
+def _compiler() -> str:
+    for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
+        if name and shutil.which(name):
+            return name
+    raise _Unavailable("no C++ compiler on PATH (set CXX)")
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("WDBENCH_CACHE")
+    if root:
+        return Path(root)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "wdbench"
+
+
+def _cpu_flags() -> str:
+    """This CPU's model and instruction-set flags (``-march=native`` builds for them)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = [line for line in f if line.startswith(("flags", "model name"))]
+        return "".join(sorted(set(lines)))
+    except OSError:
+        return platform.machine() + platform.processor()

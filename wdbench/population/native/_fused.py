@@ -1,0 +1,135 @@
+"""``train_group_native``: a ``Group`` trained by the compiled CPU kernel (``kernel.cpp``).
+
+Same contract as ``train_group_reference``: every (problem s, configuration k) follows
+``wdbench.train`` up to rounding. The kernel keeps a block of configurations (one SIMD vector of
+them) in L1 for the whole run and takes every step of it there: a step reads the batch's rows
+once for all the block's lanes, and w is never streamed through memory. Groups the row space
+applies to (``rowspace_applies``: no L1 part) run the same kernel on ``RowSpace``'s orthonormal
+coordinates (n + 1 of them instead of d), as the Triton kernel does. The blocks of a group are
+independent: they run as chunks on the thread pool of ``wdbench.threads``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+from collections.abc import Callable
+from functools import partial
+
+import torch
+
+from wdbench.population._group import DivergenceLog, EpochHook, Group, GroupOutput
+from wdbench.population._rowspace import RowSpace, null_decay, rowspace_applies
+from wdbench.population.native._build import library
+from wdbench.threads import cpu_threads, run_parallel
+
+__all__ = ["NATIVE_RULES", "native_applies", "native_available", "train_group_native"]
+
+#: The rules the kernel's arithmetic computes → its rule code. A rule not listed here (e.g. one
+#: with optimizer state) never reaches the kernel.
+NATIVE_RULES = {"coupled": 0, "decoupled": 2, "proximal": 1}
+#: Most rows a batch may have in the kernel.
+MAX_BATCH = 64
+#: Configurations per chunk of the pool: a few chunks per worker, so a worker slowed by
+#: another process just takes fewer of them.
+CHUNKS_PER_WORKER = 4
+_DTYPES = {torch.float32: "wd_train_f32", torch.float64: "wd_train_f64"}
+
+
+def native_available() -> bool:
+    """Whether the compiled kernel can be used (it is built on the first call)."""
+    return library() is not None
+
+
+def native_applies(group: Group) -> bool:
+    """Whether the kernel can train ``group``: a CPU group in float32 or float64 with a shared
+    batch order, a rule it knows and batches of at most ``MAX_BATCH`` rows."""
+    return (
+        group.X.device.type == "cpu"
+        and group.X.dtype in _DTYPES
+        and group.shared_order
+        and group.rule.name in NATIVE_RULES
+        and group.batch_size <= MAX_BATCH
+    )
+
+
+@torch.no_grad()
+def train_group_native(group: Group, on_epoch: EpochHook | None = None) -> GroupOutput:
+    """Train ``group`` with the compiled kernel (see the module docstring)."""
+    lib = library()
+    if lib is None or not native_applies(group):
+        raise ValueError("the native kernel is unavailable or does not apply to this group")
+    X, dtype = group.X, group.X.dtype
+    S, K = int(X.shape[0]), group.size
+    space = RowSpace.of(X) if rowspace_applies(group) else None
+    if space is not None:  # the scale σ of w₀⊥ only decays: κ^steps in float64 at the end
+        rows = space.rows(X)[..., :-1].to(dtype).contiguous()
+        w = space.start(group.w0)[..., :-1].to(dtype).contiguous()
+    else:
+        rows = X.contiguous()
+        w = group.w0.expand(S, -1, -1).contiguous()
+    b = torch.zeros(S, K, dtype=dtype)
+    log = DivergenceLog(group.epochs, b)
+    factors = [t.reshape(-1).contiguous() for t in _factors(group)]
+    y = group.y.contiguous()
+    order = group.order[0].to(torch.int64).contiguous()
+    call = _entry(lib, dtype)
+    lanes = 32 // X.element_size()
+    per_chunk = lanes * max(1, math.ceil(K / (lanes * cpu_threads() * CHUNKS_PER_WORKER)))
+    n, D = int(rows.shape[1]), int(rows.shape[2])
+    w_out = w if space is None else torch.empty(S, K, int(X.shape[2]), dtype=dtype)
+    spans = [(0, group.epochs)] if on_epoch is None else [(e, e + 1) for e in range(group.epochs)]
+    for first, last in spans:
+
+        def chunk(k0: int, first: int = first, last: int = last) -> int:
+            """Train configurations [k0, k1) over the span; after the last, their weights."""
+            k1 = min(k0 + per_chunk, K)
+            code = call(
+                S, n, D, K, k0, k1, group.batch_size,
+                _ptr(rows), _ptr(y), _ptr(order[first:last]), last - first,
+                NATIVE_RULES[group.rule.name], int(group.penalty.has_l1),
+                int(group.penalty.has_l2), _ptr(w), _ptr(b), *(_ptr(f) for f in factors),
+                _ptr(log.sums[first]), S * K,
+            )  # fmt: skip
+            if space is not None and last == group.epochs and not code:
+                w_out[:, k0:k1] = _weights(w[:, k0:k1], space, group, slice(k0, k1), last)
+            return int(code)
+
+        codes = run_parallel([partial(chunk, k0) for k0 in range(0, K, per_chunk)])
+        if any(codes):
+            raise RuntimeError(f"the native kernel failed (codes {sorted(set(codes))})")
+        if on_epoch is not None:
+            w_now = w if space is None else _weights(w, space, group, slice(0, K), last)
+            on_epoch(last - 1, w_now, b.unsqueeze(-1))
+    return GroupOutput(w=w_out, b=b, bad_epoch=log.bad_epoch())
+
+
+def _factors(group: Group) -> tuple[torch.Tensor, ...]:
+    """η, ηa, ηc and 1 + ηc per configuration, in the group's dtype (``Factors``)."""
+    f = group.factors()
+    return tuple(t.expand(group.size, 1) for t in (f.lr, f.lr_a, f.lr_c, f.shrink))
+
+
+def _weights(
+    z: torch.Tensor, space: RowSpace, group: Group, part: slice, epochs: int
+) -> torch.Tensor:
+    """Row-space coordinates ``z [S, k, R]`` of the configurations ``part`` after ``epochs``
+    epochs as weights ``[S, k, d]`` in the group's dtype, with σ = κ^steps (what the decay
+    leaves of w₀⊥)."""
+    steps = epochs * math.ceil(int(group.X.shape[1]) / group.batch_size)
+    sigma = null_decay(group, steps)[part].expand(z.shape[0], -1, -1)
+    full = torch.cat([z.to(torch.float64), sigma], dim=-1)
+    return space.weights(full, group.w0[part]).to(group.X.dtype)
+
+
+def _ptr(t: torch.Tensor) -> ctypes.c_void_p:
+    assert t.is_contiguous()
+    return ctypes.c_void_p(t.data_ptr())
+
+
+def _entry(lib: ctypes.CDLL, dtype: torch.dtype) -> Callable[..., int]:
+    fn = getattr(lib, _DTYPES[dtype])
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.c_int] * 7 + [ctypes.c_void_p] * 3 + [ctypes.c_int] * 4
+    fn.argtypes += [ctypes.c_void_p] * 7 + [ctypes.c_int]
+    return fn  # type: ignore[no-any-return]
