@@ -10,13 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from studies.cli import Settings
-from wdbench import Problem
+from wdbench import Problem, get_problem
 from wdbench.seeding import derive_seed
 
-__all__ = ["SPARSE_SUPPORT", "StudySeeds", "build_problems"]
+__all__ = ["StudySeeds", "build_problems"]
 
-#: Non-zero true weights of the ``synthetic-sparse`` problem (out of 200).
-SPARSE_SUPPORT = 10
 _SEED_SPACE = 2**31
 
 
@@ -39,14 +37,8 @@ class StudySeeds:
 
 
 def build_problem(name: str, data_seed: int) -> Problem:
-    """One draw of the named problem (float64 on the CPU; the kernel casts it)."""
-    if name == "synthetic":
-        return Problem.synthetic(seed=data_seed)
-    if name == "synthetic-sparse":
-        return Problem.synthetic(sparsity=SPARSE_SUPPORT, seed=data_seed)
-    if name == "diabetes":
-        return Problem.diabetes(seed=data_seed)
-    raise ValueError(f"unknown problem {name!r}")
+    """One draw of the registered problem (on the CPU; the kernel casts it)."""
+    return get_problem(name).build(data_seed)
 
 
 def build_problems(settings: Settings, seeds: StudySeeds) -> list[Problem]:

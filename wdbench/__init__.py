@@ -18,7 +18,7 @@ from wdbench.config import (
 )
 from wdbench.penalties import PENALTIES, Penalty, get_penalty
 from wdbench.population import PopulationResult, train_population
-from wdbench.problems import PROBLEMS, Problem
+from wdbench.problems import PROBLEMS, Problem, ProblemSpec, Table, get_problem, read_table
 from wdbench.result import TrainResult
 from wdbench.rules import RULES, Rule, get_rule
 from wdbench.training import resolve_device, train
@@ -36,12 +36,16 @@ __all__ = [
     "Penalty",
     "PopulationResult",
     "Problem",
+    "ProblemSpec",
     "Rule",
+    "Table",
     "TrainConfig",
     "TrainResult",
     "get_penalty",
+    "get_problem",
     "get_rule",
     "oracle",
+    "read_table",
     "resolve_device",
     "split_loop",
     "train",

@@ -1,0 +1,67 @@
+"""A draw of a table's rows: disjoint splits by the seed, scaled with training statistics only.
+
+The seed decides one permutation of the rows: its first rows are the test split, the next the
+validation split, the next ``n_train`` the training split (so changing ``n_train`` never moves a
+held-out row). Features are standardized and the target centred and scaled with the mean and
+standard deviation (n − 1) of the training rows, in float64; a feature constant on the training
+rows is only centred. Validation and test rows are never looked at before they are scaled.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from wdbench.problems._problem import Problem
+from wdbench.problems._tabular import Table, split_sizes
+from wdbench.seeding import generator
+
+__all__ = ["table_problem"]
+
+
+def table_problem(
+    table: Table,
+    *,
+    seed: int,
+    n_train: int | None,
+    val_fraction: float,
+    test_fraction: float,
+    dtype: torch.dtype,
+) -> Problem:
+    """Problem of ``table`` drawn by ``seed`` (``Problem.from_table`` documents it)."""
+    n_tr, n_val, n_test = split_sizes(
+        table.n_rows, n_train, val_fraction, test_fraction, source=table.source
+    )
+    perm = torch.randperm(table.n_rows, generator=generator(seed, "table", "split"))
+    rows = {
+        "test": perm[:n_test],
+        "val": perm[n_test : n_test + n_val],
+        "train": perm[n_test + n_val : n_test + n_val + n_tr],
+    }
+    X_all = torch.from_numpy(table.X)
+    y_all = torch.from_numpy(table.y)
+    X_tr, y_tr = X_all[rows["train"]], y_all[rows["train"]]
+    x_mean, x_std = X_tr.mean(0), X_tr.std(0)
+    x_std = torch.where(x_std > 0, x_std, torch.ones_like(x_std))
+    y_mean, y_std = y_tr.mean(), y_tr.std()
+    if not float(y_std) > 0:
+        raise ValueError(
+            f"{table.source}: the target {table.target!r} is constant on the {n_tr} training "
+            f"rows of data seed {seed}"
+        )
+    splits = {
+        s: ((X_all[rows[s]] - x_mean) / x_std, (y_all[rows[s]] - y_mean) / y_std)
+        for s in ("train", "val", "test")
+    }
+    meta = {
+        "source": table.source,
+        "sha256": table.sha256,
+        "target": table.target,
+        "features": table.features,
+        "seed": seed,
+        "rows": {s: idx.tolist() for s, idx in rows.items()},
+        "x_mean": x_mean,
+        "x_std": x_std,
+        "y_mean": float(y_mean),
+        "y_std": float(y_std),
+    }
+    return Problem._from_splits("table", splits, meta).to(dtype=dtype)
