@@ -81,6 +81,7 @@ class Settings:
     storage: str | None = None
     study_name: str = "weight-decay"
     workers: int = 1
+    threads: int | None = None
     heartbeat_interval: float = 5.0
     stale_after: float = 30.0
     device: str = "auto"
@@ -232,6 +233,12 @@ def _parser() -> argparse.ArgumentParser:
         default=d.workers,
         help="local worker processes; workers asking at once overshoot --n-trials by "
         "at most (workers on all machines - 1) x --batch trials",
+    )
+    g.add_argument(
+        "--threads",
+        type=_integer(1),
+        help="CPU threads of the population kernel per worker process (default: the usable "
+        "cores / --workers); torch itself runs one thread",
     )
     g.add_argument(
         "--heartbeat-interval",

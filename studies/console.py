@@ -8,7 +8,10 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["Regret", "rule_name", "summary_lines"]
+__all__ = ["REACH_REGRET", "Regret", "reach_line", "rule_name", "summary_lines", "time_to_regret"]
+
+#: The regret a search must reach for ``time_to_regret``: within 1 % of the dense grid's best.
+REACH_REGRET = 0.01
 
 
 def rule_name(penalty: str, loop: str) -> str:
@@ -102,3 +105,31 @@ def summary_lines(
         regret_line(r),
         oracle_line(r.best_value, oracle_best),
     ]
+
+
+def time_to_regret(
+    trials: pd.DataFrame, grid_best: dict[str, Any] | None, regret: float = REACH_REGRET
+) -> dict[str, float | int] | None:
+    """How long the search took until its best-so-far was within ``regret`` of the grid's best:
+    ``{"trials": COMPLETE trials by then, "seconds": from the first trial's start}``, in the
+    order trials completed; ``None`` if it never got there (or there is no usable grid)."""
+    if grid_best is None:
+        return None
+    done = trials[trials["state"] == "COMPLETE"].sort_values(["datetime_complete", "number"])
+    if done.empty:
+        return None
+    target = float(grid_best["val_mean"]) * (1 + regret)
+    reached = done["value"].cummin().to_numpy() <= target
+    if not reached.any():
+        return None
+    first = int(reached.argmax())
+    start = trials["datetime_start"].min()
+    seconds = (done["datetime_complete"].iloc[first] - start).total_seconds()
+    return {"trials": first + 1, "seconds": round(float(seconds), 3)}
+
+
+def reach_line(reach: dict[str, float | int] | None, regret: float = REACH_REGRET) -> str:
+    """One line: the trials and seconds the search took to come within ``regret`` of the grid."""
+    if reach is None:
+        return f"time to ≤{regret:.0%} regret: not reached"
+    return f"time to ≤{regret:.0%} regret: {reach['trials']} trials, {reach['seconds']:.1f} s"

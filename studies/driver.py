@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import pandas as pd
 import torch
 from optuna.trial import TrialState
 
@@ -32,7 +33,7 @@ from reports.redact import mask
 from studies import exports
 from studies.ask_tell import count_trials
 from studies.cli import EXIT_SIGINT, EXIT_USAGE, Settings, UsageError
-from studies.console import Regret, summary_lines
+from studies.console import Regret, reach_line, summary_lines, time_to_regret
 from studies.crn import StudySeeds, build_problems
 from studies.grid import (
     best_grid_point,
@@ -41,7 +42,8 @@ from studies.grid import (
     oracle_best,
     oracle_table,
 )
-from studies.scaleout.workers import run_workers
+from studies.phases import Phases
+from studies.scaleout.workers import apply_thread_policy, run_workers, thread_record
 from studies.space import enqueue_grid, make_sampler, with_train_defaults
 from studies.storage import (
     StorageError,
@@ -72,10 +74,16 @@ class Prepared:
     seeds: StudySeeds
 
 
-def run(settings: Settings, args: Sequence[str], secrets: tuple[str, ...]) -> int:
-    """Prepare and execute the parsed command line ``args``; returns the exit code."""
+def run(
+    settings: Settings, args: Sequence[str], secrets: tuple[str, ...], imports_s: float = 0.0
+) -> int:
+    """Prepare and execute the parsed command line ``args``; returns the exit code.
+    ``imports_s``: the seconds the command took to import what it runs on (a phase)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     started = _now()
+    phases = Phases()
+    phases.add("imports", imports_s)
+    apply_thread_policy(settings)
     try:
         prepared = prepare(settings)
     except (UsageError, StorageError) as exc:
@@ -85,7 +93,7 @@ def run(settings: Settings, args: Sequence[str], secrets: tuple[str, ...]) -> in
         return _interrupted()
     command = [mask(a, secrets) for a in ["python", "-m", "studies.search", *args]]
     try:
-        return execute(prepared, command, started)
+        return execute(prepared, command, started, phases)
     except KeyboardInterrupt:  # outside the workers (they handle their own): nothing in flight
         return _interrupted()
 
@@ -143,16 +151,22 @@ def _check_objective(study: optuna.Study, settings: Settings) -> None:
             )
 
 
-def execute(prepared: Prepared, command: list[str], started: str) -> int:
+def execute(
+    prepared: Prepared, command: list[str], started: str, phases: Phases | None = None
+) -> int:
     """Search, export, summarize and report; returns the exit code."""
     settings, study, run_dir = prepared.settings, prepared.study, prepared.run_dir
+    phases = phases or Phases()
     clock = time.perf_counter()
-    if settings.sampler == "grid":
-        enqueue_grid(study, settings)
-    code = run_workers(settings)  # exit codes: studies.cli.EPILOG
+    with phases.phase("search", quiet=True):  # the workers show a progress bar
+        if settings.sampler == "grid":
+            enqueue_grid(study, settings)
+        code = run_workers(settings)  # exit codes: studies.cli.EPILOG
     if code != 0:
         return int(code)
-    exports.write_table(exports.trials_frame(study), run_dir / "trials.parquet")
+    with phases.phase("exports"):
+        trials = exports.trials_frame(study)
+        exports.write_table(trials, run_dir / "trials.parquet")
     n_complete = count_trials(study, TrialState.COMPLETE)
     info = exports.run_info(
         settings,
@@ -162,6 +176,7 @@ def execute(prepared: Prepared, command: list[str], started: str) -> int:
         prepared.seeds,
         (started, started),
     )
+    info["threads"] = thread_record(settings)
     if n_complete == 0:
         n_fail = count_trials(study, TrialState.FAIL)
         exports.write_json({**info, "finished": _now()}, run_dir / "run.json")
@@ -171,13 +186,24 @@ def execute(prepared: Prepared, command: list[str], started: str) -> int:
             file=sys.stderr,
         )
         return 2
-    summary = _finish(prepared, info, command, clock)
+    summary = _finish(prepared, info, trials, clock, phases)
     print("\n".join(summary))
-    return 0 if settings.no_report else _report(run_dir)
+    code = 0
+    if not settings.no_report:
+        with phases.phase("report"):
+            code = _report(run_dir)
+    info["phases"] = phases.record()
+    exports.write_json({**info, "finished": _now()}, run_dir / "run.json")
+    print(phases.line())
+    return code
 
 
 def _finish(
-    prepared: Prepared, info: dict[str, Any], command: list[str], clock: float
+    prepared: Prepared,
+    info: dict[str, Any],
+    trials: pd.DataFrame,
+    clock: float,
+    phases: Phases,
 ) -> list[str]:
     """Grid, oracle, selection and their files; returns the summary lines."""
     settings, study, run_dir, seeds = (
@@ -187,17 +213,26 @@ def _finish(
         prepared.seeds,
     )
     problems = build_problems(settings, seeds)
-    grid = cached_dense_grid(run_dir / "grid.parquet", settings, problems, seeds, prepared.device)
-    exports.write_table(grid, run_dir / "grid.parquet")
-    oracle = oracle_table(settings, problems, seeds)
-    exports.write_table(oracle, run_dir / "oracle.parquet")
-    selection = exports.select(study, settings, problems, seeds, prepared.device)
-    selected = exports.selected_frame(selection)
-    exports.write_table(selected, run_dir / "selected.parquet")
-    exports.write_table(exports.curves_frame(selection, seeds), run_dir / "curves.parquet")
+    with phases.phase("grid"):
+        grid = cached_dense_grid(
+            run_dir / "grid.parquet", settings, problems, seeds, prepared.device
+        )
+    with phases.phase("exports"):
+        exports.write_table(grid, run_dir / "grid.parquet")
+    with phases.phase("oracles"):
+        oracle = oracle_table(settings, problems, seeds)
+    with phases.phase("selection"):
+        selection = exports.select(study, settings, problems, seeds, prepared.device)
+    with phases.phase("exports"):
+        exports.write_table(oracle, run_dir / "oracle.parquet")
+        selected = exports.selected_frame(selection)
+        exports.write_table(selected, run_dir / "selected.parquet")
+        exports.write_table(exports.curves_frame(selection, seeds), run_dir / "curves.parquet")
     regret = Regret(float(study.best_value), best_grid_point(grid), len(grid_points(settings)))
     best_oracle = oracle_best(oracle)
-    info["summary"] = _summary_record(study, regret, best_oracle)
+    reach = time_to_regret(trials, regret.grid_best)
+    info["summary"] = {**_summary_record(study, regret, best_oracle), "time_to_1pct": reach}
+    info["phases"] = phases.record()
     exports.write_json({**info, "finished": _now()}, run_dir / "run.json")
     n_fail = count_trials(study, TrialState.FAIL)
     header = (
@@ -206,7 +241,7 @@ def _finish(
         f"{settings.seeds} data seeds · {prepared.spec.display} · "
         f"{time.perf_counter() - clock:.1f} s"
     )
-    return summary_lines(header, selected, regret, best_oracle)
+    return [*summary_lines(header, selected, regret, best_oracle), reach_line(reach)]
 
 
 def _summary_record(study: optuna.Study, regret: Regret, best_oracle: Any) -> dict[str, Any]:

@@ -8,12 +8,15 @@ command line that will run. Exit codes: ``python -m studies.search --help``.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Sequence
 
 from reports.redact import mask, password_of
 from studies.cli import EXIT_USAGE, UsageError, parse_args
 
 __all__ = ["main"]
+
+_STARTED = time.perf_counter()  # the imports phase runs from here to the driver's import
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     secrets += tuple(p for p in (password_of(settings.storage or ""),) if p)
     from studies import driver  # torch, Optuna, pandas: only for a command line that runs
 
-    return driver.run(settings, args, secrets)
+    return driver.run(settings, args, secrets, imports_s=time.perf_counter() - _STARTED)
 
 
 if __name__ == "__main__":

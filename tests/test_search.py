@@ -97,6 +97,17 @@ def test_small_study_writes_the_output_contract(tmp_path: Path) -> None:
         assert key in info
     assert len(info["seeds"]["data_seeds"]) == 2
     assert info["settings"]["n_trials"] == 4
+    phases = info["phases"]
+    assert {"imports", "search", "grid", "oracles", "selection", "exports"} <= set(phases)
+    assert phases["total"] == pytest.approx(sum(v for k, v in phases.items() if k != "total"),
+                                            abs=0.01)  # fmt: skip
+    assert info["threads"]["torch_intra_op"] == 1 and info["threads"]["pool"] >= 1
+    reach = info["summary"]["time_to_1pct"]
+    if reach is not None:  # recomputed from the exported trials and grid
+        done = trials[trials["state"] == "COMPLETE"].sort_values(["datetime_complete", "number"])
+        target = info["summary"]["grid_best"]["val_mean"] * 1.01
+        first = int((done["value"].cummin() <= target).to_numpy().argmax())
+        assert reach["trials"] == first + 1
 
 
 def test_best_trial_matches_its_selected_row(tmp_path: Path) -> None:

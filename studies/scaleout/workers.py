@@ -30,19 +30,25 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import optuna
+import torch
 from optuna.trial import TrialState
 
 from studies.ask_tell import count_trials, load_study, run_worker
 from studies.cli import Settings, check_heartbeat
 from studies.scaleout import faults, guard, heartbeat
 from studies.storage import StorageError
+from wdbench.threads import MAX_THREADS, set_cpu_threads
 
 __all__ = [
+    "apply_thread_policy",
+    "pool_threads",
     "run_here",
     "run_workers",
     "sweep_dead_worker",
+    "thread_record",
     "worker_environment",
     "worker_prefix",
 ]
@@ -106,18 +112,41 @@ def sweep_dead_worker(study: optuna.Study, pid: int, unclaimed_after_s: float) -
     return mine + lost
 
 
-def worker_environment(workers: int) -> dict[str, str]:
-    """The environment of a worker process: this package importable, and CPU threads split.
+def pool_threads(settings: Settings) -> int:
+    """Worker threads of the population kernel in each process (``wdbench.threads``):
+    ``--threads``, else the usable cores shared out over ``--workers`` (at least 1)."""
+    if settings.threads is not None:
+        return settings.threads
+    cores = len(os.sched_getaffinity(0))
+    return max(1, min(MAX_THREADS, cores) // settings.workers)
 
-    N processes that each run one OpenMP thread per core oversubscribe the CPU (spinning
-    threads): each worker gets ``cores // N`` threads (at least 1) unless ``OMP_NUM_THREADS``
-    is set already.
-    """
+
+def apply_thread_policy(settings: Settings) -> None:
+    """This process's CPU threads: the pool of ``pool_threads``, torch at one intra-op thread
+    (its threads spin against any other busy process; the pool does not)."""
+    set_cpu_threads(pool_threads(settings))
+    torch.set_num_threads(1)
+
+
+def thread_record(settings: Settings) -> dict[str, Any]:
+    """What ``run.json`` keeps of the thread policy."""
+    return {
+        "pool": pool_threads(settings),
+        "source": "--threads" if settings.threads is not None else "cores / --workers",
+        "torch_intra_op": 1,
+        "workers": settings.workers,
+        "cores": len(os.sched_getaffinity(0)),
+    }
+
+
+def worker_environment(settings: Settings) -> dict[str, str]:
+    """The environment of a worker process: this package importable, and CPU threads split
+    (``pool_threads`` each; N processes with a thread per core would oversubscribe the CPU)."""
     root = str(Path(__file__).resolve().parent.parent)
     paths = [root, os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
-    cores = len(os.sched_getaffinity(0))
-    env.setdefault("OMP_NUM_THREADS", str(max(1, cores // workers)))
+    env["OMP_NUM_THREADS"] = "1"
+    env["WDBENCH_THREADS"] = str(pool_threads(settings))
     return env
 
 
@@ -180,7 +209,7 @@ class _Launcher:
                 str(index),
             ],
             stdin=subprocess.PIPE,
-            env=worker_environment(self.settings.workers),
+            env=worker_environment(self.settings),
             process_group=0,
         )
         assert proc.stdin is not None
@@ -276,7 +305,9 @@ def _child_main(argv: list[str]) -> int:
     args = _child_parser().parse_args(argv)
     if sys.stdin.isatty():
         _child_parser().error("the pickled Settings are read from stdin (the launcher sends them)")
-    return run_here(_settings_from_stdin(), args.index, progress=None if args.local == 0 else False)
+    settings = _settings_from_stdin()
+    apply_thread_policy(settings)
+    return run_here(settings, args.index, progress=None if args.local == 0 else False)
 
 
 if __name__ == "__main__":

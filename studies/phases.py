@@ -1,0 +1,81 @@
+"""The phases of a study run: their wall time (``run.json``, the closing line) and progress.
+
+``Phases.phase(name)`` times a block. A phase still running after ``QUIET_S`` seconds shows that
+it is running on stderr — on a terminal a line that counts the seconds, elsewhere one line when
+it passes ``QUIET_S`` and one when it ends — so no part of a run is silent for long.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TextIO
+
+__all__ = ["PHASES", "QUIET_S", "Phases"]
+
+#: The phases of ``python -m studies.search``, in order.
+PHASES = ("imports", "search", "grid", "oracles", "selection", "exports", "report")
+#: Seconds a phase may run before it shows progress.
+QUIET_S = 1.0
+
+
+class Phases:
+    """Wall seconds per phase, in the order they first ran."""
+
+    def __init__(self, stream: TextIO | None = None, tick_s: float = 0.5) -> None:
+        self.seconds: dict[str, float] = {}
+        self.stream = stream if stream is not None else sys.stderr
+        self.tick_s = tick_s
+
+    def add(self, name: str, seconds: float) -> None:
+        """Count ``seconds`` towards phase ``name`` (one timed elsewhere, e.g. the imports)."""
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
+    @contextmanager
+    def phase(self, name: str, quiet: bool = False) -> Iterator[None]:
+        """Time the block as phase ``name``; show progress after ``QUIET_S`` unless ``quiet``
+        (a phase with a progress display of its own)."""
+        start = time.perf_counter()
+        stop = threading.Event()
+        ticker = None
+        if not quiet:
+            ticker = threading.Thread(target=self._tick, args=(name, start, stop), daemon=True)
+            ticker.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if ticker is not None:
+                ticker.join()
+            self.add(name, time.perf_counter() - start)
+
+    def _tick(self, name: str, start: float, stop: threading.Event) -> None:
+        if stop.wait(QUIET_S):
+            return
+        tty = self.stream.isatty()
+        if not tty:
+            self.stream.write(f"{name} …\n")
+            self.stream.flush()
+        while True:
+            if tty:
+                self.stream.write(f"\r{name} … {time.perf_counter() - start:.0f} s")
+                self.stream.flush()
+            if stop.wait(self.tick_s):
+                break
+        end = f"{name} done in {time.perf_counter() - start:.1f} s"
+        self.stream.write(f"\r{end}\033[K\n" if tty else f"{end}\n")
+        self.stream.flush()
+
+    def record(self) -> dict[str, float]:
+        """``{phase: seconds}`` (rounded to ms) plus ``total``: what ``run.json`` keeps."""
+        out = {name: round(s, 3) for name, s in self.seconds.items()}
+        out["total"] = round(sum(self.seconds.values()), 3)
+        return out
+
+    def line(self) -> str:
+        """The closing line: every phase's seconds and the total."""
+        parts = " · ".join(f"{name} {s:.1f} s" for name, s in self.seconds.items())
+        return f"time: {parts} · total {sum(self.seconds.values()):.1f} s"

@@ -1,0 +1,72 @@
+"""Phase timing and progress, time-to-regret, and the thread flag of ``studies.search``."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import pandas as pd
+import pytest
+
+from studies.cli import UsageError, parse_args
+from studies.console import reach_line, time_to_regret
+from studies.phases import Phases
+from studies.scaleout.workers import pool_threads, thread_record, worker_environment
+
+
+def test_phases_add_up_and_a_long_phase_shows_progress() -> None:
+    stream = io.StringIO()
+    phases = Phases(stream=stream, tick_s=0.05)
+    phases.add("imports", 0.25)
+    with phases.phase("grid"):
+        time.sleep(1.2)
+    with phases.phase("exports"):
+        pass
+    with phases.phase("search", quiet=True):
+        time.sleep(1.1)
+    record = phases.record()
+    assert list(record) == ["imports", "grid", "exports", "search", "total"]
+    assert record["grid"] >= 1.2 and record["search"] >= 1.1
+    assert record["total"] == pytest.approx(sum(phases.seconds.values()), abs=1e-3)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "grid …" and lines[1].startswith("grid done in 1.")
+    assert len(lines) == 2  # the short phase and the quiet one print nothing
+    assert phases.line().startswith("time: imports 0.2 s · grid 1.")
+
+
+def trials_table(values: list[float], states: list[str] | None = None) -> pd.DataFrame:
+    start = pd.Timestamp("2026-01-01T00:00:00")
+    n = len(values)
+    return pd.DataFrame(
+        {
+            "number": range(n),
+            "state": states or ["COMPLETE"] * n,
+            "value": values,
+            "datetime_start": [start + pd.Timedelta(seconds=i) for i in range(n)],
+            "datetime_complete": [start + pd.Timedelta(seconds=i + 0.5) for i in range(n)],
+        }
+    )
+
+
+def test_time_to_regret_counts_complete_trials_until_within_one_percent() -> None:
+    grid_best = {"val_mean": 1.0}
+    # best so far: 3, 2, 2, 1.02 (2 % away), 1.009 (within 1 %) → the 5th complete trial
+    trials = trials_table([3.0, 2.0, 5.0, 1.02, 1.009, 0.5])
+    assert time_to_regret(trials, grid_best) == {"trials": 5, "seconds": 4.5}
+    failed = trials_table([3.0, 0.1, 1.005], ["COMPLETE", "FAIL", "COMPLETE"])
+    assert time_to_regret(failed, grid_best) == {"trials": 2, "seconds": 2.5}
+    assert time_to_regret(trials_table([2.0, 1.5]), grid_best) is None
+    assert time_to_regret(trials, None) is None
+    assert reach_line({"trials": 5, "seconds": 4.5}) == "time to ≤1% regret: 5 trials, 4.5 s"
+    assert reach_line(None) == "time to ≤1% regret: not reached"
+
+
+def test_threads_flag() -> None:
+    settings = parse_args(["--threads", "3", "--workers", "2"])
+    assert settings.threads == 3 and pool_threads(settings) == 3
+    assert thread_record(settings)["source"] == "--threads"
+    assert worker_environment(settings)["WDBENCH_THREADS"] == "3"
+    shared = parse_args(["--workers", "64"])
+    assert pool_threads(shared) == 1 and thread_record(shared)["source"] == "cores / --workers"
+    with pytest.raises(UsageError, match="--threads"):
+        parse_args(["--threads", "0"])
