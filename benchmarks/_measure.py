@@ -43,6 +43,7 @@ REQUIRED_INFO: dict[str, tuple[str, ...]] = {
     "population": ("device", "dtype", "K", "trajectories_per_s", "speedup_vs_scratch"),
     "scaling": ("device", "dtype", "d", "n_train", "kind"),
     "study": ("device", "dtype", "variant", "trials", "ratio"),
+    "threads": ("device", "dtype", "K", "policy", "load", "trajectories_per_s"),
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,27 @@ from benchmarks._measure import is_smoke
 
 DEFAULT_STORAGE = "file://./.benchmarks"  # pytest-benchmark's own default
 RESULTS_DIR = ("runs", "benchmarks")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--benchmark-naive-full",
+        action="store_true",
+        default=False,
+        help="run the naive study baseline at the suite's full 200 trials (default: 20; the "
+        "ratio is per trial either way)",
+    )
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Iterator[None]:
+    """Save what was measured when a run is cut short (Ctrl-C): a benchmark interrupted before
+    its first round has no timings, on which pytest-benchmark's saving would fail and lose all
+    the others; drop it first."""
+    bench_session = getattr(session.config, "_benchmarksession", None)
+    if bench_session is not None:
+        bench_session.benchmarks[:] = [b for b in bench_session.benchmarks if b]
+    yield
 
 
 def pytest_configure(config: pytest.Config) -> None:

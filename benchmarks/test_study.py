@@ -8,17 +8,23 @@ Group ``study``, variants:
   ``--no-report``: 200 COMPLETE trials, in a fresh output folder every round.
 * ``naive`` — the lesson's scratch loop inside ``study.optimize``: the same search space and
   seeded sampler (``studies.space``), the same 5 data draws and train seed, one trial at a time,
-  one ``wdbench.train(loop="scratch")`` per data seed, SQLite storage in a fresh folder.
+  one ``wdbench.train(loop="scratch")`` per data seed, SQLite storage in a fresh folder. It runs
+  ``NAIVE_TRIALS`` = 20 trials (a trial costs the same all along: ≈ 1 s each), or the suite's
+  200 with ``--benchmark-naive-full``.
 
-``ratio`` = naive seconds / this variant's seconds (1 for the naive baseline itself). The naive
-baseline does less (no grid, no oracle, no selection, no per-epoch curves), so the ratio is a
-lower bound on what the suite saves. Smoke setting: 4 trials, 2 data seeds, 5 epochs, 2 grid
-points. Without optuna or ``studies.search`` the group skips with the reason.
+``ratio`` = naive seconds per trial / this variant's seconds per trial (1 for the naive baseline
+itself). The naive baseline does less (no grid, no oracle, no selection, no per-epoch curves),
+so the ratio is a lower bound on what the suite saves. The suite also records, from its
+``run.json``, the trials and seconds its search took to come within 1 % of the dense grid's best
+(``reach_trials``, ``reach_s``; empty if it never did) and the seconds of each phase. Smoke
+setting: 4 trials, 2 data seeds, 5 epochs, 2 grid points. Without optuna or ``studies.search``
+the group skips with the reason.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -38,6 +44,7 @@ from studies.crn import StudySeeds, build_problems
 from studies.space import with_train_defaults
 
 FULL = {"trials": 200, "seeds": 5, "epochs": 100, "grid_points": 256}
+NAIVE_TRIALS = 20
 SMOKE = {"trials": 4, "seeds": 2, "epochs": 5, "grid_points": 2}
 PLAN = {"cpu": Rounds(rounds=1, warmup_rounds=0), "cuda": Rounds(rounds=1, warmup_rounds=1)}
 
@@ -92,13 +99,22 @@ def study_sizes(smoke: bool) -> dict[str, int]:
 
 
 @pytest.fixture(scope="session")
+def naive_sizes(study_sizes: dict[str, int], request: pytest.FixtureRequest) -> dict[str, int]:
+    """The suite's sizes, with ``NAIVE_TRIALS`` trials unless ``--benchmark-naive-full``."""
+    if study_sizes is SMOKE or request.config.getoption("benchmark_naive_full"):
+        return study_sizes
+    return {**study_sizes, "trials": NAIVE_TRIALS}
+
+
+@pytest.fixture(scope="session")
 def naive_seconds() -> dict[str, float]:
     """Seconds of the naive study; filled by ``test_study_naive``, or timed once on demand."""
     return {}
 
 
 def naive_time(seconds: dict[str, float], sizes: dict[str, int]) -> float:
-    """The naive study's seconds from this session, timing one run if none was recorded."""
+    """The naive study's seconds (at ``sizes``) from this session, timing one run if none was
+    recorded."""
     if "naive" not in seconds:
         with tempfile.TemporaryDirectory(prefix="wdbench-naive-") as tmp:
             start = time.perf_counter()
@@ -119,7 +135,7 @@ def _info(variant: str, sizes: dict[str, int], device: torch.device) -> dict[str
 
 def test_study_naive(
     benchmark: BenchmarkFixture,
-    study_sizes: dict[str, int],
+    naive_sizes: dict[str, int],
     naive_seconds: dict[str, float],
     tmp_path: Path,
 ) -> None:
@@ -135,17 +151,20 @@ def test_study_naive(
         return (folder,), {}
 
     def run(folder: Path) -> None:
-        complete.append(run_naive(study_sizes, folder))
+        complete.append(run_naive(naive_sizes, folder))
 
-    naive_seconds["naive"] = measure(benchmark, run, device, PLAN["cpu"], setup=setup)
-    assert complete and all(n == study_sizes["trials"] for n in complete)
-    record(benchmark, {**_info("naive", study_sizes, device), "ratio": 1.0, "loop": "scratch"})
+    seconds = measure(benchmark, run, device, PLAN["cpu"], setup=setup)
+    naive_seconds["naive"] = seconds
+    assert complete and all(n == naive_sizes["trials"] for n in complete)
+    info = {**_info("naive", naive_sizes, device), "ratio": 1.0, "loop": "scratch"}
+    record(benchmark, {**info, "seconds": seconds, "s_per_trial": seconds / naive_sizes["trials"]})
 
 
 @pytest.mark.parametrize("device_name", device_params())
 def test_study_suite(
     benchmark: BenchmarkFixture,
     study_sizes: dict[str, int],
+    naive_sizes: dict[str, int],
     naive_seconds: dict[str, float],
     tmp_path: Path,
     device_name: str,
@@ -155,23 +174,32 @@ def test_study_suite(
     benchmark.group = "study"
     rounds = iter(range(1_000))
     codes: list[int] = []
+    outs: list[Path] = []
 
     def setup() -> tuple[tuple[list[str]], dict[str, Any]]:
-        out = tmp_path / f"round-{next(rounds)}"
-        return (suite_argv(study_sizes, out, device.type),), {}
+        outs.append(tmp_path / f"round-{next(rounds)}")
+        return (suite_argv(study_sizes, outs[-1], device.type),), {}
 
     def run(argv: list[str]) -> None:
         codes.append(search.main(argv))
 
     seconds = measure(benchmark, run, device, PLAN[device.type], setup=setup)
     assert codes and all(code == 0 for code in codes)
-    naive = naive_time(naive_seconds, study_sizes)
+    naive = naive_time(naive_seconds, naive_sizes)
+    per_trial = seconds / study_sizes["trials"]
+    info = json.loads((outs[-1] / "weight-decay" / "run.json").read_text())
+    reach = info["summary"].get("time_to_1pct") or {}
     record(
         benchmark,
         {
             **_info("suite", study_sizes, device),
-            "ratio": naive / seconds,
+            "ratio": (naive / naive_sizes["trials"]) / per_trial,
             "naive_s": naive,
+            "naive_trials": naive_sizes["trials"],
             "seconds": seconds,
+            "s_per_trial": per_trial,
+            "reach_trials": reach.get("trials"),
+            "reach_s": reach.get("seconds"),
+            "phases": info.get("phases"),
         },
     )
