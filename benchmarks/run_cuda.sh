@@ -6,7 +6,14 @@
 # Needs python3 with a CUDA build of torch, pytest and pytest-benchmark; the repository is used
 # from the source tree (PYTHONPATH=., no install). Without optuna the study group skips with its
 # reason; everything else runs. The CPU scratch baseline that the population speed-ups refer to
-# is timed in the same session, on this machine's CPU.
+# is timed in the same session, on this machine's CPU, so every figure is also a ratio to it.
+#
+# What it measures, in one pytest-benchmark run: the population kernel at K = 262,144 and
+# 1,048,576 (l2, l1 and the search-space mix) through the fused Triton kernel (variant auto), the
+# torch kernels replayed as CUDA graphs (torch) and run eagerly (torch-eager), and the plain
+# batched form (reference, at 262,144); the smaller CUDA population sizes; the seed's update
+# loops on CUDA (group update-loops-run / -step); scaling and the study on CUDA. Targets:
+# >= 10 M trajectories/s for l2 and >= 3 M/s for l1 on an H100/H200 (docs/benchmarks.md).
 #
 # Writes under "$OUT" (default runs/benchmarks/cuda): env.txt (versions, GPU, driver),
 # cuda-tests.log, benchmarks-cuda.log and benchmarks-cuda.json (pytest-benchmark JSON; copy it

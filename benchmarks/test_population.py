@@ -5,8 +5,10 @@ smoke setting), for three populations (``penalty`` in ``extra_info``): ``search-
 from the study's space: every penalty, both rules), ``l2`` and ``l1`` (plain SGD rule, λ
 log-spaced over the study's range); one problem (the lesson's: d = 200, n_train = 50, 100 epochs,
 batch 5), no curves, no kept weights, one shared train seed. ``variant`` is the kernel backend:
-``auto`` (the fastest exact kernel per group, the fused Triton kernel for float32 CUDA groups)
-everywhere, and on CUDA also ``reference`` (the plain batched torch form) for comparison.
+``auto`` (the fastest exact kernel per group: the compiled kernel on the CPU, the fused Triton
+kernel for float32 CUDA groups) everywhere, and on CUDA also ``reference`` (the plain batched
+torch form) for comparison. On CUDA, K = 262,144 and 1,048,576 (the GPU targets) also run the
+torch kernels with CUDA-graph replay (``torch``) and eagerly (``torch-eager``).
 ``trajectories_per_s`` = K·S / median seconds (S = 1 problem), and ``speedup_vs_scratch`` = that
 rate × the seconds of one seed-faithful scratch run on the CPU, timed in the same session
 (``scratch_baseline``).
@@ -28,13 +30,21 @@ from benchmarks._measure import Rounds, cuda_marks, is_smoke, measure, record
 from benchmarks.conftest import ScratchBaseline
 from studies.cli import DEFAULTS
 from studies.space import sample_configs
+from wdbench.population._graph import cuda_graphs
 
 CPU_K = (1, 16, 256, 4096)
 CUDA_K = (*CPU_K, 65_536)
 SMOKE_K = (1, 16)
 CUDA_BACKENDS = ("auto", "reference")
+#: The GPU targets' sizes (``benchmarks/run_cuda.sh``): the fused Triton kernel (``auto``), the
+#: torch kernels replayed as CUDA graphs (``torch``) and run eagerly (``torch-eager``), and the
+#: plain batched form (``reference``, at the smaller size only).
+CUDA_LARGE_K = (262_144, 1_048_576)
+CUDA_LARGE = {262_144: ("auto", "torch", "torch-eager", "reference"),
+              1_048_576: ("auto", "torch", "torch-eager")}  # fmt: skip
 S = 1
 PLAN = {"cpu": Rounds(rounds=3, warmup_rounds=1), "cuda": Rounds(rounds=5, warmup_rounds=2)}
+LARGE_PLAN = Rounds(rounds=3, warmup_rounds=1)
 
 
 MIXES = ("search-space", "l2", "l1")
@@ -52,6 +62,15 @@ def population_cases(smoke: bool) -> list[Any]:
         for mix in MIXES
         for k in cuda
     ]
+    if not smoke:
+        params += [
+            pytest.param(
+                "cuda", k, backend, mix, id=f"cuda-{backend}-{mix}-K{k}", marks=cuda_marks()
+            )
+            for k in CUDA_LARGE_K
+            for backend in CUDA_LARGE[k]
+            for mix in MIXES
+        ]
     return params
 
 
@@ -92,14 +111,23 @@ def test_population(
     benchmark.group = "population"
     results: list[Any] = []
 
-    def run() -> None:
-        results.append(
-            kernel(
-                problems, configs, device=device, curves=False, keep_weights=False, backend=backend
-            )
-        )
+    eager = backend == "torch-eager"
 
-    seconds = measure(benchmark, run, device, PLAN[device.type])
+    def run() -> None:
+        with cuda_graphs(not eager):
+            results.append(
+                kernel(
+                    problems,
+                    configs,
+                    device=device,
+                    curves=False,
+                    keep_weights=False,
+                    backend="torch" if eager else backend,
+                )
+            )
+
+    plan = LARGE_PLAN if population_k in CUDA_LARGE else PLAN[device.type]
+    seconds = measure(benchmark, run, device, plan)
     assert all(tuple(r.shape) == (S, population_k) for r in results)
     assert not any(bool(r.diverged.any()) for r in results)
     rate = population_k * S / seconds

@@ -340,3 +340,16 @@ def test_cuda_graph_replay_equals_cpu_reference(backend: str) -> None:
     err = (on_gpu.w - on_cpu.w).norm(dim=-1) / on_cpu.w.norm(dim=-1).clamp(min=1e-300)
     assert float(err.max()) <= 1e-10
     assert torch.allclose(on_gpu.val_loss, on_cpu.val_loss, rtol=1e-10, atol=0)
+
+
+def test_cuda_graphs_switch_restores_itself() -> None:
+    """``cuda_graphs(False)`` (the eager CUDA path the benchmarks measure) is scoped."""
+    from wdbench.population._graph import _graphs, cuda_graphs
+
+    with cuda_graphs(False):
+        assert _graphs["enabled"] is False
+        problem = small_problem()
+        eager = train_population(problem, [config(penalty="l2", lam=0.5)], backend="torch")
+    assert _graphs["enabled"] is True
+    graphed = train_population(problem, [config(penalty="l2", lam=0.5)], backend="torch")
+    assert torch.equal(eager.w, graphed.w)  # type: ignore[arg-type]

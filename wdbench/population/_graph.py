@@ -12,11 +12,27 @@ launch per epoch instead of ~10 kernel launches per step.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 import torch
 
-__all__ = ["EpochProgram", "run_epochs"]
+__all__ = ["EpochProgram", "cuda_graphs", "run_epochs"]
+
+_graphs = {"enabled": True}
+
+
+@contextmanager
+def cuda_graphs(enabled: bool) -> Iterator[None]:
+    """Inside the block, CUDA epochs are replayed as a graph (``True``, the default) or every
+    epoch runs eagerly (``False``: for measuring what the graph saves)."""
+    saved = _graphs["enabled"]
+    _graphs["enabled"] = enabled
+    try:
+        yield
+    finally:
+        _graphs["enabled"] = saved
 
 
 class EpochProgram(Protocol):
@@ -41,7 +57,7 @@ def run_epochs(program: EpochProgram, epochs: int, device: torch.device) -> None
     graph: torch.cuda.CUDAGraph | None = None
     for epoch in range(epochs):
         program.load(epoch)
-        if device.type != "cuda":
+        if device.type != "cuda" or not _graphs["enabled"]:
             program.run()
         elif epoch == 0:
             _warm_up(program)
