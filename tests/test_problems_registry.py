@@ -104,7 +104,8 @@ def test_spec_parses_typed_parameters_and_keeps_a_canonical_label() -> None:
     resolved = spec.resolved()
     assert resolved["n_train"] == 100 and resolved["dim"] == 200 and resolved["sparsity"] is None
     assert ProblemSpec.parse("diabetes").label == "diabetes"
-    assert ProblemSpec.parse("synthetic:sparsity=none").params == (("sparsity", None),)
+    assert ProblemSpec.parse("synthetic-sparse:sparsity=none").params == (("sparsity", None),)
+    assert ProblemSpec.parse("synthetic:n_train=50,sparsity=none") == ProblemSpec.parse("synthetic")
 
 
 def test_spec_from_a_toml_table_equals_the_parsed_one() -> None:

@@ -28,25 +28,27 @@ SPARSE_SUPPORT = 10
 
 @dataclass(frozen=True)
 class Param:
-    """A builder parameter: its type (that of the values it takes), default and meaning."""
+    """A builder parameter: its type, default and meaning; ``optional`` ones also take None
+    (``none`` on the command line)."""
 
     name: str
     kind: type[int] | type[float]
     default: Value
     help: str
+    optional: bool = False
 
     def coerce(self, value: Any, problem: str) -> Value:
         """``value`` (a string from the command line, or a TOML number) as this parameter's type."""
         where = f"problem {problem}: {self.name}"
         if isinstance(value, str):
             text = value.strip()
-            if text.lower() == "none" and self.default is None:
+            if text.lower() == "none" and self.optional:
                 return None
             try:
                 return self.kind(text)
             except ValueError:
                 raise ValueError(f"{where} must be {self._noun()}, got {text!r}") from None
-        if value is None and self.default is None:
+        if value is None and self.optional:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"{where} must be {self._noun()}, got {value!r}")
@@ -95,15 +97,19 @@ class ProblemFamily:
 
 @dataclass(frozen=True)
 class ProblemSpec:
-    """A registered problem's name and the parameter values given for it (checked)."""
+    """A registered problem's name and the parameter values given for it (checked; those equal
+    to their default are dropped, so equal problems have equal specs and labels)."""
 
     name: str
     params: tuple[tuple[str, Value], ...] = ()
 
     def __post_init__(self) -> None:
         resolved = get_problem(self.name).resolve(dict(self.params))
+        defaults = self.family.defaults()
         order = [p.name for p in self.family.params]
-        given = sorted(dict(self.params), key=order.index)
+        given = sorted(
+            (k for k in dict(self.params) if resolved[k] != defaults[k]), key=order.index
+        )
         object.__setattr__(self, "params", tuple((k, resolved[k]) for k in given))
 
     @classmethod
@@ -161,7 +167,7 @@ def _synthetic_params(sparsity: int | None) -> tuple[Param, ...]:
         Param("n_test", int, 1000, "test rows"),
         Param("dim", int, 200, "features"),
         Param("noise", float, 0.01, "standard deviation of the label noise ε"),
-        Param("sparsity", int, sparsity, "non-zero true weights (none: all of them)"),
+        Param("sparsity", int, sparsity, "non-zero true weights (none: all)", optional=True),
         Param("rho", float, 0.0, "feature correlation ρ^|i−j| (Toeplitz)"),
         Param("true_w", float, 0.01, "value of each non-zero true weight"),
         Param("true_b", float, 0.1, "true bias"),
@@ -183,8 +189,7 @@ PROBLEMS: dict[str, ProblemFamily] = {
     for f in (
         ProblemFamily(
             "synthetic",
-            "the lesson's data: y = 0.1 + Σ 0.01·xᵢ + ε, x ~ N(0, I₂₀₀), ε ~ N(0, 0.01²), "
-            "50 training rows",
+            "the lesson's data: y = 0.1 + Σ 0.01·xᵢ + ε, x ~ N(0, I₂₀₀), 50 training rows",
             _synthetic_params(None),
             synthetic,
             _check_synthetic,
@@ -198,7 +203,7 @@ PROBLEMS: dict[str, ProblemFamily] = {
         ),
         ProblemFamily(
             "diabetes",
-            "scikit-learn's diabetes data, degree-3 polynomial features (285), 50 training rows",
+            "scikit-learn's diabetes data, 285 polynomial features, 50 training rows",
             (
                 Param("n_train", int, 50, "training rows"),
                 Param("degree", int, 3, "degree of the polynomial features"),
