@@ -166,9 +166,9 @@ def _runner_up(run: RunData, final: pd.DataFrame | None) -> str:
 def _lore(run: RunData, sign: int) -> str:
     """How the L1/L2 verdict compares with the lore 'L1 pays off only for sparse true weights'."""
     problem = problem_name(run)
-    if sign == 0 or problem not in _DENSE | _SPARSE:
+    dense = _dense_truth(run, problem)
+    if sign == 0 or dense is None:
         return ""
-    dense = problem in _DENSE
     agrees = (sign > 0) == dense
     truth = "dense (every weight nonzero)" if dense else "sparse"
     verb = "agrees with" if agrees else "contradicts"
@@ -176,6 +176,16 @@ def _lore(run: RunData, sign: int) -> str:
         f" This {verb} the common lore that L1 pays off only when the true weights are sparse: "
         f"on '{problem}' they are {truth}."
     )
+
+
+def _dense_truth(run: RunData, problem: str) -> bool | None:
+    """Whether the true weights are dense (None: unknown, e.g. a user's data): from run.json
+    ``data`` (count of non-zero true weights) when recorded, else from the problem's name."""
+    data = run.run.get("data")
+    if isinstance(data, dict) and "true_nonzero" in data:
+        nonzero, dim = data.get("true_nonzero"), data.get("dim")
+        return None if nonzero is None or dim is None else nonzero == dim
+    return True if problem in _DENSE else False if problem in _SPARSE else None
 
 
 def _regret(run: RunData, grid: pd.DataFrame | None) -> str:

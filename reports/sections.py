@@ -102,6 +102,7 @@ def environment_section(run: RunData, bench_dir: Path) -> Section:
     rows: list[tuple[str, str]] = [
         ("study", run.name),
         ("problem", _show(info.get("problem", problem_name(run)))),
+        *data_rows(info.get("data")),
         ("storage", mask(_show(info.get("storage", "")))),
         ("device", _show(info.get("device", ""))),
         ("started", _show(info.get("started", ""))),
@@ -123,6 +124,41 @@ def environment_section(run: RunData, bench_dir: Path) -> Section:
     if run.notes:
         blocks.append(Bullets(tuple(f"{n}: the sections that need it say so" for n in run.notes)))
     return Section("Environment", "environment", tuple(blocks))
+
+
+def data_rows(data: Any) -> list[tuple[str, str]]:
+    """What the study ran on (run.json ``data``): the problem's parameters, or the file's path,
+    SHA-256, size and columns; and the split sizes."""
+    if not isinstance(data, dict):
+        return []
+    rows: list[tuple[str, str]] = []
+    if data.get("kind") == "file":
+        features = [str(f) for f in data.get("features") or []]
+        shown = ", ".join(features[:20]) + (
+            f", … ({len(features)} in all)" if len(features) > 20 else ""
+        )
+        rows += [
+            ("data: file", _show(data.get("path", ""))),
+            ("data: SHA-256", _show(data.get("sha256", ""))),
+            ("data: rows × columns", f"{data.get('rows', '?')} × {data.get('columns', '?')}"),
+            ("data: target", _show(data.get("target", ""))),
+            ("data: features", shown),
+        ]
+    else:
+        params = data.get("params")
+        rows.append(("data: description", _show(data.get("description", ""))))
+        if isinstance(params, dict):
+            rows.append(("data: parameters", ", ".join(f"{k}={v}" for k, v in params.items())))
+    splits = data.get("splits")
+    if isinstance(splits, dict):
+        rows.append(
+            (
+                "data: splits (rows)",
+                f"train {splits.get('train')} · validation {splits.get('val')} · "
+                f"test {splits.get('test')}, drawn afresh by each data seed",
+            )
+        )
+    return rows
 
 
 def _command(command: Any) -> str:
