@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, NoReturn
 
-from studies.names import PENALTIES, PROBLEMS
+from studies.names import PENALTIES, PROBLEMS, TABLE_SUFFIXES
 
 __all__ = [
     "DEFAULTS",
@@ -31,6 +31,7 @@ __all__ = [
     "EXIT_SIGTERM",
     "EXIT_STORAGE",
     "EXIT_USAGE",
+    "FILE_FLAGS",
     "SAMPLERS",
     "Settings",
     "UsageError",
@@ -48,7 +49,13 @@ EXIT_STORAGE = 3
 EXIT_SIGINT = 128 + signal.SIGINT
 EXIT_SIGTERM = 128 + signal.SIGTERM
 
+_PROBLEM_LINES = "\n".join(f"  {name:<17} {text}" for name, text in PROBLEMS.items())
 EPILOG = f"""\
+problems (--problem NAME, or NAME:key=value,..., e.g. synthetic:n_train=100,rho=0.5):
+{_PROBLEM_LINES}
+  {"FILE.csv|.parquet":<17} your own rows: --target (default: the last column) on --features
+                    (default: the other columns); splits drawn by each data seed
+
 exit codes:
   {EXIT_OK:<4} the study holds --n-trials COMPLETE trials (and its exports and report are written)
   {EXIT_FAILED:<4} a bug (with its traceback), a failed report, or every worker died early
@@ -72,6 +79,11 @@ class Settings:
     """
 
     problem: str = "synthetic"
+    target: str | None = None
+    features: tuple[str, ...] | None = None
+    n_train: int | None = None
+    val_fraction: float | None = None
+    test_fraction: float | None = None
     penalties: tuple[str, ...] = PENALTIES
     lam_range: tuple[float, float] = (1e-5, 1e2)
     n_trials: int = 200
@@ -141,6 +153,32 @@ def _penalties(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def _problem(text: str) -> str:
+    text = text.strip()
+    if Path(text).suffix.lower() in TABLE_SUFFIXES:
+        return text
+    name = text.partition(":")[0].strip()
+    if name not in PROBLEMS:
+        raise argparse.ArgumentTypeError(
+            f"{name!r} is not one of {', '.join(PROBLEMS)}, nor a {'/'.join(TABLE_SUFFIXES)} file"
+        )
+    return text
+
+
+def _columns(text: str) -> tuple[str, ...]:
+    names = tuple(v.strip() for v in text.split(","))
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"must be comma-separated column names, got {text!r}")
+    return names
+
+
+def _fraction(text: str) -> float:
+    value = _number(positive=True)(text)
+    if not value < 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {text!r}")
+    return value
+
+
 def _text(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("must not be empty")
@@ -172,7 +210,14 @@ def _parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     g = p.add_argument_group("problem and training budget")
-    g.add_argument("--problem", choices=PROBLEMS, default=d.problem, help="the data")
+    g.add_argument(
+        "--problem",
+        type=_problem,
+        default=d.problem,
+        metavar="PROBLEM",
+        help="a registered problem, NAME or NAME:key=value,... (listed below), or a "
+        ".csv/.parquet FILE of your own",
+    )
     g.add_argument("--lr", type=positive, help="learning rate η (default: TrainConfig's)")
     g.add_argument("--epochs", type=_integer(1), help="epochs per run (default: TrainConfig's)")
     g.add_argument(
@@ -184,6 +229,18 @@ def _parser() -> argparse.ArgumentParser:
         type=_integer(0),
         default=d.seed,
         help="seeds the sampler and derives the data and train seeds",
+    )
+    g = p.add_argument_group("your own data (--problem FILE)")
+    g.add_argument("--target", type=_text, help="the column to predict (default: the last)")
+    g.add_argument(
+        "--features", type=_columns, metavar="COL,COL", help="default: every other column"
+    )
+    g.add_argument("--n-train", type=_integer(2), help="training rows (default: the rest)")
+    g.add_argument(
+        "--val-fraction", type=_fraction, help="validation rows, as a fraction (default: 0.2)"
+    )
+    g.add_argument(
+        "--test-fraction", type=_fraction, help="test rows, as a fraction (default: 0.2)"
     )
     g = p.add_argument_group("search space and sampler")
     g.add_argument(
@@ -282,7 +339,24 @@ def parse_args(argv: Sequence[str]) -> Settings:
     if low >= high:
         raise UsageError(f"--lam-range must have LOW < HIGH, got {low:g} {high:g}")
     check_heartbeat(settings)
+    _check_file_flags(settings)
     return settings
+
+
+#: Flags that describe a table file, meaningless for a registered problem.
+FILE_FLAGS = ("target", "features", "n_train", "val_fraction", "test_fraction")
+
+
+def _check_file_flags(settings: Settings) -> None:
+    if Path(settings.problem).suffix.lower() in TABLE_SUFFIXES:
+        return
+    for name in FILE_FLAGS:
+        if getattr(settings, name) is not None:
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(
+                f"{flag} applies to --problem FILE (.csv/.parquet), not to {settings.problem!r}"
+                + (" (write NAME:n_train=N)" if name == "n_train" else "")
+            )
 
 
 def check_heartbeat(settings: Settings) -> None:
@@ -292,6 +366,17 @@ def check_heartbeat(settings: Settings) -> None:
             f"--stale-after ({settings.stale_after:g} s) must exceed --heartbeat-interval "
             f"({settings.heartbeat_interval:g} s)"
         )
+
+
+def _problem_table(table: dict[str, Any], path: Path) -> str:
+    """``problem = {name = "synthetic", n_train = 100}`` in TOML as ``synthetic:n_train=100``."""
+    name = table.get("name")
+    params = {k: v for k, v in table.items() if k != "name"}
+    if not isinstance(name, str) or any(isinstance(v, dict | list) for v in params.values()):
+        raise UsageError(
+            f'config file {path}: a problem table needs name = "..." and single values'
+        )
+    return name + "".join(f"{',' if i else ':'}{k}={v}" for i, (k, v) in enumerate(params.items()))
 
 
 def _config_path(argv: list[str]) -> Path | None:
@@ -324,9 +409,11 @@ def _as_flags(flag: str, value: Any, path: Path) -> list[str]:
         if not isinstance(value, bool):
             raise UsageError(f"config file {path}: {flag} must be true or false, got {value!r}")
         return [flag] if value else []
-    if flag in ("--lam-range", "--penalties") and isinstance(value, list):
+    if flag in ("--lam-range", "--penalties", "--features") and isinstance(value, list):
         items = [str(v) for v in value]
         return [flag, *items] if flag == "--lam-range" else [flag, ",".join(items)]
+    if flag == "--problem" and isinstance(value, dict):
+        return [flag, _problem_table(value, path)]
     if isinstance(value, bool | list | dict):
         raise UsageError(f"config file {path}: {flag} must be a single value, got {value!r}")
     return [flag, str(value)]

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from studies.cli import Settings
-from wdbench import Problem, get_problem
+from studies.problem import StudyProblem
+from wdbench import Problem
 from wdbench.seeding import derive_seed
 
 __all__ = ["StudySeeds", "build_problems"]
@@ -36,11 +37,6 @@ class StudySeeds:
         )
 
 
-def build_problem(name: str, data_seed: int) -> Problem:
-    """One draw of the registered problem (on the CPU; the kernel casts it)."""
-    return get_problem(name).build(data_seed)
-
-
 def build_problems(settings: Settings, seeds: StudySeeds) -> list[Problem]:
-    """The S problem draws of the study, in data-seed order."""
-    return [build_problem(settings.problem, s) for s in seeds.data_seeds]
+    """The S problem draws of the study, in data-seed order (``studies.problem``)."""
+    return StudyProblem.from_settings(settings).draws(seeds.data_seeds)

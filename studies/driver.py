@@ -15,6 +15,8 @@ exits 1 (the study and its exports are saved before the report starts). A rerun 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sys
 import time
 import traceback
@@ -34,7 +36,7 @@ from studies import exports
 from studies.ask_tell import count_trials
 from studies.cli import EXIT_SIGINT, EXIT_USAGE, Settings, UsageError
 from studies.console import Regret, reach_line, summary_lines, time_to_regret
-from studies.crn import StudySeeds, build_problems
+from studies.crn import StudySeeds
 from studies.grid import (
     best_grid_point,
     cached_dense_grid,
@@ -43,6 +45,7 @@ from studies.grid import (
     oracle_table,
 )
 from studies.phases import Phases
+from studies.problem import StudyProblem
 from studies.scaleout.workers import apply_thread_policy, run_workers, thread_record
 from studies.space import enqueue_grid, make_sampler, with_train_defaults
 from studies.storage import (
@@ -58,13 +61,27 @@ from wdbench import resolve_device
 __all__ = ["Prepared", "execute", "prepare", "run"]
 
 #: Settings that define the objective: a study must keep them across reruns and workers.
-OBJECTIVE_KEYS = ("problem", "seeds", "seed", "lr", "epochs", "init_scale")
+OBJECTIVE_KEYS = (
+    "problem",
+    "target",
+    "features",
+    "n_train",
+    "val_fraction",
+    "test_fraction",
+    "seeds",
+    "seed",
+    "lr",
+    "epochs",
+    "init_scale",
+)
 OBJECTIVE_ATTR = "objective"
+#: The objective record's key for the SHA-256 of a table file's content.
+DATA_HASH_KEY = "data_sha256"
 
 
 @dataclass(frozen=True, eq=False)
 class Prepared:
-    """A validated run: its directory, storage, study, device and seeds."""
+    """A validated run: its directory, storage, study, device, seeds and problem."""
 
     settings: Settings
     run_dir: Path
@@ -72,6 +89,7 @@ class Prepared:
     study: optuna.Study
     device: torch.device
     seeds: StudySeeds
+    problem: StudyProblem
 
 
 def run(
@@ -110,12 +128,17 @@ def prepare(settings: Settings) -> Prepared:
     flags left unset; use them (not the argument) from here on.
     """
     settings = with_train_defaults(settings)
+    seeds = StudySeeds.from_settings(settings)
     try:
+        problem = StudyProblem.from_settings(settings)
+        problem.draws(seeds.data_seeds)  # a draw the data cannot fill is refused here
         device = resolve_device(settings.device)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    settings = dataclasses.replace(settings, problem=problem.label)
     run_dir = run_directory(settings.out, settings.study_name)
     check_writable(run_dir)
+    _check_recorded_data(run_dir / "run.json", settings, problem)
     spec = parse_storage(settings.storage, run_dir)
     if spec.path is not None:
         check_writable(spec.path.parent)
@@ -131,17 +154,21 @@ def prepare(settings: Settings) -> Prepared:
         direction="minimize",
         load_if_exists=True,
     )
-    _check_objective(study, settings)
-    return Prepared(settings, run_dir, spec, study, device, StudySeeds.from_settings(settings))
+    _check_objective(study, settings, problem)
+    return Prepared(settings, run_dir, spec, study, device, seeds, problem)
 
 
-def _check_objective(study: optuna.Study, settings: Settings) -> None:
-    """Record the objective's settings on a new study; refuse a rerun that changes them."""
-    wanted = {key: getattr(settings, key) for key in OBJECTIVE_KEYS}
+def _check_objective(study: optuna.Study, settings: Settings, problem: StudyProblem) -> None:
+    """Record the objective's settings (and a file's hash) on a new study; refuse a rerun that
+    changes them."""
+    wanted: dict[str, Any] = {key: _plain(getattr(settings, key)) for key in OBJECTIVE_KEYS}
+    if problem.sha256 is not None:
+        wanted[DATA_HASH_KEY] = problem.sha256
     stored = study.user_attrs.get(OBJECTIVE_ATTR)
     if stored is None:
         study.set_user_attr(OBJECTIVE_ATTR, wanted)
         return
+    _check_data_hash(stored.get(DATA_HASH_KEY), settings, problem)
     for key in OBJECTIVE_KEYS:
         if key in stored and stored[key] != wanted[key]:
             flag = "--" + key.replace("_", "-")
@@ -149,6 +176,33 @@ def _check_objective(study: optuna.Study, settings: Settings) -> None:
                 f"study {settings.study_name!r} was run with {flag} {stored[key]}, not "
                 f"{wanted[key]}: its trials would not be comparable (choose another --study-name)"
             )
+
+
+def _check_recorded_data(run_json: Path, settings: Settings, problem: StudyProblem) -> None:
+    """Refuse a changed file against the hash a previous run recorded in ``run.json``, before the
+    storage is opened (the study's own record, checked later, covers a run.json kept elsewhere)."""
+    if problem.sha256 is None or not run_json.is_file():
+        return
+    try:
+        data = json.loads(run_json.read_text()).get("data")
+    except (OSError, ValueError, AttributeError):
+        return  # a damaged run.json is rewritten at the end of this run
+    if isinstance(data, dict):
+        _check_data_hash(data.get("sha256"), settings, problem)
+
+
+def _check_data_hash(old: Any, settings: Settings, problem: StudyProblem) -> None:
+    if isinstance(old, str) and old != problem.sha256:
+        raise UsageError(
+            f"study {settings.study_name!r} ran on {settings.problem} with SHA-256 {old[:12]}…, "
+            f"but the file now hashes to {str(problem.sha256)[:12]}…: one study must not mix two "
+            "data sets (restore the file, or choose another --study-name)"
+        )
+
+
+def _plain(value: Any) -> Any:
+    """A settings value as JSON keeps it (Optuna stores user attributes as JSON)."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def execute(
@@ -175,6 +229,7 @@ def execute(
         prepared.device,
         prepared.seeds,
         (started, started),
+        data=prepared.problem.record(prepared.problem.draw(prepared.seeds.data_seeds[0])),
     )
     info["threads"] = thread_record(settings)
     if n_complete == 0:
@@ -212,7 +267,7 @@ def _finish(
         prepared.run_dir,
         prepared.seeds,
     )
-    problems = build_problems(settings, seeds)
+    problems = prepared.problem.draws(seeds.data_seeds)
     with phases.phase("grid"):
         grid = cached_dense_grid(
             run_dir / "grid.parquet", settings, problems, seeds, prepared.device

@@ -212,8 +212,10 @@ def run_info(
     device: torch.device,
     seeds: StudySeeds,
     times: tuple[str, str],
+    data: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ``run.json`` record; ``command`` and ``storage`` must already be masked."""
+    """The ``run.json`` record; ``command`` and ``storage`` must already be masked. ``data``
+    describes what the study ran on (``studies.problem.StudyProblem.record``)."""
     resolved = dataclasses.asdict(settings)
     resolved["storage"] = storage
     device_name = str(device)
@@ -224,6 +226,7 @@ def run_info(
         "study_name": settings.study_name,
         "storage": storage,
         "problem": settings.problem,
+        "data": data,
         "settings": resolved,
         "versions": versions(),
         "device": device_name,

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from studies.cli import Settings
+from studies.cli import FILE_FLAGS, Settings
 from studies.crn import StudySeeds
 from studies.space import SearchPoint, grid_branches, lam_grid
 from studies.train_batch import evaluate
@@ -96,6 +96,7 @@ def grid_key(settings: Settings, device: torch.device) -> str:
         "grid_points",
     )
     key = {name: getattr(settings, name) for name in fields}
+    key.update({name: getattr(settings, name) for name in FILE_FLAGS if getattr(settings, name)})
     key.update(l1_ratios=GRID_L1_RATIOS, device=device.type, torch=torch.__version__)
     return json.dumps(key, sort_keys=True)
 

@@ -35,8 +35,10 @@ def _imported(importtime_stderr: str) -> set[str]:
 
 
 def test_cli_names_are_the_registries_names() -> None:
-    assert names.PROBLEMS == tuple(wdbench.PROBLEMS)
+    assert names.PROBLEMS == {n: f.description for n, f in wdbench.PROBLEMS.items()}
+    assert tuple(names.PROBLEMS) == tuple(wdbench.PROBLEMS)
     assert names.PENALTIES == tuple(wdbench.PENALTIES)
+    assert names.TABLE_SUFFIXES == wdbench.problems.TABLE_SUFFIXES
 
 
 @pytest.mark.parametrize(
@@ -46,6 +48,9 @@ def test_cli_names_are_the_registries_names() -> None:
         (["--lr", "0"], 2),
         (["--penalties", "l3"], 2),
         (["--lam-range", "1", "0.1"], 2),
+        (["--problem", "mnist"], 2),
+        (["--target", "y"], 2),
+        (["--problem", "data.csv", "--val-fraction", "1"], 2),
     ],
 )
 def test_help_and_refusals_import_nothing_heavy(argv: list[str], code: int) -> None:
