@@ -107,7 +107,8 @@ def test_population(
     kernel = wdbench.train_population
     device = torch.device(device_name)
     configs = mix_configs(mix, population_k)
-    problems = [wdbench.Problem.synthetic(seed=s).to(device, torch.float32) for s in range(S)]
+    lesson = wdbench.get_problem("synthetic")
+    problems = [lesson.build(s).to(device, torch.float32) for s in range(S)]
     benchmark.group = "population"
     results: list[Any] = []
 

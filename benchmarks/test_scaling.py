@@ -63,7 +63,8 @@ def test_scaling(
     device = torch.device(device_name)
     k = POPULATION_K[device.type] if scaling_kind == "population" else 1
     configs = l2_configs(k)
-    problem = wdbench.Problem.synthetic(n_train=n_train, dim=d, seed=0).to(device, torch.float32)
+    problem = wdbench.get_problem("synthetic").build(0, n_train=n_train, dim=d)
+    problem = problem.to(device, torch.float32)
     benchmark.group = "scaling"
     ok: list[bool] = []
     if scaling_kind == "population":
