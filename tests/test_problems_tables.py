@@ -299,3 +299,18 @@ def test_a_frame_names_itself_in_its_errors() -> None:
     frame["name"] = "x"
     with pytest.raises(ValueError, match=r"^data frame: non-numeric column 'name'"):
         Problem.from_frame(frame, target="y")
+
+
+def test_nullable_and_boolean_columns_are_numbers_and_their_gaps_are_counted() -> None:
+    frame = pd.DataFrame(
+        {
+            "n": pd.array([1, None, 3, 4], dtype="Int64"),
+            "flag": [True, False, True, False],
+            "y": [1.0, 2.0, 3.0, 5.0],
+        }
+    )
+    with pytest.raises(ValueError, match=r"'n' \(1 missing\)"):
+        Problem.from_frame(frame)
+    frame["n"] = pd.array([1, 2, 3, 4], dtype="Int64")
+    p = Problem.from_frame(frame, dtype=torch.float64)
+    assert p.dim == 2 and p.meta["features"] == ("n", "flag")

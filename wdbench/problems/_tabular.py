@@ -200,8 +200,8 @@ def frame_table(
             f"{source}: non-numeric column{'s' * (len(non_numeric) > 1)} "
             f"{_listing(non_numeric)} (encode them as numbers, or leave them out of the features)"
         )
-    X = frame[used].to_numpy(dtype=np.float64, copy=True)
-    y = frame[target].to_numpy(dtype=np.float64, copy=True)
+    X = frame[used].to_numpy(dtype=np.float64, copy=True, na_value=np.nan)
+    y = frame[target].to_numpy(dtype=np.float64, copy=True, na_value=np.nan)
     return _checked(X, y, target, tuple(used), source, n_columns=len(columns))
 
 
