@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, NoReturn
 
-from studies.names import PENALTIES, PROBLEMS, TABLE_SUFFIXES
+from studies.names import PENALTIES, PROBLEM_PARAMS, PROBLEMS, TABLE_SUFFIXES
 
 __all__ = [
     "DEFAULTS",
@@ -49,7 +49,10 @@ EXIT_STORAGE = 3
 EXIT_SIGINT = 128 + signal.SIGINT
 EXIT_SIGTERM = 128 + signal.SIGTERM
 
-_PROBLEM_LINES = "\n".join(f"  {name:<17} {text}" for name, text in PROBLEMS.items())
+_PROBLEM_LINES = "\n".join(
+    f"  {name:<17} {text}\n  {'':<17} parameters: {', '.join(PROBLEM_PARAMS[name])}"
+    for name, text in PROBLEMS.items()
+)
 EPILOG = f"""\
 problems (--problem NAME, or NAME:key=value,..., e.g. synthetic:n_train=100,rho=0.5):
 {_PROBLEM_LINES}

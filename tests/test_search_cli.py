@@ -37,6 +37,9 @@ def _imported(importtime_stderr: str) -> set[str]:
 def test_cli_names_are_the_registries_names() -> None:
     assert names.PROBLEMS == {n: f.description for n, f in wdbench.PROBLEMS.items()}
     assert tuple(names.PROBLEMS) == tuple(wdbench.PROBLEMS)
+    assert names.PROBLEM_PARAMS == {
+        n: tuple(p.name for p in f.params) for n, f in wdbench.PROBLEMS.items()
+    }
     assert names.PENALTIES == tuple(wdbench.PENALTIES)
     assert names.TABLE_SUFFIXES == wdbench.problems.TABLE_SUFFIXES
 

@@ -261,6 +261,7 @@ def test_help_lists_every_problem_with_its_description(capsys: pytest.CaptureFix
     out = " ".join(capsys.readouterr().out.split())
     for name, family in wdbench.PROBLEMS.items():
         assert f"{name} {family.description}" in out
+        assert "parameters: " + ", ".join(p.name for p in family.params) in out
     assert "FILE.csv|.parquet" in out and "--target" in out
 
 
