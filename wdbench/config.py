@@ -3,7 +3,9 @@
 Two questions are kept apart: the update **rule** (which math: ``wdbench.rules``) and the **impl**
 (which code path computes it: ``wdbench.loops``). ``COMBOS`` lists the valid (impl, rule) pairs
 and the penalties each applies. Old run files and callers name a single ``loop``; ``LEGACY_LOOPS``
-maps each to its (rule, impl), ``split_loop`` converts a name and ``loop_name`` goes back.
+maps each to its (rule, impl), ``split_loop`` converts a name and ``loop_name`` goes back. The
+**optimizer** (``wdbench.optimizers``: sgd, momentum, adam) is a third question: ``IMPL_OPTIMIZERS``
+lists which (impl, rule) pairs run which optimizers.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
+from wdbench.optimizers import OPTIMIZERS, Optimizer
 from wdbench.penalties import PENALTIES
 from wdbench.rules import RULES
 
@@ -21,6 +24,7 @@ __all__ = [
     "COMBOS",
     "DTYPES",
     "IMPLS",
+    "IMPL_OPTIMIZERS",
     "LEGACY_LOOPS",
     "LOOPS",
     "OPTIM_IMPLS",
@@ -33,7 +37,7 @@ __all__ = [
 #: Code paths (``wdbench.loops``) and the rules each computes.
 IMPLS: dict[str, tuple[str, ...]] = {
     "scratch": ("coupled",),
-    "optim": ("coupled",),
+    "optim": ("coupled", "decoupled"),
     "concise": ("coupled",),
     "functional": tuple(RULES),
 }
@@ -42,6 +46,14 @@ COMBOS: dict[tuple[str, str], tuple[str, ...]] = {
     (impl, rule): RULES[rule].penalties for impl, rules in IMPLS.items() for rule in rules
 }
 COMBOS["concise", "coupled"] = ("none", "l2")  # nn.Linear + torch.optim.SGD(weight_decay)
+#: (impl, rule) → the optimizers that path runs: ``optim`` decoupled is ``torch.optim.AdamW`` or,
+#: for plain SGD, ``torch.optim.SGD`` (the same update; torch has no SGDW), ``concise`` is the
+#: lesson's plain SGD.
+IMPL_OPTIMIZERS: dict[tuple[str, str], tuple[str, ...]] = {
+    pair: tuple(OPTIMIZERS) for pair in COMBOS
+}
+IMPL_OPTIMIZERS["optim", "decoupled"] = ("sgd", "adam")
+IMPL_OPTIMIZERS["concise", "coupled"] = ("sgd",)
 #: The single ``loop`` names of earlier versions (and of old run files) → (rule, impl).
 LEGACY_LOOPS: dict[str, tuple[str, str]] = {
     "scratch": ("coupled", "scratch"),
@@ -97,13 +109,35 @@ class TrainConfig:
     impl        rule       penalties                 the same update in torch.optim terms
     ==========  =========  ========================  ==========================================
     scratch     coupled    none, l2, l1, elastic     autograd on Σ(ŷ−y)²/2 + pen, then p −= η·g/B
+                                                     (or the optimizer's step on g/B)
     optim       coupled    none, l2, l1, elastic     ``SGD([{w, weight_decay=c}, {b}])`` (+ a‖w‖₁
-                                                     in the loss): coupled ≡ SGD(weight_decay=λ)
+                                                     in the loss): coupled ≡ SGD(weight_decay=λ);
+                                                     momentum: SGD(momentum, nesterov); adam: Adam
+    optim       decoupled  none, l2                  sgd, adam: ``AdamW([{w, weight_decay=λ},
+                                                     {b, weight_decay=0}])``; SGD for plain SGD
     concise     coupled    none, l2                  the lesson's nn.Linear + MSELoss + SGD(wd)
     functional  coupled    none, l2, l1, elastic     analytic ∇ℓ, then ``wdbench.rules`` step
     functional  decoupled  none, l2                  SGDW / AdamW's decay: w −= ηλw outside
-    functional  proximal   none, l2, l1, elastic     proximal gradient (ISTA); no torch.optim class
+    functional  proximal   none, l2, l1, elastic     proximal gradient (ISTA); with momentum or
+                                                     Adam the decoupled form of l1 / elastic
     ==========  =========  ========================  ==========================================
+
+    ``optimizer`` is ``"sgd"`` (the lesson's; the default), ``"momentum"`` (heavy ball with
+    ``momentum`` μ, or Nesterov with ``nesterov=True``; dampening 0) or ``"adam"`` (``beta1``,
+    ``beta2``, ``eps``); the hyperparameters have torch's defaults and are read only by the
+    optimizer that uses them (``momentum = 0.9`` is the coefficient ``"momentum"`` runs with).
+    With g the gradient the optimizer sees, the rule says where the penalty goes:
+
+    * coupled: g = ∇ℓ + ∇pen(w) (L2 in the gradient, L1 its subgradient a·sign(w)) ≡
+      ``torch.optim.SGD(momentum, nesterov, weight_decay=λ)`` /
+      ``torch.optim.Adam(weight_decay=λ)``;
+    * decoupled (none, l2): w ← w − ηλw at the old w, then the optimizer's step on g = ∇ℓ ≡
+      ``torch.optim.AdamW(weight_decay=λ)`` (which decays first), SGDW with momentum;
+    * proximal: the optimizer's step on g = ∇ℓ, then w ← S(w, ηa) / (1 + ηc): the decoupled
+      form of l1 and elastic (the proximal operator of the whole penalty, a = λρ, c = λ(1−ρ)).
+
+    With plain SGD coupled ≡ decoupled; the bias is never decayed (it takes the optimizer's step
+    with its own state and no penalty).
 
     ``loop`` (not a field) takes a legacy name instead of ``rule``/``impl`` and, when given, sets
     both (``LEGACY_LOOPS``): ``TrainConfig(loop="proximal")`` ≡ ``TrainConfig(rule="proximal",
@@ -125,6 +159,12 @@ class TrainConfig:
     seed: int = 0
     dtype: Dtype = "float32"
     optim_impl: str = "default"
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    nesterov: bool = False
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
     loop: InitVar[str | None] = None
     if not TYPE_CHECKING:  # read back, ``config.loop`` is the legacy name (``loop_name``)
         loop = property(lambda self: LoopName(loop_name(self.rule, self.impl)))
@@ -165,6 +205,33 @@ class TrainConfig:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
         if self.optim_impl not in OPTIM_IMPLS:
             raise ValueError(f"optim_impl must be one of {OPTIM_IMPLS}, got {self.optim_impl!r}")
+        self._check_optimizer()
+
+    def _check_optimizer(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}"
+            )
+        runs = IMPL_OPTIMIZERS[self.impl, self.rule]
+        if self.optimizer not in runs:
+            raise ValueError(
+                f"impl {self.impl!r} with rule {self.rule!r} cannot run optimizer "
+                f"{self.optimizer!r} (it runs {', '.join(runs)})"
+            )
+        _check(self.momentum, "momentum", lambda v: 0 <= v < 1, "in [0, 1)")
+        _check(self.beta1, "beta1", lambda v: 0 <= v < 1, "in [0, 1)")
+        _check(self.beta2, "beta2", lambda v: 0 <= v < 1, "in [0, 1)")
+        _check(self.eps, "eps", lambda v: v >= 0, "a finite number >= 0")
+        if not isinstance(self.nesterov, bool):
+            raise ValueError(f"nesterov must be True or False, got {self.nesterov!r}")
+        if self.nesterov and (self.optimizer != "momentum" or self.momentum == 0):
+            raise ValueError("nesterov=True needs optimizer 'momentum' with momentum > 0")
+
+    def optimizer_settings(self) -> Optimizer:
+        """The configured optimizer (``wdbench.optimizers``)."""
+        return Optimizer(
+            self.optimizer, self.momentum, self.nesterov, self.beta1, self.beta2, self.eps
+        )
 
     @property
     def torch_dtype(self) -> torch.dtype:

@@ -2,11 +2,14 @@
 batch order; ``functional`` computes any rule of ``wdbench.rules``, the others the coupled one.
 
 * ``scratch``    — the lesson's loop: ``DataLoader`` + autograd on Σ_batch[(ŷ−y)²/2 + pen(w)] +
-  the in-place ``p ← p − η·p.grad/B``. L1 is the lesson's autograd subgradient.
-* ``optim``      — ``torch.optim.SGD`` with groups ``[{w, weight_decay=c}, {b}]`` on the mean half
-  squared error (plus a‖w‖₁ in the loss for l1 / elastic): w ← w − η(∇ℓ + a·sign(w) + c·w).
+  the in-place ``p ← p − η·p.grad/B`` (with momentum or Adam: the optimizer's step of
+  ``wdbench.optimizers`` on p.grad/B). L1 is the lesson's autograd subgradient.
+* ``optim``      — the torch.optim class with groups ``[{w, weight_decay=c}, {b}]`` on the mean
+  half squared error (plus a‖w‖₁ in the loss for l1 / elastic): ``SGD`` (momentum, nesterov) or
+  ``Adam`` (coupled: w's gradient is ∇ℓ + a·sign(w) + c·w), ``AdamW`` (decoupled).
 * ``functional`` — the analytic batch gradient ∇ℓ, then ``Rule.step`` of ``config.rule``
-  (``decoupled``: w ← w − ηλw − η∇ℓ; ``proximal``: the only rule that produces exact zeros).
+  (``decoupled``: w ← w − ηλw − η∇ℓ; ``proximal``: the only rule that produces exact zeros), or
+  with momentum or Adam ``Rule.update_`` with the optimizer's state of w and of b.
 * ``concise``    — the lesson's concise code: ``nn.Linear``, ``MSELoss`` without ½, its bias drawn
   at random. concise(wd, η) ≡ scratch(λ = wd/2, 2η) given the same b₀ (a different objective).
 """
@@ -21,6 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from wdbench.config import TrainConfig
+from wdbench.optimizers import Optimizer
 from wdbench.order import batches
 from wdbench.penalties import get_penalty
 from wdbench.problems import Problem
@@ -93,6 +97,8 @@ class ScratchLoop(_Base):
         self.loader = DataLoader(
             TensorDataset(self.X, self.y), batch_sampler=self.sampler, generator=torch.Generator()
         )
+        self.optimizer = self.config.optimizer_settings()
+        self.states = [self.optimizer.state(p.detach()) for p in (self.w, self.b)]
 
     def run_epoch(self, epoch: int) -> None:
         self.sampler.epoch = epoch
@@ -101,7 +107,18 @@ class ScratchLoop(_Base):
             per_example = (X @ self.w + self.b - y) ** 2 / 2
             loss = per_example + self.penalty.value(self.w, c.lam, c.l1_ratio)
             loss.sum().backward()
-            sgd_([self.w, self.b], c.lr, len(y))
+            if self.optimizer.stateful:
+                self._optimizer_step(len(y))
+            else:
+                sgd_([self.w, self.b], c.lr, len(y))
+
+    @torch.no_grad()
+    def _optimizer_step(self, batch_size: int) -> None:
+        """The optimizer's step on p.grad / B for w and b, then clear the gradients."""
+        for p, state in zip((self.w, self.b), self.states, strict=True):
+            assert p.grad is not None
+            self.optimizer.step_(p, p.grad / batch_size, state, self.config.lr)
+            p.grad.zero_()
 
 
 class OptimLoop(_Base):
@@ -116,8 +133,11 @@ class OptimLoop(_Base):
             "foreach": {"foreach": True},
             "fused": {"fused": True},
         }[c.optim_impl]
-        groups = [{"params": [self.w], "weight_decay": float(decay)}, {"params": [self.b]}]
-        self.opt = torch.optim.SGD(groups, lr=c.lr, **impl)  # type: ignore[arg-type]
+        groups = [
+            {"params": [self.w], "weight_decay": float(decay)},
+            {"params": [self.b], "weight_decay": 0.0},
+        ]
+        self.opt = torch_optimizer(groups, c.optimizer_settings(), c.rule, c.lr, impl)
 
     def run_epoch(self, epoch: int) -> None:
         for X, y in self.batches(epoch):
@@ -130,17 +150,39 @@ class OptimLoop(_Base):
             self.opt.step()
 
 
+def torch_optimizer(
+    groups: list[dict[str, Any]], optimizer: Optimizer, rule: str, lr: float, impl: dict[str, bool]
+) -> torch.optim.Optimizer:
+    """The torch.optim class that computes ``optimizer`` under ``rule`` (coupled, or decoupled
+    for Adam: ``AdamW``; plain SGD is the same update either way) with its hyperparameters."""
+    o = optimizer
+    if o.name == "adam":
+        cls = torch.optim.AdamW if rule == "decoupled" else torch.optim.Adam
+        return cls(groups, lr=lr, betas=(o.beta1, o.beta2), eps=o.eps, **impl)
+    momentum = o.momentum if o.name == "momentum" else 0.0
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=o.nesterov, **impl)
+
+
 class FunctionalLoop(_Base):
     def setup(self) -> None:
         c = self.config
         self.rule = get_rule(c.rule)
         self.factors = Factors.of(self.penalty, c.lr, c.lam, c.l1_ratio, like=self.w)
+        self.optimizer = c.optimizer_settings()
+        self.states = [self.optimizer.state(p) for p in (self.w, self.b)]
+        self.buffer = torch.empty_like(self.w)
 
     def run_epoch(self, epoch: int) -> None:
         for X, y in self.batches(epoch):
             gw, gb = data_grad(X, y, self.w, self.b)
-            self.w = self.rule.step(self.w, gw, self.factors)
-            self.b = self.b - self.config.lr * gb
+            if self.optimizer.stateful:
+                self.rule.update_(
+                    self.w, gw, self.optimizer, self.states[0], self.factors, self.buffer
+                )
+                self.optimizer.step_(self.b, gb, self.states[1], self.factors.lr)
+            else:
+                self.w = self.rule.step(self.w, gw, self.factors)
+                self.b = self.b - self.config.lr * gb
 
 
 class ConciseLoop(_Base):

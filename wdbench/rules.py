@@ -23,10 +23,24 @@ kernel runs on instead of ``step_``.
 The decay is applied as w − ηc·w, never as (1 − ηc)·w: in float32, 1 − ηc keeps only a few digits
 of a small ηc (η = 0.003, λ = 10⁻³), a bias that 1000 steps turn into a 10⁻⁵ error.
 
-Adding a rule is one ``Rule`` entry (its ``step_``, ``linear`` and the penalties it applies) plus
-its tests; ``wdbench.config`` then lists it, and the conformance tests of ``tests/test_rules.py``
-run it through the single loop, the reference kernel and the fast kernel. A rule with optimizer
-state (momentum, Adam moments) would carry that state per configuration beside w.
+With an optimizer that keeps state (``wdbench.optimizers``: momentum, Adam) a rule is three
+parts around the optimizer's step p ← p − η·d(g), where g is what the optimizer sees
+(``Rule.update_``)::
+
+                 into g (grad_)       before the step (before_)   after the step (after_)
+    coupled      g ← ∇ℓ + ∇pen(w)     —                           —
+    decoupled    g ← ∇ℓ               w ← w − ηc·w                —
+    proximal     g ← ∇ℓ               —                           w ← S(w, ηa) / (1 + ηc)
+
+so coupled is ``torch.optim.SGD/Adam(weight_decay=λ)`` (L1: the subgradient a·sign(w) in g),
+decoupled is AdamW (its decay comes first, at the old w, as ``torch.optim.AdamW`` does) and SGDW,
+and proximal is the decoupled form of L1 and elastic: the proximal step of the whole penalty after
+the optimizer's step. With plain SGD, ``update_`` is ``step_`` up to rounding (a tested identity;
+``step_`` stays the plain-SGD form the fast stateless kernels replay).
+
+Adding a rule is one ``Rule`` entry (its ``step_``, ``linear``, its three parts and the penalties
+it applies) plus its tests; ``wdbench.config`` then lists it, and the conformance tests of
+``tests/test_rules.py`` run it through the single loop, the reference kernel and the fast kernels.
 """
 
 from __future__ import annotations
@@ -36,6 +50,7 @@ from dataclasses import dataclass
 
 import torch
 
+from wdbench.optimizers import Optimizer, OptimizerState
 from wdbench.penalties import Penalty, Scalar, prox_
 
 __all__ = [
@@ -84,8 +99,9 @@ def sgd_(params: list[torch.Tensor], lr: float, batch_size: int) -> None:
 
 @dataclass(frozen=True, eq=False)
 class Factors:
-    """Per-configuration factors of a step: η, ηa, ηc and 1 + ηc, broadcasting against w, and
-    which penalty parts are present (an absent part's arithmetic is skipped)."""
+    """Per-configuration factors of a step: η, ηa, ηc and 1 + ηc, broadcasting against w, the
+    coefficients a and c themselves (for the gradient an optimizer sees), and which penalty
+    parts are present (an absent part's arithmetic is skipped)."""
 
     lr: torch.Tensor
     lr_a: torch.Tensor
@@ -93,6 +109,8 @@ class Factors:
     shrink: torch.Tensor
     has_l1: bool
     has_l2: bool
+    a: torch.Tensor | None = None
+    c: torch.Tensor | None = None
 
     @classmethod
     def of(cls, penalty: Penalty, lr: Scalar, lam: Scalar, l1_ratio: Scalar,
@@ -101,18 +119,23 @@ class Factors:
         first, so a 0-d run and a ``[K, 1]`` column round the same products the same way."""
         lr, lam, l1_ratio = (torch.as_tensor(v, dtype=like.dtype, device=like.device)
                              for v in (lr, lam, l1_ratio))  # fmt: skip
-        a, c = penalty.coefficients(lam, l1_ratio)
-        lr_a, lr_c = lr * torch.as_tensor(a), lr * torch.as_tensor(c)
-        return cls(lr, lr_a, lr_c, 1 + lr_c, penalty.has_l1, penalty.has_l2)
+        a, c = (torch.as_tensor(v) for v in penalty.coefficients(lam, l1_ratio))
+        lr_a, lr_c = lr * a, lr * c
+        return cls(lr, lr_a, lr_c, 1 + lr_c, penalty.has_l1, penalty.has_l2, a, c)
 
     def transposed(self) -> Factors:
         """``[K, 1]`` columns as ``[1, K]`` rows (the fast kernels keep configurations last)."""
         lr, lr_a, lr_c, shrink = (t.T for t in (self.lr, self.lr_a, self.lr_c, self.shrink))
-        return Factors(lr, lr_a, lr_c, shrink, self.has_l1, self.has_l2)
+        a, c = (None if t is None else t.T for t in (self.a, self.c))
+        return Factors(lr, lr_a, lr_c, shrink, self.has_l1, self.has_l2, a, c)
 
 
 Step = Callable[[torch.Tensor, Descend, Factors, "torch.Tensor | None"], None]
 Linear = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+#: ``grad_(g, w, factors, buffer)``: what the rule adds to the gradient the optimizer sees.
+GradPart = Callable[[torch.Tensor, torch.Tensor, Factors, "torch.Tensor | None"], None]
+#: ``part_(w, factors, buffer)``: what the rule does to w before or after the optimizer's step.
+Part = Callable[[torch.Tensor, Factors, "torch.Tensor | None"], None]
 
 
 @dataclass(frozen=True)
@@ -125,6 +148,27 @@ class Rule:
     penalties: tuple[str, ...]
     step_: Step
     linear: Linear
+    grad_: GradPart
+    before_: Part
+    after_: Part
+
+    def update_(
+        self,
+        w: torch.Tensor,
+        g: torch.Tensor,
+        optimizer: Optimizer,
+        state: OptimizerState,
+        factors: Factors,
+        buffer: torch.Tensor | None,
+    ) -> None:
+        """One step of the rule through ``optimizer``, in place: the penalty into the data
+        gradient ``g`` (coupled), the decay before the step (decoupled), the optimizer's step,
+        the proximal step after it (proximal). ``g`` is used as scratch; ``buffer`` (w's shape)
+        is needed with an L1 part."""
+        self.grad_(g, w, factors, buffer)
+        self.before_(w, factors, buffer)
+        optimizer.step_(w, g, state, factors.lr)
+        self.after_(w, factors, buffer)
 
     def step(self, w: torch.Tensor, gw: torch.Tensor, factors: Factors) -> torch.Tensor:
         """The rule's new w for the data gradient ``gw``, on a copy of ``w``."""
@@ -154,14 +198,44 @@ def _coupled_(w: torch.Tensor, descend: Descend, f: Factors, buffer: torch.Tenso
 
 def _decoupled_(w: torch.Tensor, descend: Descend, f: Factors, buffer: torch.Tensor | None) -> None:
     """w ← w − ηc·w − η∇ℓ: the decay outside the gradient step."""
-    _decay_(w, f)
+    _decay_part_(w, f, buffer)
     descend(w)
 
 
 def _proximal_(w: torch.Tensor, descend: Descend, f: Factors, buffer: torch.Tensor | None) -> None:
     """w ← prox_{η·pen}(w − η∇ℓ) = S(w − η∇ℓ, ηa) / (1 + ηc)."""
     descend(w)
+    _prox_part_(w, f, buffer)
+
+
+def _penalty_grad_(
+    g: torch.Tensor, w: torch.Tensor, f: Factors, buffer: torch.Tensor | None
+) -> None:
+    """g ← g + c·w + a·sign(w): the penalty's (sub)gradient in the gradient the optimizer sees."""
+    assert f.a is not None and f.c is not None
+    if f.has_l2:
+        g.addcmul_(w, f.c)
+    if f.has_l1:
+        assert buffer is not None
+        g.addcmul_(torch.sign(w, out=buffer), f.a)
+
+
+def _decay_part_(w: torch.Tensor, f: Factors, buffer: torch.Tensor | None) -> None:
+    """w ← w − ηc·w, before the optimizer's step."""
+    _decay_(w, f)
+
+
+def _prox_part_(w: torch.Tensor, f: Factors, buffer: torch.Tensor | None) -> None:
+    """w ← S(w, ηa) / (1 + ηc), after the optimizer's step."""
     prox_(w, f.lr_a, f.shrink, l1=f.has_l1, l2=f.has_l2, buffer=buffer)
+
+
+def _no_grad_(g: torch.Tensor, w: torch.Tensor, f: Factors, buffer: torch.Tensor | None) -> None:
+    """Nothing into the gradient."""
+
+
+def _nothing_(w: torch.Tensor, f: Factors, buffer: torch.Tensor | None) -> None:
+    """Nothing before or after the step."""
 
 
 def _decay_first(lr: torch.Tensor, lr_c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -180,9 +254,36 @@ ALL_PENALTIES = ("none", "l2", "l1", "elastic")
 RULES: dict[str, Rule] = {
     r.name: r
     for r in (
-        Rule("coupled", "w ← w − η(∇ℓ + ∇pen(w))", ALL_PENALTIES, _coupled_, _decay_first),
-        Rule("decoupled", "w ← w − ηc·w − η∇ℓ", ("none", "l2"), _decoupled_, _decay_first),
-        Rule("proximal", "w ← prox_{η·pen}(w − η∇ℓ)", ALL_PENALTIES, _proximal_, _shrink_after),
+        Rule(
+            "coupled",
+            "w ← w − η(∇ℓ + ∇pen(w))",
+            ALL_PENALTIES,
+            _coupled_,
+            _decay_first,
+            _penalty_grad_,
+            _nothing_,
+            _nothing_,
+        ),
+        Rule(
+            "decoupled",
+            "w ← w − ηc·w − η∇ℓ",
+            ("none", "l2"),
+            _decoupled_,
+            _decay_first,
+            _no_grad_,
+            _decay_part_,
+            _nothing_,
+        ),
+        Rule(
+            "proximal",
+            "w ← prox_{η·pen}(w − η∇ℓ)",
+            ALL_PENALTIES,
+            _proximal_,
+            _shrink_after,
+            _no_grad_,
+            _nothing_,
+            _prox_part_,
+        ),
     )
 }
 

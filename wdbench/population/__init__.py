@@ -8,6 +8,7 @@ How a call is trained, module by module (private, re-exported here):
   plain batched form that defines it.
 * ``_kernels``   — which kernel trains a group (``select_kernel``).
 * ``_fullspace`` — in-place steps in the d-dimensional weight space (any penalty, any rule).
+* ``_stateful``  — in-place steps with optimizer state (momentum, Adam), in the weight space.
 * ``_rowspace``  — ``RowSpace`` (the row space of X_train, in the forms every kernel uses) and the
   kernel that trains penalties without an L1 part in it.
 * ``_graph``     — runs a kernel's epochs as one replayed CUDA graph.

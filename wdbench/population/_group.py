@@ -1,7 +1,8 @@
 """A homogeneous group of configurations and the readable reference kernel that trains it.
 
-A *group* shares the epochs, batch size, dtype, device, penalty and update rule (a
-``wdbench.rules.Rule``: every kernel computes that rule's step); its K
+A *group* shares the epochs, batch size, dtype, device, penalty, update rule (a
+``wdbench.rules.Rule``: every kernel computes that rule's step) and optimizer with its
+hyperparameters (``wdbench.optimizers``; its state is kept per configuration); its K
 configurations differ in λ, l1_ratio, η and w₀, given as ``[K, 1]`` columns / a ``[K, d]`` tensor.
 The batch order is shared (``order [1, E, n]``, one train seed) or per configuration
 (``order [K, E, n]``). Every kernel — this reference, the fast CPU paths, a GPU backend — takes a
@@ -11,10 +12,11 @@ The batch order is shared (``order [1, E, n]``, one train seed) or per configura
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
+from wdbench.optimizers import Optimizer
 from wdbench.order import batches
 from wdbench.penalties import Penalty
 from wdbench.rules import Factors, Rule, data_grad
@@ -37,7 +39,7 @@ class Group:
 
     ``X [S, n, d]`` and ``y [S, n]``: the S training sets; ``order [G, E, n]`` int64 with
     ``G ∈ {1, K}``; ``w0 [K, d]``; ``lr``, ``lam``, ``l1_ratio`` ``[K, 1]``; ``rule`` the
-    update rule of every configuration.
+    update rule and ``optimizer`` the optimizer of every configuration.
     """
 
     X: torch.Tensor
@@ -50,6 +52,7 @@ class Group:
     penalty: Penalty
     rule: Rule
     batch_size: int
+    optimizer: Optimizer = field(default_factory=Optimizer)
 
     @property
     def size(self) -> int:
@@ -128,7 +131,9 @@ def epoch_batches(order: torch.Tensor, epoch: int, batch_size: int) -> Iterator[
 
 @torch.no_grad()
 def train_group_reference(group: Group, on_epoch: EpochHook | None = None) -> GroupOutput:
-    """The plain batched form: ``data_grad`` then the rule's ``Rule.step`` on ``[S, K, d]``.
+    """The plain batched form: ``data_grad`` then the rule's ``Rule.step`` on ``[S, K, d]`` (with
+    momentum or Adam, ``Rule.update_`` with the optimizer's state ``[S, K, d]`` of w and
+    ``[S, K, 1]`` of b).
 
     Every configuration follows exactly the steps of ``wdbench.train``; rows never mix, so a
     diverging configuration only fills its own row with non-finite values.
@@ -138,11 +143,17 @@ def train_group_reference(group: Group, on_epoch: EpochHook | None = None) -> Gr
     b = torch.zeros(S, K, 1, dtype=w.dtype, device=w.device)
     log = DivergenceLog(group.epochs, w[..., 0])
     factors = group.factors()
+    opt = group.optimizer
+    w_state, b_state, buffer = opt.state(w), opt.state(b), torch.empty_like(w)
     for epoch in range(group.epochs):
         for idx in epoch_batches(group.order, epoch, group.batch_size):
             gw, gb = _batch_grad(group, idx, w, b)
-            w = group.rule.step(w, gw, factors)
-            b = b - group.lr * gb
+            if opt.stateful:
+                group.rule.update_(w, gw, opt, w_state, factors, buffer)
+                opt.step_(b, gb, b_state, factors.lr)
+            else:
+                w = group.rule.step(w, gw, factors)
+                b = b - group.lr * gb
         log.record(epoch, w, b)
         if on_epoch is not None:
             on_epoch(epoch, w, b)

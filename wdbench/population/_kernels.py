@@ -16,6 +16,7 @@ from collections.abc import Callable
 from wdbench.population._fullspace import train_group_fullspace
 from wdbench.population._group import EpochHook, Group, GroupOutput, train_group_reference
 from wdbench.population._rowspace import rowspace_applies, train_group_rowspace
+from wdbench.population._stateful import stateful_block, train_group_stateful
 from wdbench.population.native import native_applies, native_available, train_group_native
 from wdbench.population.triton import train_group_triton, triton_applies
 
@@ -29,6 +30,8 @@ def select_kernel(group: Group, backend: str = "auto") -> Kernel:
     """The kernel that trains ``group`` under ``backend``."""
     if backend == "reference":
         return train_group_reference
+    if group.optimizer.stateful:  # momentum, Adam: state per configuration
+        return train_group_stateful if group.shared_order else train_group_reference
     if triton_applies(group, forced=backend == "triton"):
         return train_group_triton
     if backend == "auto" and native_applies(group) and native_available():
@@ -51,4 +54,6 @@ def cache_block(kernel: Kernel, group: Group) -> int | None:
         return max(128, (512 << 10) // (S * d * itemsize))
     if kernel is train_group_rowspace:
         return max(1024, (3 << 20) // (2 * S * n * itemsize))
+    if kernel is train_group_stateful:
+        return stateful_block(group)
     return None

@@ -1,20 +1,22 @@
 """Planning a population run: homogeneous groups, chunk sizes, and a chunk's tensors.
 
-Configurations are split into groups that share epochs, batch size, dtype, penalty, update rule
-and — when enough of them use it — the train seed (one batch order); the configurations of rare
-seeds are pooled into one group with a batch order each. A group is cut into chunks that fit in
-memory (and, on the CPU, in cache), and each chunk becomes a ``Group`` (``_group``).
+Configurations are split into groups that share epochs, batch size, dtype, penalty, update rule,
+optimizer with its hyperparameters and — when enough of them use it — the train seed (one batch
+order); the configurations of rare seeds are pooled into one group with a batch order each. A
+group is cut into chunks that fit in memory (and, on the CPU, in cache), and each chunk becomes a
+``Group`` (``_group``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import torch
 
+from wdbench.optimizers import Optimizer
 from wdbench.order import batch_order, init_params
 from wdbench.penalties import get_penalty
 from wdbench.population._group import Group
@@ -51,15 +53,29 @@ class GroupPlan:
     penalty: str
     rule: str
     shared_order: bool
+    optimizer: Optimizer = field(default_factory=Optimizer)
+
+
+#: The optimizer's fields a group shares (``TrainConfig`` field names, in ``Optimizer`` order).
+OPTIMIZER_KEYS = ["optimizer", "momentum", "nesterov", "beta1", "beta2", "eps"]
 
 
 def plan_groups(columns: dict[str, np.ndarray]) -> list[GroupPlan]:
     """Split the configurations into homogeneous groups; rare train seeds are pooled."""
     keys = ["epochs", "batch_size", "dtype", "penalty", "rule"]
-    frame = pd.DataFrame({k: columns[k] for k in (*keys, "seed")})
+    frame = pd.DataFrame({k: columns[k] for k in (*keys, *OPTIMIZER_KEYS, "seed")})
     plans: list[GroupPlan] = []
-    for key, part in frame.groupby(keys, sort=True):
-        epochs, batch_size, dtype, penalty, rule = (str(v) for v in key)
+    for key, part in frame.groupby([*keys, *OPTIMIZER_KEYS], sort=True):
+        epochs, batch_size, dtype, penalty, rule = (str(v) for v in key[: len(keys)])
+        first = part.iloc[0]
+        optimizer = Optimizer(
+            str(first["optimizer"]),
+            float(first["momentum"]),
+            bool(first["nesterov"]),
+            float(first["beta1"]),
+            float(first["beta2"]),
+            float(first["eps"]),
+        )
         base = GroupPlan(
             np.empty(0, np.int64),
             int(epochs),
@@ -68,6 +84,7 @@ def plan_groups(columns: dict[str, np.ndarray]) -> list[GroupPlan]:
             penalty,
             rule,
             shared_order=True,
+            optimizer=optimizer,
         )
         counts = part["seed"].map(part["seed"].value_counts())
         own = (counts >= MIN_SHARED) | (part["seed"].nunique() <= FEW_SEEDS)
@@ -155,6 +172,7 @@ def make_group(
         penalty=get_penalty(plan.penalty),
         rule=get_rule(plan.rule),
         batch_size=plan.batch_size,
+        optimizer=plan.optimizer,
     )
 
 
