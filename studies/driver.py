@@ -34,9 +34,10 @@ from optuna.trial import TrialState
 from reports.redact import mask
 from studies import exports
 from studies.ask_tell import count_trials
-from studies.cli import EXIT_SIGINT, EXIT_USAGE, Settings, UsageError
+from studies.cli import EXIT_SIGINT, EXIT_STORAGE, EXIT_USAGE, Settings, UsageError
 from studies.console import Regret, reach_line, summary_lines, time_to_regret
 from studies.crn import StudySeeds
+from studies.definition import open_study
 from studies.grid import (
     best_grid_point,
     cached_dense_grid,
@@ -46,11 +47,13 @@ from studies.grid import (
 )
 from studies.phases import Phases
 from studies.problem import StudyProblem
+from studies.scaleout.faults import is_disk_full, is_storage_lost, storage_lost_message
 from studies.scaleout.workers import apply_thread_policy, run_workers, thread_record
-from studies.space import enqueue_grid, make_sampler, with_train_defaults
+from studies.space import enqueue_grid, make_sampler, penalty_order, with_train_defaults
 from studies.storage import (
     StorageError,
     StorageSpec,
+    StorageUnavailable,
     check_writable,
     open_storage,
     parse_storage,
@@ -59,24 +62,6 @@ from studies.storage import (
 from wdbench import resolve_device
 
 __all__ = ["Prepared", "execute", "prepare", "run"]
-
-#: Settings that define the objective: a study must keep them across reruns and workers.
-OBJECTIVE_KEYS = (
-    "problem",
-    "target",
-    "features",
-    "n_train",
-    "val_fraction",
-    "test_fraction",
-    "seeds",
-    "seed",
-    "lr",
-    "epochs",
-    "init_scale",
-)
-OBJECTIVE_ATTR = "objective"
-#: The objective record's key for the SHA-256 of a table file's content.
-DATA_HASH_KEY = "data_sha256"
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,16 +89,31 @@ def run(
     apply_thread_policy(settings)
     try:
         prepared = prepare(settings)
+    except StorageUnavailable as exc:
+        print(f"error: {mask(str(exc), secrets)}; rerun once it is back", file=sys.stderr)
+        return EXIT_STORAGE
     except (UsageError, StorageError) as exc:
         print(f"error: {mask(str(exc), secrets)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return _interrupted()
+    except Exception as exc:
+        return _lost(exc, secrets)
     command = [mask(a, secrets) for a in ["python", "-m", "studies.search", *args]]
     try:
         return execute(prepared, command, started, phases)
     except KeyboardInterrupt:  # outside the workers (they handle their own): nothing in flight
         return _interrupted()
+    except Exception as exc:
+        return _lost(exc, secrets)
+
+
+def _lost(exc: Exception, secrets: tuple[str, ...]) -> int:
+    """A lost storage or a full disk outside the workers: one line, exit 3; else re-raised."""
+    if not is_storage_lost(exc):
+        raise exc
+    print(mask(storage_lost_message(exc), secrets), file=sys.stderr)
+    return EXIT_STORAGE
 
 
 def _interrupted() -> int:
@@ -146,36 +146,11 @@ def prepare(settings: Settings) -> Prepared:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StorageError(f"cannot create {run_dir}: {exc.strerror}") from None
-    study = optuna.create_study(
-        study_name=settings.study_name,
-        storage=storage,
-        sampler=make_sampler(settings),
-        direction="minimize",
-        load_if_exists=True,
-    )
-    _check_objective(study, settings, problem)
+        kind = StorageUnavailable if is_disk_full(exc) else StorageError
+        raise kind(f"cannot create {run_dir}: {exc.strerror}") from None
+    study = open_study(storage, settings, problem, make_sampler(settings))
+    settings = penalty_order(settings, study)
     return Prepared(settings, run_dir, spec, study, device, seeds, problem)
-
-
-def _check_objective(study: optuna.Study, settings: Settings, problem: StudyProblem) -> None:
-    """Record the objective's settings (and a file's hash) on a new study; refuse a rerun that
-    changes them."""
-    wanted: dict[str, Any] = {key: _plain(getattr(settings, key)) for key in OBJECTIVE_KEYS}
-    if problem.sha256 is not None:
-        wanted[DATA_HASH_KEY] = problem.sha256
-    stored = study.user_attrs.get(OBJECTIVE_ATTR)
-    if stored is None:
-        study.set_user_attr(OBJECTIVE_ATTR, wanted)
-        return
-    _check_data_hash(stored.get(DATA_HASH_KEY), settings, problem)
-    for key in OBJECTIVE_KEYS:
-        if key in stored and stored[key] != wanted[key]:
-            flag = "--" + key.replace("_", "-")
-            raise UsageError(
-                f"study {settings.study_name!r} was run with {flag} {stored[key]}, not "
-                f"{wanted[key]}: its trials would not be comparable (choose another --study-name)"
-            )
 
 
 def _check_recorded_data(run_json: Path, settings: Settings, problem: StudyProblem) -> None:
@@ -198,11 +173,6 @@ def _check_data_hash(old: Any, settings: Settings, problem: StudyProblem) -> Non
             f"but the file now hashes to {str(problem.sha256)[:12]}…: one study must not mix two "
             "data sets (restore the file, or choose another --study-name)"
         )
-
-
-def _plain(value: Any) -> Any:
-    """A settings value as JSON keeps it (Optuna stores user attributes as JSON)."""
-    return list(value) if isinstance(value, tuple) else value
 
 
 def execute(

@@ -26,6 +26,7 @@ import numpy as np
 import optuna
 
 from studies.cli import DEFAULTS, Settings
+from studies.names import PENALTIES
 from wdbench import TrainConfig, get_penalty
 from wdbench.config import loop_name
 from wdbench.seeding import derive_seed
@@ -39,6 +40,7 @@ __all__ = [
     "grid_branches",
     "lam_grid",
     "make_sampler",
+    "penalty_order",
     "point_from_params",
     "rules_for",
     "sample_configs",
@@ -116,6 +118,22 @@ def with_train_defaults(settings: Settings) -> Settings:
     """``settings`` with each unset budget field (None) set to ``TrainConfig``'s default."""
     unset = {k: _DEFAULTS[k] for k in BUDGET if getattr(settings, k) is None}
     return dataclasses.replace(settings, **unset)
+
+
+def penalty_order(settings: Settings, study: optuna.Study) -> Settings:
+    """``settings`` with its penalties in the order of the study's ``penalty`` categorical.
+
+    Optuna refuses one categorical parameter with its choices in two orders, and ``--penalties``
+    is a set: an existing study keeps the order its trials hold, a new one takes the registry's.
+    """
+    wanted = set(settings.penalties)
+    for trial in study.get_trials(deepcopy=False):
+        dist = trial.distributions.get("penalty")
+        if isinstance(dist, optuna.distributions.CategoricalDistribution):
+            if set(dist.choices) == wanted:
+                return dataclasses.replace(settings, penalties=tuple(map(str, dist.choices)))
+            break
+    return dataclasses.replace(settings, penalties=tuple(p for p in PENALTIES if p in wanted))
 
 
 def rules_for(penalty: str) -> tuple[str, ...]:

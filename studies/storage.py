@@ -17,12 +17,14 @@ from pathlib import Path
 import optuna
 
 from reports.redact import mask, password_of
-from studies.scaleout.faults import retry_creation_race
+from studies.journal import JournalDamaged, JournalFile, complete_length
+from studies.scaleout.faults import is_disk_full, is_storage_lost, retry_creation_race
 
 __all__ = [
     "JOURNAL_NAME",
     "StorageError",
     "StorageSpec",
+    "StorageUnavailable",
     "check_writable",
     "open_storage",
     "parse_storage",
@@ -39,7 +41,11 @@ CONNECT_TIMEOUT_S = 5
 
 
 class StorageError(ValueError):
-    """A storage the user named cannot be used (malformed, unreachable, not writable)."""
+    """A storage the user named cannot be used (malformed, damaged, not writable): exit 2."""
+
+
+class StorageUnavailable(StorageError):
+    """A well-formed storage that does not answer now (database down, disk full): exit 3."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,11 @@ def parse_storage(storage: str | None, run_dir: Path) -> StorageSpec:
         raise StorageError("--storage is empty")
     if _URL.match(storage):
         scheme = storage.split("://", 1)[0].lower()
+        if scheme.startswith("sqlite") and _in_memory_sqlite(storage):
+            raise StorageError(
+                f"{storage} is an in-memory database: it cannot hold a study across workers "
+                "or reruns (use sqlite:///FILE.db or a journal file)"
+            )
         if scheme.startswith(("sqlite", "postgresql", "mysql")):
             return StorageSpec(url=storage)
         raise StorageError(
@@ -92,6 +103,13 @@ def parse_storage(storage: str | None, run_dir: Path) -> StorageSpec:
             f"storage {storage!r} is neither a URL nor a journal file (*.log, *.journal)"
         )
     return StorageSpec(path=path)
+
+
+def _in_memory_sqlite(url: str) -> bool:
+    path = url.split("://", 1)[1]
+    path = path[1:] if path.startswith("/") else path
+    path = path.split("?", 1)[0]
+    return path in ("", ":memory:") or path.startswith("file::memory:")
 
 
 def check_writable(directory: Path) -> None:
@@ -127,21 +145,41 @@ def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
         )
     except Exception as exc:  # SQLAlchemy / driver errors: their types vary by backend
         reason = " ".join(str(exc).split())[:300]
-        raise StorageError(
+        # a database server that did not answer may come back (exit 3); a SQLite file that
+        # cannot be opened is the user's to fix (exit 2)
+        down = is_storage_lost(exc) and not url.lower().startswith("sqlite")
+        raise (StorageUnavailable if down else StorageError)(
             f"cannot open storage {mask(url, secrets)}: {mask(reason, secrets)}"
         ) from None
 
 
 def _open_journal(path: Path) -> optuna.storages.BaseStorage:
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
+    """The journal at ``path``, created if absent; refused (``StorageError``) when damaged.
+
+    Opening only reads: a torn tail is cut by the first append (``studies.journal``).
+    """
+    from optuna.storages.journal import JournalStorage
 
     if path.exists() and not path.is_file():
         raise StorageError(f"journal storage {path} exists and is not a file")
     try:
+        if path.exists():
+            complete_length(path)  # damaged before its last record: refused, left as it is
         path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
+        backend = JournalFile(path)
+    except JournalDamaged as exc:
+        raise StorageError(str(exc)) from None
     except OSError as exc:
-        raise StorageError(f"cannot open journal storage {path}: {exc.strerror}") from None
+        kind = StorageUnavailable if is_disk_full(exc) else StorageError
+        raise kind(f"cannot open journal storage {path}: {exc.strerror}") from None
+    try:
+        return JournalStorage(backend)
+    except Exception as exc:  # a complete record Optuna cannot replay (garbage, wrong op)
+        reason = " ".join(f"{type(exc).__name__} {exc}".split())[:120]
+        raise StorageError(
+            f"journal {path} holds a record Optuna cannot replay ({reason}); it was left as it "
+            "is: restore it from a copy, or choose another --out or --storage"
+        ) from None
 
 
 def run_directory(out: str | Path, study_name: str) -> Path:

@@ -240,7 +240,7 @@ def test_toml_config_is_read_and_flags_win(tmp_path: Path) -> None:
     info = json.loads((out / "cfg" / "run.json").read_text())
     assert info["settings"]["n_trials"] == 3  # the flag
     assert info["settings"]["seeds"] == 3  # the file
-    assert info["settings"]["penalties"] == ["l2", "none"]
+    assert info["settings"]["penalties"] == ["none", "l2"]  # a set, in the registry's order
     assert {t.params["penalty"] for t in journal_study(out, "cfg").trials} <= {"l2", "none"}
 
 

@@ -49,13 +49,14 @@ BAD_FLAGS = {
     "unknown storage scheme": ["--storage", "redis://localhost/0"],
     "storage neither URL nor journal": ["--storage", "studies.txt"],
     "sqlite in a missing directory": ["--storage", "sqlite:////nonexistent-dir/x/study.db"],
-    "unreachable postgres": ["--storage", UNREACHABLE],
+    "in-memory sqlite": ["--storage", "sqlite:///:memory:"],
+    "in-memory sqlite, short form": ["--storage", "sqlite://"],
     "malformed postgres URL": ["--storage", f"postgresql://wd:{SECRET}@:notaport/db"],
 }
 
 
-def assert_one_line_error(code: int, err: str) -> None:
-    assert code == 2
+def assert_one_line_error(code: int, err: str, expected: int = 2) -> None:
+    assert code == expected
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:"), err
     assert "Traceback" not in err
@@ -70,6 +71,18 @@ def test_bad_flag_exits_2_with_one_line_and_writes_nothing(
     captured = capsys.readouterr()
     assert_one_line_error(code, captured.err)
     assert SECRET not in captured.err + captured.out
+    assert not out.exists()
+
+
+def test_unreachable_database_exits_3_writing_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A database that does not answer may come back: exit 3 (rerun), not 2 (fix the input)."""
+    out = tmp_path / "out"
+    code = main(["--out", str(out), "--n-trials", "2", "--storage", UNREACHABLE])
+    captured = capsys.readouterr()
+    assert_one_line_error(code, captured.err, expected=3)
+    assert SECRET not in captured.err + captured.out and "rerun" in captured.err
     assert not out.exists()
 
 
@@ -129,7 +142,7 @@ def test_bad_input_from_the_command_line_has_no_traceback(tmp_path: Path) -> Non
         text=True,
         timeout=120,
     )
-    assert_one_line_error(proc.returncode, proc.stderr)
+    assert_one_line_error(proc.returncode, proc.stderr, expected=3)
     assert SECRET not in proc.stderr + proc.stdout
     assert "***" in proc.stderr
     assert not (tmp_path / "out").exists()

@@ -9,6 +9,8 @@ training or waiting, otherwise at the next checkpoint, never in the middle of a 
 
 from __future__ import annotations
 
+import errno
+import os
 import random
 import signal
 import time
@@ -39,6 +41,7 @@ __all__ = [
     "Interrupts",
     "Terminated",
     "exit_code_of_signal",
+    "is_disk_full",
     "is_storage_lost",
     "retry_creation_race",
     "storage_lost_message",
@@ -126,9 +129,18 @@ class Interrupts:
             self.raise_pending()
 
 
+#: ``errno`` values of a write that found no room: a full disk, a quota, a file-size limit.
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write that found no room (the disk, a quota or a size limit)."""
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL
+
+
 def is_storage_lost(exc: BaseException) -> bool:
-    """Whether ``exc`` means the study's storage stopped answering (database gone)."""
-    return isinstance(
+    """Whether ``exc`` means the study's storage stopped answering (database gone, disk full)."""
+    return is_disk_full(exc) or isinstance(
         exc,
         StorageInternalError | sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError,
     )
@@ -136,6 +148,13 @@ def is_storage_lost(exc: BaseException) -> bool:
 
 def storage_lost_message(exc: BaseException) -> str:
     """One line: what was lost and what to do (no traceback, no SQL)."""
+    if is_disk_full(exc):
+        assert isinstance(exc, OSError)
+        where = f": {os.fsdecode(exc.filename)}" if exc.filename else ""
+        return (
+            f"error: no room to write ({exc.strerror or os.strerror(exc.errno or 0)}{where}); "
+            "free some space and rerun the same command to resume"
+        )
     cause = exc.__cause__ if isinstance(exc, StorageInternalError) and exc.__cause__ else exc
     detail = getattr(cause, "orig", None) or cause
     first = (str(detail).strip().splitlines() or [type(detail).__name__])[0][:200]

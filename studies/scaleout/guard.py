@@ -35,6 +35,7 @@ result (``unless_swept``); the re-queued copy runs instead.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -171,6 +172,8 @@ class WorkerGuard:
 def _last_sign_of_life(trial: FrozenTrial, beats: dict[str, float]) -> float | None:
     """Unix time of the owner's last beat; the start time for a trial nobody claimed yet."""
     owner = heartbeat.owner_of(trial)
+    if owner is not None and heartbeat.is_dead_here(owner):
+        return -math.inf  # its process on this host has exited: stale at once
     if owner is not None and owner in beats:
         return beats[owner]
     if trial.datetime_start is None:
@@ -200,8 +203,12 @@ def sweep_stale(
         last = _last_sign_of_life(trial, last_beats)
         if last is not None and now - last <= stale_after_s:
             continue
-        silent = "never" if last is None else f"{now - last:.0f} s"
-        reason = f"stale: no heartbeat from worker {heartbeat.owner_of(trial) or '?'} for {silent}"
+        owner = heartbeat.owner_of(trial) or "?"
+        if last is not None and math.isinf(last):
+            reason = f"stale: worker {owner} exited"
+        else:
+            silent = "never" if last is None else f"{now - last:.0f} s"
+            reason = f"stale: no heartbeat from worker {owner} for {silent}"
         if fail_and_requeue(study, trial, reason):
             failed.append(trial.number)
     return failed

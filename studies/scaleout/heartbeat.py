@@ -35,6 +35,7 @@ __all__ = [
     "OWNER_KEY",
     "Heartbeat",
     "beats",
+    "is_dead_here",
     "known_workers",
     "new_worker_id",
     "owner_of",
@@ -57,6 +58,30 @@ def storage_of(study: optuna.Study) -> tuple[BaseStorage, int]:
 def new_worker_id() -> str:
     """A worker id unique across machines and runs: ``host:pid:random``."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def is_dead_here(worker_id: str) -> bool:
+    """Whether ``worker_id`` names a process of this host that no longer runs.
+
+    Such a worker's trials need not wait ``--stale-after`` seconds (a rerun after a crash).
+    A process id reused since only delays that; another host's workers are never judged here.
+    """
+    host, sep, rest = worker_id.rpartition(":")[0].rpartition(":")
+    if not sep or host != socket.gethostname():
+        return False
+    try:
+        pid = int(rest)
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
 
 
 def owner_of(trial: FrozenTrial) -> str | None:

@@ -1,0 +1,125 @@
+"""The embedded journal file: appends that never follow a torn record, and damage refused.
+
+Optuna's ``JournalFileBackend`` skips an incomplete last record when it reads, but appends the
+next record right after it: the two fuse into one line that no reader accepts again, and every
+later open of the study fails. ``JournalFile`` is the same backend with three guarantees, all
+under the journal's own lock:
+
+- before its first append, a process reads the whole file with Optuna's reader (the source of
+  truth for what a complete record is) and cuts the tail after the last complete record; before
+  every later append it cuts a tail that does not end in a newline (a writer died mid-record).
+  The cut bytes are appended to ``<journal>.torn`` and one warning line is printed;
+- a record that cannot be written whole (a full disk, a file-size limit) is cut back at once,
+  so a failed append never leaves a torn record behind; the error propagates;
+- a journal damaged anywhere but its tail (Optuna's reader refuses it) raises
+  ``JournalDamaged`` and is never appended to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
+
+__all__ = ["TORN_SUFFIX", "JournalDamaged", "JournalFile", "complete_length"]
+
+TORN_SUFFIX = ".torn"
+
+
+class JournalDamaged(ValueError):
+    """A journal Optuna's reader refuses before its last record (never appended to)."""
+
+
+def complete_length(path: Path) -> int:
+    """Bytes of ``path`` up to the end of its last complete record, by Optuna's own reader.
+
+    Raises ``JournalDamaged`` when the reader refuses a record that is not the last.
+    """
+    reader = JournalFileBackend(str(path))  # ``path`` exists: opening it writes nothing
+    records = 0
+    try:
+        for _ in reader.read_logs(0):
+            records += 1
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, "Invalid log format."
+        reason = " ".join(str(exc).split())[:120]
+        raise JournalDamaged(
+            f"journal {path} is damaged at line {records + 1} ({reason}); it was left as it is: "
+            "restore it from a copy, or choose another --out or --storage"
+        ) from None
+    with path.open("rb") as fh:
+        return sum(len(line) for _, line in zip(range(records), fh, strict=False))
+
+
+class JournalFile(JournalFileBackend):
+    """``JournalFileBackend`` whose appends first cut a torn tail and never leave one."""
+
+    def __init__(self, path: str | Path, warn: Callable[[str], None] | None = None) -> None:
+        self._guard = JournalFileSymlinkLock(str(path))
+        super().__init__(str(path), lock_obj=self._guard)
+        self._path = Path(path)
+        self._scanned = False
+        self._warn = warn or _to_stderr
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        data = ("\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n").encode()
+        self._guard.acquire()
+        try:
+            self._cut_torn_tail()
+            fd = os.open(self._path, os.O_WRONLY | os.O_APPEND)
+            try:
+                start = os.fstat(fd).st_size
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                    os.fsync(fd)
+                except BaseException as exc:
+                    os.ftruncate(fd, start)  # never leave a partial record (frees space too)
+                    if isinstance(exc, OSError) and exc.filename is None:
+                        raise OSError(exc.errno, exc.strerror, str(self._path)) from None
+                    raise
+            finally:
+                os.close(fd)
+        finally:
+            self._guard.release()
+
+    def _cut_torn_tail(self) -> None:
+        """(Holding the lock.) Cut everything after the last complete record."""
+        size = self._path.stat().st_size
+        if not self._scanned:
+            end = complete_length(self._path)
+            self._scanned = True
+        elif size == 0:
+            return
+        else:
+            with self._path.open("rb") as fh:
+                fh.seek(size - 1)
+                if fh.read(1) == b"\n":
+                    return
+                fh.seek(0)
+                end = fh.read().rfind(b"\n") + 1
+        if end >= size:
+            return
+        with self._path.open("rb") as fh:
+            fh.seek(end)
+            torn = fh.read()
+        torn_path = self._path.with_name(self._path.name + TORN_SUFFIX)
+        with torn_path.open("ab") as fh:
+            fh.write(torn)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.truncate(self._path, end)
+        self._warn(
+            f"warning: {self._path} ended in an incomplete record ({len(torn)} bytes, from a "
+            f"crash or a full disk); moved to {torn_path.name}, the study resumes from the last "
+            "complete record"
+        )
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr)
