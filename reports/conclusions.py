@@ -1,10 +1,10 @@
 """Conclusions generated from the data, each sentence carrying its own evidence.
 
-Comparisons between two chosen configurations are paired over data seeds (common random numbers:
-every configuration sees the same draws), using the last epoch of ``curves.parquet``: the mean
-difference d = loss(a) − loss(b) with its 95 % Student-t interval. "a beats b" is said only when the
-interval excludes 0. Without curves, the unpaired means and intervals of ``selected.parquet`` are
-compared and the sentence says so.
+Every comparison between configurations comes from the replication (``comparisons.parquet``:
+fresh draws never seen by the search, test split, Holm-adjusted across the family) through
+``reports.verdicts`` — the same sentences the study printed and wrote to ``run.json``. The rest
+describes the search itself: its regret against the dense grid, the edge of the λ range, the
+budget against convergence, sparsity, the trial counts, and the benchmarks.
 """
 
 from __future__ import annotations
@@ -17,14 +17,16 @@ import pandas as pd
 from reports.bench_results import BenchData
 from reports.figures_bench import reference_throughput
 from reports.load import RunData
-from reports.stats import PairedDifference, final_losses, paired_difference, row_at
+from reports.stats import row_at
 from reports.tables import fmt, grid_best_value, pm
+from reports.verdicts import Budget, verdicts
 
-__all__ = ["conclusions", "problem_name"]
+__all__ = ["conclusions", "problem_name", "study_verdicts"]
 
 #: Problems whose true weights are dense / sparse, for the comparison with common lore.
 _DENSE = frozenset({"synthetic"})
 _SPARSE = frozenset({"synthetic-sparse"})
+
 _STATE_WORDS = {
     "COMPLETE": "complete",
     "FAIL": "failed",
@@ -46,12 +48,9 @@ def conclusions(
     run: RunData, grid: pd.DataFrame | None, oracle: pd.DataFrame | None, bench: BenchData
 ) -> tuple[str, ...]:
     """All findings the data supports, most important first."""
-    final = final_losses(run.curves, "val") if run.curves is not None else None
     found = [
-        _choice(run),
-        _versus_none(run, final),
-        _l1_vs_l2(run, final),
-        _runner_up(run, final),
+        *(study_verdicts(run, grid, oracle) or (_choice(run),)),
+        _lore(run),
         _regret(run, grid),
         _edge(run, grid),
         _budget(grid, oracle),
@@ -70,112 +69,64 @@ def _row(run: RunData, label: str) -> pd.Series | None:
 
 
 def _choice(run: RunData) -> str:
+    """What the search selected (only without a replication: then nothing is compared)."""
     best = _row(run, "best")
     if best is None:
         return "No configuration was selected (selected.parquet is missing or has no 'best' row)."
-    seeds = (
-        run.run.get("seeds", {}).get("data_seeds")
-        if isinstance(run.run.get("seeds"), dict)
-        else None
-    )
-    over = f" over {len(seeds)} data seeds" if isinstance(seeds, list) else ""
     ratio = f", l1_ratio = {fmt(best['l1_ratio'], 3)}" if best["penalty"] == "elastic" else ""
     val = pm(best["val_mean"], best["val_ci95"])
-    test = pm(best["test_mean"], best["test_ci95"])
     return (
-        f"Choose penalty {best['penalty']} ({best['loop']} loop) with λ = {fmt(best['lam'])}"
-        f"{ratio}: validation loss {val}{over} (95 % CI); on the held-out test split, "
-        f"evaluated once after selection, {test}."
+        f"The search selected penalty {best['penalty']} ({best['loop']} loop) with λ = "
+        f"{fmt(best['lam'])}{ratio} (validation loss {val}, 95 % CI over the search's draws). "
+        "comparisons.parquet is missing, so no comparison is drawn: rerun the study to "
+        "replicate the chosen configurations on fresh draws."
     )
 
 
-def _difference(
-    run: RunData, final: pd.DataFrame | None, a: str, b: str
-) -> tuple[PairedDifference, str] | None:
-    """d = val(a) − val(b): paired over seeds from curves, else unpaired from the selection."""
-    if final is not None:
-        paired = paired_difference(final, a, b)
-        if paired is not None and paired.n >= 2:
-            return paired, f"paired over {paired.n} data seeds"
-    ra, rb = _row(run, a), _row(run, b)
-    if ra is None or rb is None:
+def study_verdicts(
+    run: RunData, grid: pd.DataFrame | None, oracle: pd.DataFrame | None
+) -> tuple[str, ...]:
+    """The replication's verdicts (``reports.verdicts``), as the console and run.json give them."""
+    settings = run.run.get("settings")
+    budget = Budget.from_settings(settings) if isinstance(settings, dict) else None
+    return verdicts(run.selected, run.comparisons, grid, oracle, budget).lines
+
+
+def _recorded_regret(run: RunData) -> tuple[float, float] | None:
+    """(search best, grid best) as the study computed them (``run.json``'s ``summary``)."""
+    summary = run.run.get("summary")
+    if not isinstance(summary, dict) or not isinstance(summary.get("grid_best"), dict):
         return None
-    ci = math.hypot(float(ra["val_ci95"]), float(rb["val_ci95"]))
-    mean_a, mean_b = float(ra["val_mean"]), float(rb["val_mean"])
-    diff = PairedDifference(mean_a - mean_b, ci, 0, mean_a, mean_b)
-    return diff, "unpaired (no per-seed curves), interval from the two CIs"
+    try:
+        return float(summary["best_value"]), float(summary["grid_best"]["val_mean"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
-def _verdict(d: PairedDifference, name_a: str, name_b: str) -> tuple[str, int]:
-    """A sentence on which is lower, and the sign (−1: a lower, +1: b lower, 0: undecided)."""
-    low, high = d.mean - d.ci95, d.mean + d.ci95
-    interval = (
-        f"d = val({name_a}) − val({name_b}) = {fmt(d.mean, 3)}, "
-        f"95 % CI [{fmt(low, 3)}, {fmt(high, 3)}]"
-    )
-    if not math.isfinite(d.ci95) or low <= 0 <= high:
-        return f"{name_a} and {name_b} cannot be told apart ({interval})", 0
-    winner, loser, sign = (name_a, name_b, -1) if d.mean < 0 else (name_b, name_a, 1)
-    lo, hi = sorted((d.mean_a, d.mean_b))
-    factor = f"{hi / lo:.3g}× lower" if lo > 0 else "lower"
-    return f"{winner} beats {loser}: validation loss {factor} ({interval})", sign
-
-
-def _versus_none(run: RunData, final: pd.DataFrame | None) -> str:
-    best = _row(run, "best")
-    if best is None:
+def _lore(run: RunData) -> str:
+    """The replication's L1-vs-L2 verdict at the budget beside the lore 'L1 pays off only for
+    sparse true weights' — only when it is separated and neither model is empty (an all-zero
+    L1 model is the null model: that verdict would be about predicting the mean)."""
+    comparisons = run.comparisons
+    dense = _dense_truth(run, problem_name(run))
+    if comparisons is None or dense is None:
         return ""
-    label = f"best-{best['penalty']}"
-    if final is None or not (final["label"] == label).any():
-        label = "best"
-    found = _difference(run, final, "no-decay", label)
-    if found is None:
-        return ""
-    sentence, _ = _verdict(found[0], "no decay", f"the chosen {best['penalty']}")
-    return f"Decay versus none: {sentence}; {found[1]}."
-
-
-def _l1_vs_l2(run: RunData, final: pd.DataFrame | None) -> str:
-    found = _difference(run, final, "best-l1", "best-l2")
-    if found is None:
-        return ""
-    sentence, sign = _verdict(found[0], "L1", "L2")
-    return f"L1 versus L2 (each at its best λ): {sentence}; {found[1]}.{_lore(run, sign)}"
-
-
-def _runner_up(run: RunData, final: pd.DataFrame | None) -> str:
-    """The chosen penalty against the next-best other penalty (unless that is L1 versus L2)."""
-    best, sel = _row(run, "best"), run.selected
-    if best is None or sel is None:
-        return ""
-    others = sel[
-        sel["label"].str.startswith("best-") & ~sel["penalty"].isin([best["penalty"], "none"])
-    ]
-    if others.empty:
-        return ""
-    runner = row_at(others, "val_mean")
-    if {str(best["penalty"]), str(runner["penalty"])} == {"l1", "l2"}:
-        return ""
-    found = _difference(run, final, f"best-{best['penalty']}", str(runner["label"]))
-    if found is None:
-        return ""
-    sentence, _ = _verdict(found[0], str(best["penalty"]), str(runner["penalty"]))
-    return f"Chosen versus runner-up penalty: {sentence}; {found[1]}."
-
-
-def _lore(run: RunData, sign: int) -> str:
-    """How the L1/L2 verdict compares with the lore 'L1 pays off only for sparse true weights'."""
-    problem = problem_name(run)
-    dense = _dense_truth(run, problem)
-    if sign == 0 or dense is None:
-        return ""
-    agrees = (sign > 0) == dense
-    truth = "dense (every weight nonzero)" if dense else "sparse"
-    verb = "agrees with" if agrees else "contradicts"
-    return (
-        f" This {verb} the common lore that L1 pays off only when the true weights are sparse: "
-        f"on '{problem}' they are {truth}."
-    )
+    for _, c in comparisons[comparisons["regime"] == "budget"].iterrows():
+        pair = {str(c["penalty_a"]), str(c["penalty_b"])}
+        if pair != {"l1", "l2"} or bool(c["empty_a"]) or bool(c["empty_b"]):
+            continue
+        if not c["p_holm"] < 0.05:
+            return ""
+        a_wins = c["mean_diff"] < 0
+        l2_wins = (str(c["penalty_a"]) == "l2") == a_wins
+        verb = "agrees with" if l2_wins == dense else "contradicts"
+        truth = "dense (every weight nonzero)" if dense else "sparse"
+        return (
+            f"At the training budget, {'L2' if l2_wins else 'L1'} beats "
+            f"{'L1' if l2_wins else 'L2'} on the fresh draws; this {verb} the common lore that "
+            f"L1 pays off only when the true weights are sparse (here they are {truth})."
+        )
+    return ""
 
 
 def _dense_truth(run: RunData, problem: str) -> bool | None:
@@ -189,12 +140,16 @@ def _dense_truth(run: RunData, problem: str) -> bool | None:
 
 
 def _regret(run: RunData, grid: pd.DataFrame | None) -> str:
+    """The search's regret: run.json's numbers (what the console printed) when recorded."""
     best = _row(run, "best")
-    ref = grid_best_value(grid)
-    if best is None or not math.isfinite(ref):
+    recorded = _recorded_regret(run)
+    if best is None:
         return ""
-    regret = float(best["val_mean"]) - ref
-    rel = f" ({100 * regret / ref:+.1f} %)" if ref > 0 else ""
+    value, ref = recorded or (float(best["val_mean"]), grid_best_value(grid))
+    if not math.isfinite(ref):
+        return ""
+    regret = value - ref
+    rel = f" ({100 * regret / ref:+.3f} %)" if ref > 0 else ""
     side = "above" if regret > 0 else "below" if regret < 0 else "equal to"
     notes = []
     if regret > 0 and ref > 0 and regret / ref > 0.1:

@@ -1,9 +1,9 @@
 """Read the files a study exported (``docs/outputs.md``) into one ``RunData``.
 
 Only files are read — never a database — so a study on any Optuna storage reports the same way.
-``trials.parquet`` is required; the dense grid, the oracle, the selection, the curves and
-``run.json`` are optional, and each missing one is recorded in ``RunData.notes`` so the report can
-say which section it cost.
+``trials.parquet`` is required; the dense grid, the oracle, the selection, the curves, the
+replication, its comparisons and ``run.json`` are optional, and each missing one is recorded in
+``RunData.notes`` so the report can say which section it cost.
 """
 
 from __future__ import annotations
@@ -79,8 +79,54 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
         "split",
         "loss",
     ),
+    "replication": (
+        "regime",
+        "label",
+        "penalty",
+        "loop",
+        "lam",
+        "l1_ratio",
+        "data_seed",
+        "train_seed",
+        "val_loss",
+        "test_loss",
+        "w_norm",
+        "zero_fraction",
+    ),
+    "comparisons": (
+        "a",
+        "b",
+        "regime",
+        "split",
+        "n",
+        "mean_a",
+        "mean_b",
+        "mean_diff",
+        "ci_low",
+        "ci_high",
+        "ci_level",
+        "p_value",
+        "p_holm",
+        "penalty_a",
+        "penalty_b",
+        "empty_a",
+        "empty_b",
+    ),
 }
-_TEXT_COLUMNS = ("state", "penalty", "loop", "fail_reason", "status", "label", "split")
+_TEXT_COLUMNS = (
+    "state",
+    "penalty",
+    "loop",
+    "fail_reason",
+    "status",
+    "label",
+    "split",
+    "regime",
+    "a",
+    "b",
+    "penalty_a",
+    "penalty_b",
+)
 
 
 class ReportInputError(Exception):
@@ -98,6 +144,8 @@ class RunData:
     oracle: pd.DataFrame | None
     selected: pd.DataFrame | None
     curves: pd.DataFrame | None
+    replication: pd.DataFrame | None = None
+    comparisons: pd.DataFrame | None = None
     notes: tuple[str, ...] = field(default=())
 
     @property
@@ -129,7 +177,7 @@ def load_run(run_dir: Path) -> RunData:
     notes: list[str] = []
     tables = {
         name: _read_optional(run_dir / f"{name}.parquet", name, notes)
-        for name in ("grid", "oracle", "selected", "curves")
+        for name in ("grid", "oracle", "selected", "curves", "replication", "comparisons")
     }
     return RunData(
         run_dir=run_dir,
@@ -139,6 +187,8 @@ def load_run(run_dir: Path) -> RunData:
         oracle=tables["oracle"],
         selected=tables["selected"],
         curves=tables["curves"],
+        replication=tables["replication"],
+        comparisons=tables["comparisons"],
         notes=tuple(notes),
     )
 

@@ -1,5 +1,10 @@
 """Summaries over data seeds: means with Student-t 95 % intervals, grid optima, paired differences.
 
+Comparisons of the replication (``compare``): a paired t-test of loss(a) − loss(b) over draws,
+p-values adjusted by Holm's step-down method across the whole family, and each interval at the
+level Holm's step gives that comparison (1 − α/(m − i + 1) for the i-th smallest p-value, held
+at the first step that does not reject), so an interval excludes 0 exactly when p_holm < α.
+
 Every interval of the suite (the study's trial statistics, its printed summary and the report) is
 the two-sided 95 % Student-t interval of a mean over the S data seeds of a study:
 mean ± t₀.₉₇₅,S−1 · sd / √S (sd with ddof = 1), from ``scipy.stats.t``. With one seed it is
@@ -17,16 +22,21 @@ import pandas as pd
 from scipy import stats as sps
 
 __all__ = [
+    "ALPHA",
+    "COMPARISON_COLUMNS",
     "CONFIG_KEYS",
     "PairedDifference",
     "SeedSummary",
     "best_so_far",
     "chosen_penalty",
     "ci_half_width",
+    "compare",
     "final_losses",
     "grid_summary",
+    "holm",
     "oracle_summary",
     "paired_difference",
+    "paired_t",
     "row_at",
     "summarize",
 ]
@@ -165,3 +175,128 @@ def chosen_penalty(selected: pd.DataFrame | None) -> str:
     if rows.empty:
         rows = selected[selected["is_best"].astype(bool)]
     return str(rows["penalty"].iloc[0]) if not rows.empty else ""
+
+
+#: Family-wise error rate of the replication's comparisons.
+ALPHA = 0.05
+#: Columns of ``comparisons.parquet``.
+COMPARISON_COLUMNS = [
+    "a",
+    "b",
+    "regime",
+    "split",
+    "n",
+    "mean_a",
+    "mean_b",
+    "mean_diff",
+    "ci_low",
+    "ci_high",
+    "ci_level",
+    "p_value",
+    "p_holm",
+    "penalty_a",
+    "penalty_b",
+    "empty_a",
+    "empty_b",
+]
+
+
+def paired_t(diff: Sequence[float] | np.ndarray) -> tuple[float, float, float]:
+    """``(mean, sd, p)`` of paired differences: two-sided one-sample t-test of mean 0.
+
+    Zero spread gives p = 1 for a zero mean and p = 0 otherwise (scipy would return NaN).
+    """
+    x = np.asarray(diff, dtype=np.float64).reshape(-1)
+    mean = float(x.mean())
+    if x.size < 2:
+        return mean, math.nan, math.nan
+    sd = float(x.std(ddof=1))
+    if sd == 0:
+        return mean, sd, 1.0 if mean == 0 else 0.0
+    return mean, sd, float(sps.ttest_1samp(x, 0.0).pvalue)
+
+
+def holm(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values (NaN stays NaN and is not counted in the family)."""
+    p = np.asarray(p_values, dtype=np.float64)
+    out = np.full(p.shape, math.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    m = finite.size
+    running = 0.0
+    for rank, i in enumerate(finite[np.argsort(p[finite], kind="stable")]):
+        running = max(running, min(1.0, (m - rank) * float(p[i])))
+        out[i] = running
+    return out
+
+
+def _holm_levels(p_values: np.ndarray, alpha: float) -> np.ndarray:
+    """Per comparison, the confidence level of Holm's step: 1 − α/(m − rank), frozen at the
+    first step that does not reject, so an interval excludes 0 exactly when p_holm < α."""
+    levels = np.full(p_values.shape, math.nan)
+    finite = np.flatnonzero(np.isfinite(p_values))
+    m = finite.size
+    stop: int | None = None
+    for rank, i in enumerate(finite[np.argsort(p_values[finite], kind="stable")]):
+        if stop is None and not p_values[i] < alpha / (m - rank):
+            stop = rank
+        levels[i] = 1 - alpha / (m - (rank if stop is None else stop))
+    return levels
+
+
+def _about(part: pd.DataFrame, label: str, side: str) -> dict[str, object]:
+    rows = part[part["label"] == label]
+    penalty = str(rows["penalty"].iloc[0]) if len(rows) else ""
+    empty = bool(len(rows)) and bool((rows["zero_fraction"] == 1).all())
+    return {f"penalty_{side}": penalty, f"empty_{side}": empty}
+
+
+def compare(
+    losses: pd.DataFrame,
+    pairs: Sequence[tuple[str, str, str]],
+    split: str = "test",
+    alpha: float = ALPHA,
+) -> pd.DataFrame:
+    """One row per ``(regime, a, b)`` of ``pairs`` (columns ``COMPARISON_COLUMNS``).
+
+    ``losses`` has ``regime``, ``label``, ``penalty``, ``zero_fraction``, ``data_seed`` and
+    ``<split>_loss``; a and b are paired by data seed within the regime. mean_diff = mean of
+    loss(a) − loss(b); p_holm adjusts across every row; [ci_low, ci_high] is the t-interval at
+    level ``ci_level`` (Holm's step level). ``empty_a`` / ``empty_b``: every weight of that
+    configuration is exactly 0 on every draw (it is the null model's predictor).
+    """
+    rows = []
+    column = f"{split}_loss"
+    for regime, a, b in pairs:
+        part = losses[losses["regime"] == regime]
+        la = part[part["label"] == a].set_index("data_seed")[column]
+        lb = part[part["label"] == b].set_index("data_seed")[column]
+        seeds = la.index.intersection(lb.index)
+        diff = (la.loc[seeds] - lb.loc[seeds]).to_numpy(dtype=float)
+        mean, sd, p = paired_t(diff) if diff.size else (math.nan, math.nan, math.nan)
+        rows.append(
+            {
+                "a": a,
+                "b": b,
+                **_about(part, a, "a"),
+                **_about(part, b, "b"),
+                "regime": regime,
+                "split": split,
+                "n": int(diff.size),
+                "mean_a": float(la.loc[seeds].mean()),
+                "mean_b": float(lb.loc[seeds].mean()),
+                "mean_diff": mean,
+                "sd": sd,
+                "p_value": p,
+            }
+        )
+    frame = pd.DataFrame(rows, columns=[*COMPARISON_COLUMNS, "sd"])
+    p_values = frame["p_value"].to_numpy(dtype=float)
+    frame["p_holm"] = holm(p_values)
+    frame["ci_level"] = _holm_levels(p_values, alpha)
+    half = [
+        float(sps.t.ppf(1 - (1 - lvl) / 2, n - 1)) * sd / math.sqrt(n) if n >= 2 else math.nan
+        for lvl, sd, n in zip(frame["ci_level"], frame["sd"], frame["n"], strict=True)
+    ]
+    frame["ci_low"] = frame["mean_diff"] - half
+    frame["ci_high"] = frame["mean_diff"] + half
+    return frame[COMPARISON_COLUMNS].reset_index(drop=True)

@@ -7,6 +7,12 @@ per-seed values and their spread in the user attribute ``stats``), or FAIL (user
 study holds ``--n-trials`` COMPLETE trials, counting trials other workers are running, so N
 workers on one storage finish together. FAIL trials do not count; a worker gives up after
 ``--n-trials`` failures of its own so an always-diverging setting cannot loop forever.
+
+No point is trained twice: under common random numbers a trial's value is a function of its
+parameters, so a trial whose parameters equal those of a COMPLETE trial (no decay, sampled
+again; any repeated point) is told that trial's value and statistics (user attribute
+``cached_from``: its number) without training, and equal points within one batch train once.
+Every worker reads the same storage, so this holds across workers too.
 """
 
 from __future__ import annotations
@@ -15,11 +21,12 @@ import math
 import sys
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 import optuna
 import torch
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
 from reports.stats import summarize
@@ -31,11 +38,24 @@ from studies.storage import open_storage, parse_storage, run_directory
 from studies.train_batch import Evaluation, evaluate
 from wdbench import Problem, resolve_device
 
-__all__ = ["STATS_ATTR", "BatchOutcome", "count_trials", "load_study", "run_batch", "run_worker"]
+__all__ = [
+    "CACHED_ATTR",
+    "STATS_ATTR",
+    "BatchOutcome",
+    "completed_by_params",
+    "count_trials",
+    "load_study",
+    "params_key",
+    "run_batch",
+    "run_worker",
+    "tell_cached",
+]
 
 #: User attribute of a COMPLETE trial: per-seed validation losses, their std and 95% CI
 #: half-width, and the means over seeds of train loss, ‖w‖₂ and the fraction of exact zeros.
 STATS_ATTR = "stats"
+#: User attribute of a trial told without training: the number of the COMPLETE trial it reuses.
+CACHED_ATTR = "cached_from"
 
 
 @dataclass(frozen=True)
@@ -118,20 +138,75 @@ def run_batch(
     trials = guard.ask(size)
     with guard.running(trials):
         points = [suggest(trial, settings) for trial in trials]
-        configs = [p.config(settings, seeds.train_seed) for p in points]
-        with guard.interruptible():  # a signal stops training at once, never a storage call
-            evaluation = evaluate(problems, configs, device=device)
+        known = completed_by_params(study)
+        keys = [params_key(trial.params) for trial in trials]
+        fresh = list(dict.fromkeys(k for k in keys if k not in known))
         told = [
-            guard.told(trial, partial(tell, study, trial, evaluation, k, seeds))
-            for k, trial in enumerate(trials)
+            guard.told(trial, partial(tell_cached, study, trial, known[key]))
+            for trial, key in zip(trials, keys, strict=True)
+            if key in known
         ]
+        if fresh:
+            first = {key: keys.index(key) for key in fresh}
+            configs = [points[first[key]].config(settings, seeds.train_seed) for key in fresh]
+            with guard.interruptible():  # a signal stops training at once, never a storage call
+                evaluation = evaluate(problems, configs, device=device)
+            column = {key: k for k, key in enumerate(fresh)}
+            owner = {key: trials[first[key]].number for key in fresh}
+            told += [
+                guard.told(
+                    trial,
+                    partial(
+                        tell,
+                        study,
+                        trial,
+                        evaluation,
+                        column[key],
+                        seeds,
+                        None if owner[key] == trial.number else owner[key],
+                    ),
+                )
+                for trial, key in zip(trials, keys, strict=True)
+                if key in column
+            ]
     return BatchOutcome(complete=told.count(True), failed=told.count(False))
 
 
+def params_key(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """A trial's parameters as a hashable key (equal keys: the same configuration)."""
+    return tuple(sorted(params.items()))
+
+
+def completed_by_params(study: optuna.Study) -> dict[tuple[tuple[str, Any], ...], FrozenTrial]:
+    """Each distinct parameter set of the study's COMPLETE trials → its first such trial."""
+    known: dict[tuple[tuple[str, Any], ...], FrozenTrial] = {}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        known.setdefault(params_key(trial.params), trial)
+    return known
+
+
+def tell_cached(study: optuna.Study, trial: optuna.Trial, source: FrozenTrial) -> bool:
+    """Tell ``trial`` the value and statistics of the COMPLETE trial ``source`` (same params)."""
+    trial.set_user_attr(STATS_ATTR, source.user_attrs.get(STATS_ATTR, {}))
+    trial.set_user_attr(CACHED_ATTR, source.number)
+    study.tell(trial, float(source.value if source.value is not None else math.nan))
+    return True
+
+
 def tell(
-    study: optuna.Study, trial: optuna.Trial, evaluation: Evaluation, k: int, seeds: StudySeeds
+    study: optuna.Study,
+    trial: optuna.Trial,
+    evaluation: Evaluation,
+    k: int,
+    seeds: StudySeeds,
+    cached_from: int | None = None,
 ) -> bool:
-    """Tell trial ``k`` of ``evaluation``; True when COMPLETE, False when it FAILed."""
+    """Tell trial ``k`` of ``evaluation``; True when COMPLETE, False when it FAILed.
+
+    ``cached_from``: the number of the trial of the same batch whose training this reuses.
+    """
+    if cached_from is not None:
+        trial.set_user_attr(CACHED_ATTR, cached_from)
     val = evaluation.val_loss[:, k]
     bad = evaluation.diverged[:, k] | ~np.isfinite(val)
     if bool(bad.any()):

@@ -107,6 +107,7 @@ class Settings:
     out: str = "runs"
     no_report: bool = False
     grid_points: int = 256
+    replications: int = 20
     config: str | None = None
 
 
@@ -277,6 +278,13 @@ def _parser() -> argparse.ArgumentParser:
         type=_integer(2),
         default=d.grid_points,
         help="dense-grid λ points per penalty and rule (the regret's reference)",
+    )
+    g.add_argument(
+        "--replications",
+        type=_integer(2),
+        default=d.replications,
+        help="fresh data draws (each with a fresh train seed) on which the chosen "
+        "configurations and the null model are retrained and compared, on the test split",
     )
     g = p.add_argument_group("storage and workers")
     g.add_argument(

@@ -16,6 +16,8 @@ REACH_REGRET = 0.01
 
 def rule_name(penalty: str, loop: str) -> str:
     """The update rule as the study names it: proximal, subgradient (L1 part) or gradient."""
+    if penalty == "null":
+        return "—"
     if loop == "proximal":
         return "proximal"
     return "subgradient" if penalty in ("l1", "elastic") else "gradient"
@@ -39,6 +41,8 @@ class Regret:
 
 
 def _fmt_lam(lam: float) -> str:
+    if math.isinf(lam):
+        return "∞"
     return "0" if lam == 0 else f"{lam:.3g}"
 
 
@@ -51,7 +55,8 @@ def _fmt_ci(mean: float, half: float) -> str:
 
 
 def selection_lines(selected: pd.DataFrame) -> list[str]:
-    """One line per selected configuration: rule, λ, val and test mean ± 95% CI."""
+    """One line per selected configuration: rule, λ, val and test mean ± 95% CI (over the
+    search's draws); an all-zero configuration is marked as the null model."""
     head = (
         f"{'':12} {'penalty':8} {'rule':12} {'λ':>9} {'l1_ratio':>8}  "
         f"{'val (mean ± 95% CI)':24} {'test (mean ± 95% CI)':24}"
@@ -59,11 +64,12 @@ def selection_lines(selected: pd.DataFrame) -> list[str]:
     lines = [head]
     for row in selected.to_dict(orient="records"):
         l1 = "" if math.isnan(row["l1_ratio"]) else f"{row['l1_ratio']:.2f}"
+        empty = " (w = 0: the null model)" if row.get("empty") and row["label"] != "null" else ""
         lines.append(
             f"{row['label']!s:12} {row['penalty']!s:8} "
             f"{rule_name(row['penalty'], row['loop']):12} {_fmt_lam(row['lam']):>9} {l1:>8}  "
             f"{_fmt_ci(row['val_mean'], row['val_ci95']):24} "
-            f"{_fmt_ci(row['test_mean'], row['test_ci95']):24}"
+            f"{_fmt_ci(row['test_mean'], row['test_ci95']):24}{empty}"
         )
     return lines
 

@@ -32,6 +32,8 @@ import torch
 from optuna.trial import TrialState
 
 from reports.redact import mask
+from reports.stats import grid_summary, oracle_summary
+from reports.verdicts import Budget, verdicts
 from studies import exports
 from studies.ask_tell import count_trials
 from studies.cli import EXIT_SIGINT, EXIT_STORAGE, EXIT_USAGE, Settings, UsageError
@@ -47,6 +49,7 @@ from studies.grid import (
 )
 from studies.phases import Phases
 from studies.problem import StudyProblem
+from studies.replicate import Replication, replicate
 from studies.scaleout.faults import is_disk_full, is_storage_lost, storage_lost_message
 from studies.scaleout.workers import apply_thread_policy, run_workers, thread_record
 from studies.space import enqueue_grid, make_sampler, penalty_order, with_train_defaults
@@ -253,10 +256,21 @@ def _finish(
         selected = exports.selected_frame(selection)
         exports.write_table(selected, run_dir / "selected.parquet")
         exports.write_table(exports.curves_frame(selection, seeds), run_dir / "curves.parquet")
+    with phases.phase("replication"):
+        replication = replication_phase(prepared, selection, oracle)
     regret = Regret(float(study.best_value), best_grid_point(grid), len(grid_points(settings)))
     best_oracle = oracle_best(oracle)
     reach = time_to_regret(trials, regret.grid_best)
     info["summary"] = {**_summary_record(study, regret, best_oracle), "time_to_1pct": reach}
+    info["replication"] = dataclasses.asdict(replication.seeds)
+    found = verdicts(
+        selected,
+        replication.comparisons,
+        grid_summary(grid),
+        oracle_summary(oracle) if not oracle.empty else None,
+        Budget(int(settings.epochs or 0), float(settings.lr or 0), float(settings.init_scale or 0)),
+    )
+    info["verdicts"] = {"recommended": found.recommended, "lines": list(found.lines)}
     info["phases"] = phases.record()
     exports.write_json({**info, "finished": _now()}, run_dir / "run.json")
     n_fail = count_trials(study, TrialState.FAIL)
@@ -266,7 +280,28 @@ def _finish(
         f"{settings.seeds} data seeds · {prepared.spec.display} · "
         f"{time.perf_counter() - clock:.1f} s"
     )
-    return [*summary_lines(header, selected, regret, best_oracle), reach_line(reach)]
+    return [
+        *summary_lines(header, selected, regret, best_oracle),
+        reach_line(reach),
+        "",
+        *found.lines,
+    ]
+
+
+def replication_phase(prepared: Prepared, selection: exports.Selection, oracle: Any) -> Replication:
+    """Retrain the chosen configurations and the null model on ``--replications`` fresh draws,
+    compare them, and write ``replication.parquet`` and ``comparisons.parquet``."""
+    replication = replicate(
+        prepared.settings,
+        selection.labelled,
+        selection.val_means(),
+        oracle,
+        prepared.seeds,
+        prepared.device,
+    )
+    exports.write_table(replication.rows, prepared.run_dir / "replication.parquet")
+    exports.write_table(replication.comparisons, prepared.run_dir / "comparisons.parquet")
+    return replication
 
 
 def _summary_record(study: optuna.Study, regret: Regret, best_oracle: Any) -> dict[str, Any]:

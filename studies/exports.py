@@ -31,9 +31,13 @@ from studies.cli import Settings
 from studies.crn import StudySeeds
 from studies.space import SearchPoint, point_from_params
 from studies.train_batch import Evaluation, evaluate
-from wdbench import Problem
+from wdbench import Problem, oracle
+
+#: Label of the null model (w = 0, b = mean of y_train) in every table.
+NULL_LABEL = "null"
 
 __all__ = [
+    "NULL_LABEL",
     "Selection",
     "curves_frame",
     "run_info",
@@ -104,11 +108,23 @@ def _trial_row(trial: FrozenTrial) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Selection:
-    """Labelled configurations (``best``, ``best-<penalty>``, ``no-decay``) and their runs."""
+    """Labelled configurations (``best``, ``best-<penalty>``, ``no-decay``) and their runs, and
+    the null model's ``null_losses`` (``val`` / ``test`` ``[S]``) on the same draws."""
 
     labels: tuple[str, ...]
     points: tuple[SearchPoint, ...]
     evaluation: Evaluation
+    null_losses: dict[str, np.ndarray]
+
+    @property
+    def labelled(self) -> dict[str, SearchPoint]:
+        """Label → point, in selection order."""
+        return dict(zip(self.labels, self.points, strict=True))
+
+    def val_means(self) -> dict[str, float]:
+        """Label → mean validation loss over the search's draws (what chose it)."""
+        val = self.evaluation.val_loss
+        return {label: float(val[:, k].mean()) for k, label in enumerate(self.labels)}
 
 
 def select(
@@ -130,11 +146,17 @@ def select(
     points = tuple(labelled.values())
     configs = [p.config(settings, seeds.train_seed) for p in points]
     evaluation = evaluate(problems, configs, device=device, curves=True)
-    return Selection(tuple(labelled), points, evaluation)
+    nulls = [oracle.null_model(p).losses for p in problems]
+    null_losses = {s: np.array([float(n[s][0]) for n in nulls]) for s in ("val", "test")}
+    return Selection(tuple(labelled), points, evaluation, null_losses)
 
 
 def selected_frame(selection: Selection) -> pd.DataFrame:
-    """One row per label (columns of ``selected.parquet``)."""
+    """One row per label, then the null model (columns of ``selected.parquet``).
+
+    ``empty`` marks a configuration whose every weight is exactly zero on every draw: it is the
+    null model's predictor (only its intercept was trained).
+    """
     rows = []
     ev = selection.evaluation
     for k, (label, point) in enumerate(zip(selection.labels, selection.points, strict=True)):
@@ -148,8 +170,29 @@ def selected_frame(selection: Selection) -> pd.DataFrame:
                 "test_mean": test.mean,
                 "test_ci95": test.ci95,
                 "is_best": label == "best",
+                "zero_fraction": float(ev.zero_fraction[:, k].mean()),
+                "empty": bool((ev.zero_fraction[:, k] == 1).all()),
             }
         )
+    val, test = (summarize(selection.null_losses[s]) for s in ("val", "test"))
+    rows.append(
+        {
+            "label": NULL_LABEL,
+            "penalty": NULL_LABEL,
+            "rule": "",
+            "impl": "",
+            "loop": "",
+            "lam": math.inf,
+            "l1_ratio": math.nan,
+            "val_mean": val.mean,
+            "val_ci95": val.ci95,
+            "test_mean": test.mean,
+            "test_ci95": test.ci95,
+            "is_best": False,
+            "zero_fraction": 1.0,
+            "empty": True,
+        }
+    )
     return pd.DataFrame(rows)
 
 

@@ -17,7 +17,16 @@ from typing import TextIO
 __all__ = ["PHASES", "QUIET_S", "Phases"]
 
 #: The phases of ``python -m studies.search``, in order.
-PHASES = ("imports", "search", "grid", "oracles", "selection", "exports", "report")
+PHASES = (
+    "imports",
+    "search",
+    "grid",
+    "oracles",
+    "selection",
+    "replication",
+    "exports",
+    "report",
+)
 #: Seconds a phase may run before it shows progress.
 QUIET_S = 1.0
 

@@ -8,7 +8,8 @@ Conditional space::
                                                     coupled/scratch | proximal/functional
     l1_ratio  uniform in [0.05, 0.95]               (elastic)
 
-none and l2 train with the lesson's rule and code path (coupled, scratch). TPE runs
+none and l2 train with the lesson's rule and code path (coupled, scratch). Subgradient L1 and
+elastic train in float64 (``SUBGRADIENT_DTYPE``): in float32 they are chaotic. TPE runs
 multivariate with ``group=True`` so it models each branch of the conditional space jointly
 instead of falling back to independent sampling.
 """
@@ -20,7 +21,7 @@ import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import optuna
@@ -28,13 +29,14 @@ import optuna
 from studies.cli import DEFAULTS, Settings
 from studies.names import PENALTIES
 from wdbench import TrainConfig, get_penalty
-from wdbench.config import loop_name
+from wdbench.config import Dtype, loop_name
 from wdbench.seeding import derive_seed
 
 __all__ = [
     "BUDGET",
     "L1_RATIO_RANGE",
     "RULES",
+    "SUBGRADIENT_DTYPE",
     "SearchPoint",
     "enqueue_grid",
     "grid_branches",
@@ -57,6 +59,11 @@ RULES: dict[str, tuple[str, str]] = {
     "proximal": ("proximal", "functional"),
 }
 L1_RATIO_RANGE = (0.05, 0.95)
+#: dtype of subgradient L1 / elastic trials. Weights hovering within ≈ηλ of zero flip sign on a
+#: rounding-level difference, and in float32 that chaos moves a trial's validation loss by up to
+#: ~30 % between kernels or batch compositions once λ ≳ 1; in float64 every path agrees to
+#: ~1e-12, so a trial's value is reproducible.
+SUBGRADIENT_DTYPE: Dtype = "float64"
 #: l1_ratio of the elastic branch when the sampler is the λ grid.
 GRID_L1_RATIO = 0.5
 
@@ -80,6 +87,12 @@ class SearchPoint:
         return cls(penalty, rule, impl, lam, l1_ratio)
 
     @property
+    def dtype(self) -> Dtype:
+        """float64 for the subgradient rule with an L1 part, else ``TrainConfig``'s default."""
+        chaotic = self.rule == "coupled" and get_penalty(self.penalty).has_l1
+        return SUBGRADIENT_DTYPE if chaotic else cast(Dtype, _DEFAULTS["dtype"])
+
+    @property
     def loop(self) -> str:
         """The single legacy ``loop`` name of (rule, impl): what old run files called it."""
         return loop_name(self.rule, self.impl)
@@ -87,7 +100,8 @@ class SearchPoint:
     def config(self, settings: Settings, train_seed: int) -> TrainConfig:
         """The ``TrainConfig`` of this point under the study's budget and train seed.
 
-        A budget setting left unset (None) keeps ``TrainConfig``'s default.
+        A budget setting left unset (None) keeps ``TrainConfig``'s default. The subgradient
+        rule of a penalty with an L1 part trains in float64 (``SUBGRADIENT_DTYPE``).
         """
         config = TrainConfig(
             penalty=self.penalty,
@@ -96,6 +110,7 @@ class SearchPoint:
             rule=self.rule,
             impl=self.impl,
             seed=train_seed,
+            dtype=self.dtype,
         )
         given = {k: getattr(settings, k) for k in BUDGET if getattr(settings, k) is not None}
         return dataclasses.replace(config, **given)

@@ -70,7 +70,8 @@ def test_real_study_name_is_escaped(study_report: Path) -> None:
 
 def test_real_study_report_answers_the_question(study_report: Path) -> None:
     html = study_report.read_text(encoding="utf-8")
-    assert "Choose penalty " in html and "L1 versus L2" in html
+    assert "Null baseline (w = 0, b = mean of y_train)" in html
+    assert "Holm-adjusted" in html and "fresh data draws" in html
     assert "No benchmark results were found" in html
 
 
@@ -80,9 +81,10 @@ def test_study_tables_name_rule_and_impl_beside_the_legacy_loop(study_report: Pa
 
     legacy = {"scratch": ("coupled", "scratch"), "proximal": ("proximal", "functional")}
     run_dir = study_report.parent.parent
-    for name in ("trials", "grid", "selected", "curves"):
+    for name in ("trials", "grid", "selected", "curves", "replication"):
         table = pd.read_parquet(run_dir / f"{name}.parquet")
         table = table.dropna(subset=["penalty"])
+        table = table[table["penalty"] != "null"]  # the null model is trained by no rule
         assert {"rule", "impl", "loop"} <= set(table.columns), name
         pairs = set(zip(table["rule"], table["impl"], strict=True))
         assert pairs == {legacy[loop] for loop in set(table["loop"])}, name

@@ -11,9 +11,8 @@ import pandas as pd
 import pytest
 
 from reports.bench_results import load_benchmarks
-from reports.conclusions import conclusions
 from reports.document import Bullets, Code, Document, Figure, Paragraph, Section, Table
-from reports.load import ReportInputError, RunData, load_run
+from reports.load import ReportInputError, load_run
 from reports.redact import mask
 from reports.render import md_escape, render_html, render_markdown
 from reports.stats import ci_half_width, final_losses, grid_summary, paired_difference
@@ -77,61 +76,6 @@ def test_paired_difference_uses_last_epoch_and_common_seeds() -> None:
     assert d.mean == pytest.approx(2.0 / 3.0)
     assert d.ci95 == pytest.approx(ci_half_width(float(pd.Series([0.5, 1.0, 0.5]).std()), 3))
     assert paired_difference(final, "a", "missing") is None
-
-
-def _run(finals: dict[str, list[float]], problem: str) -> RunData:
-    selected = pd.DataFrame(
-        [
-            dict(
-                label=label,
-                penalty=label.removeprefix("best-"),
-                loop="scratch",
-                lam=0.1,
-                l1_ratio=math.nan,
-                val_mean=sum(v) / len(v),
-                val_ci95=0.1,
-                test_mean=1.0,
-                test_ci95=0.1,
-                is_best=False,
-            )
-            for label, v in finals.items()
-        ]
-    )
-    trials = pd.DataFrame(
-        {
-            "number": [0],
-            "state": ["COMPLETE"],
-            "penalty": ["l2"],
-            "loop": ["scratch"],
-            "lam": [0.1],
-            "l1_ratio": [math.nan],
-            "value": [1.0],
-            "val_ci95": [0.1],
-            "w_norm": [1.0],
-            "zero_fraction": [0.0],
-            "fail_reason": [""],
-        }
-    )
-    return RunData(
-        Path("x"), {"problem": problem}, trials, None, None, selected, _curves(finals), ()
-    )
-
-
-def test_conclusion_says_undecided_when_the_interval_holds_zero() -> None:
-    run = _run({"best-l1": [1.0, 2.0, 3.0], "best-l2": [1.2, 1.9, 3.0]}, "synthetic")
-    text = " ".join(conclusions(run, None, None, load_benchmarks(Path("/nonexistent"))))
-    assert "L1 and L2 cannot be told apart" in text
-    assert "lore" not in text
-
-
-@pytest.mark.parametrize(
-    ("problem", "verb"), [("synthetic", "agrees with"), ("synthetic-sparse", "contradicts")]
-)
-def test_conclusion_compares_with_lore(problem: str, verb: str) -> None:
-    run = _run({"best-l1": [2.0, 2.1, 2.2], "best-l2": [1.0, 1.05, 1.1]}, problem)
-    text = " ".join(conclusions(run, None, None, load_benchmarks(Path("/nonexistent"))))
-    assert "L2 beats L1: validation loss 2× lower" in text
-    assert f"This {verb} the common lore" in text
 
 
 class _Tags(HTMLParser):

@@ -4,11 +4,14 @@
     lasso    argmin (1/2n)‖Xw + b − y‖² + λ‖w‖₁
     elastic  argmin (1/2n)‖Xw + b − y‖² + λ(ρ‖w‖₁ + (1−ρ)/2 ‖w‖²)
 
-Our λ is scikit-learn's ``alpha`` for ``Lasso`` / ``ElasticNet`` (same 1/(2n) data term).
+Our λ is scikit-learn's ``alpha`` for ``Lasso`` / ``ElasticNet`` (same 1/(2n) data term); for
+``Ridge``, whose data term has no 1/(2n), ``alpha = n·λ``. ``null_model`` is the limit λ → ∞ of
+every path: w = 0, b = mean of y_train (predict the training mean).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +22,7 @@ from wdbench.problems import Problem
 from wdbench.rules import half_mse
 from wdbench.training import SPLITS
 
-__all__ = ["OraclePath", "elastic_net_path", "lasso_path", "ridge_path"]
+__all__ = ["OraclePath", "elastic_net_path", "lasso_path", "null_model", "ridge_path"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,3 +118,11 @@ def lasso_path(
 ) -> OraclePath:
     """The lasso (l1) solution for every λ."""
     return elastic_net_path(problem, lams, l1_ratio=1.0, tol=tol)
+
+
+def null_model(problem: Problem) -> OraclePath:
+    """The intercept-only model: w = 0, b = mean of y_train (``lams`` = [inf], penalty "null")."""
+    prob = problem.to("cpu", torch.float64)
+    w = torch.zeros(1, prob.dim, dtype=torch.float64)
+    b = prob.y_train.mean().reshape(1)
+    return _path(prob, "null", torch.tensor([math.inf], dtype=torch.float64), w, b)
