@@ -145,6 +145,12 @@ class _RowSpaceEpochs:
         ]
         self.steps = len(self.batches)
         self.decay = _Decay(group, [len(batch[0]) for batch in self.batches])
+        # divergence: ‖w‖₁ ≤ Σᵢ|αᵢ|·‖xᵢ‖₁ + |κᵗ|·‖w₀⊥‖₁ overflows when an entry of w does
+        self.row_l1 = X.abs().sum(-1).unsqueeze(1)  # [S, 1, n]
+        self.null_l1 = self.w0_null.abs().sum(-1).to(X.dtype).unsqueeze(1)  # [S, 1, K]
+        self.null_scale = torch.ones(1, K, dtype=X.dtype, device=X.device)
+        self.epoch_decay = null_decay(group, self.steps).abs().mT.to(X.dtype)  # [1, K]
+        self.abs_alpha, self.bound = torch.empty_like(self.alpha), torch.empty_like(self.b)
 
     def load(self, epoch: int) -> None:
         self.perm.copy_(self.order[epoch])
@@ -168,7 +174,11 @@ class _RowSpaceEpochs:
         if not decay.eager:
             alpha.index_add_(1, self.perm, self.updates, alpha=-1)
         decay.fold(P, alpha)
-        self.log.measure(alpha.mT, b.mT)  # w = κᵗw₀⊥ + Xᵀα is finite with α
+        self.null_scale.mul_(self.epoch_decay)
+        torch.abs(alpha, out=self.abs_alpha)
+        torch.bmm(self.row_l1, self.abs_alpha, out=self.bound)
+        self.bound.addcmul_(self.null_l1, self.null_scale)
+        self.log.measure(self.bound.mT, b.mT)  # w = κᵗw₀⊥ + Xᵀα: finite while the bound is
 
     def after(self, epoch: int) -> None:
         self.log.keep(epoch)
