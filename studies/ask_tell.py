@@ -135,9 +135,13 @@ def run_batch(
     ``guard`` claims and heartbeats the trials, fails them on a signal, and drops the tell of a
     trial a sweeper failed meanwhile (its re-queued copy runs instead).
     """
-    trials = guard.ask(size)
-    with guard.running(trials):
-        points = [suggest(trial, settings) for trial in trials]
+    asked = guard.ask(size)
+    with guard.running(asked):
+        drawn = [guard.suggested(trial, partial(suggest, trial, settings)) for trial in asked]
+        trials = [trial for trial, point in zip(asked, drawn, strict=True) if point is not None]
+        points = [point for point in drawn if point is not None]
+        if not trials:  # every one was swept while this worker was frozen: ask again
+            return BatchOutcome(complete=0, failed=0)
         known = completed_by_params(study)
         keys = [params_key(trial.params) for trial in trials]
         fresh = list(dict.fromkeys(k for k in keys if k not in known))

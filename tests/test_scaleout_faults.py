@@ -14,7 +14,14 @@ from optuna.exceptions import StorageInternalError
 from optuna.trial import TrialState
 
 from studies.scaleout import faults
-from studies.scaleout.guard import FAIL_REASON, REQUEUED_FROM, WorkerGuard, fail_and_requeue
+from studies.scaleout.guard import (
+    FAIL_REASON,
+    MAX_RETRY,
+    REQUEUED_FROM,
+    WORKER_DEATHS,
+    WorkerGuard,
+    fail_and_requeue,
+)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -162,3 +169,39 @@ def test_guard_drops_the_tell_of_a_swept_trial() -> None:
 def test_guard_needs_stale_after_above_the_interval() -> None:
     with pytest.raises(ValueError, match="must exceed"):
         WorkerGuard(optuna.create_study(), 5.0, 5.0)
+
+
+def test_a_trial_swept_before_its_suggest_is_dropped_not_a_crash() -> None:
+    """A worker frozen between its ask and its suggest finds the trial failed by a sweeper."""
+    study = optuna.create_study()
+    with WorkerGuard(study, 0.1, 1.0) as guard:
+        trial = guard.ask(1)[0]
+        frozen = study.get_trials(deepcopy=False)[0]
+        assert fail_and_requeue(study, frozen, "stale: test", worker_died=True)
+        assert guard.suggested(trial, lambda: trial.suggest_float("x", 0.0, 1.0)) is None
+    assert study.trials[0].state == TrialState.FAIL
+
+
+def _requeue_chain(study: optuna.Study, died: list[bool]) -> list[optuna.trial.FrozenTrial]:
+    study.enqueue_trial({"x": 0.5})
+    for worker_died in died:
+        trial = study.ask()
+        trial.suggest_float("x", 0.0, 1.0)
+        frozen = study.get_trials(deepcopy=False)[-1]
+        assert frozen.number == trial.number
+        assert fail_and_requeue(study, frozen, "stale: test", worker_died=worker_died)
+    return study.get_trials(deepcopy=False)
+
+
+def test_a_point_that_killed_its_worker_twice_fails_for_good() -> None:
+    trials = _requeue_chain(optuna.create_study(), [True, True])
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL]
+    assert trials[1].user_attrs[WORKER_DEATHS] == MAX_RETRY == 1
+    assert "died running this point 2 times: not re-queued" in trials[1].user_attrs[FAIL_REASON]
+
+
+def test_interrupts_re_queue_without_counting_toward_the_cap() -> None:
+    trials = _requeue_chain(optuna.create_study(), [False, True, False, False])
+    assert [t.state for t in trials[:4]] == [TrialState.FAIL] * 4
+    assert trials[4].state == TrialState.WAITING  # one death so far: re-queued
+    assert trials[4].user_attrs[WORKER_DEATHS] == 1

@@ -180,3 +180,34 @@ def test_heartbeat_rejects_a_non_positive_interval() -> None:
     study = optuna.create_study()
     with pytest.raises(ValueError, match="interval"):
         Heartbeat(study, 0.0)
+
+
+class FlakyStorage(optuna.storages.InMemoryStorage):
+    """Fails the first ``failures`` study system-attribute writes (a storage hiccup)."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def set_study_system_attr(self, study_id: int, key: str, value: object) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise optuna.exceptions.StorageInternalError("connection reset")
+        super().set_study_system_attr(study_id, key, value)  # type: ignore[arg-type]
+
+
+def test_beat_thread_retries_a_storage_hiccup_and_says_so_once() -> None:
+    storage = FlakyStorage(failures=0)
+    study = _study(storage)
+    lines: list[str] = []
+    hb = Heartbeat(study, interval_s=0.2, warn=lines.append)
+    hb.beat()
+    storage.failures = 4  # the next four beats fail
+    first = heartbeat.beats(study)[hb.worker_id]
+    with hb.beating():
+        deadline = time.monotonic() + 10.0
+        while heartbeat.beats(study)[hb.worker_id] == first and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert heartbeat.beats(study)[hb.worker_id] > first  # beating again after the hiccup
+    assert hb.failures == 4 and isinstance(hb.error, optuna.exceptions.StorageInternalError)
+    assert len(lines) == 1 and "retrying" in lines[0] and hb.worker_id in lines[0]

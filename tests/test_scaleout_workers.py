@@ -239,3 +239,67 @@ def test_lost_database_exits_3_and_rerun_resumes(
         _check_done(fresh, total_workers=1)
     finally:
         server.stop()
+
+
+@pytest.mark.timeout(600)
+def test_frozen_worker_drops_its_swept_trials_and_carries_on(target: Target) -> None:
+    """A worker stopped (SIGSTOP) past --stale-after has its trials swept by the other; once
+    continued it drops them (no UpdateFinishedTrialError), and the study ends with exports."""
+    commands = [_start(target, 2)] if target.url is None else [_start(target, 1) for _ in "ab"]
+    pid, held = _freeze_mid_batch(target, commands)
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:  # the other worker sweeps them after --stale-after
+        states = {t.number: t.state for t in _trials(target)}
+        if all(states[n] == TrialState.FAIL for n in held):
+            break
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGCONT)
+    results = [_finish(proc) for proc in commands]
+    assert all(code == 0 for code, _ in results), results
+    assert all("Traceback" not in err for _, err in results), results
+    trials = _check_done(target, total_workers=2)
+    assert all(trials[n].state == TrialState.FAIL for n in held)
+    assert all(str(trials[n].user_attrs[FAIL_REASON]).startswith("stale") for n in held)
+    assert (target.out / STUDY / "trials.parquet").exists()
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] != "Z"
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_stop_when_their_launcher_is_killed(tmp_path: Path) -> None:
+    target = Target(out=tmp_path / "runs", url=None)
+    launcher = _start(target, 2)
+    _wait_for("claimed RUNNING trial", _claimed_running(target), [launcher])
+    workers = _children(launcher.pid)
+    assert len(workers) == 2
+    launcher.kill()
+    launcher.communicate()
+    deadline = time.monotonic() + 30.0
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers), "workers outlived their launcher"
+    before = {t.number: t.value for t in _trials(target) if t.state == TrialState.COMPLETE}
+    code, err = _finish(_start(target, 2))
+    assert code == 0, err
+    trials = _check_done(target, total_workers=2)
+    assert {n: trials[n].value for n in before} == before

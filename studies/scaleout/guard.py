@@ -26,6 +26,12 @@ beat (``studies.scaleout.heartbeat``; for a trial not yet claimed, its start tim
 ``stale_after_s`` and re-enqueues its parameters with the user attribute ``requeued_from`` = the
 failed trial's number.
 
+Re-queueing is capped as Optuna's ``RetryFailedTrialCallback(max_retry=MAX_RETRY)`` caps it: a
+copy carries ``worker_deaths``, the number of times a worker died (or froze past
+``stale_after_s``) while running this point; a point whose worker died ``MAX_RETRY + 1`` times
+fails for good with that reason (a point that kills its worker is not retried forever). A signal
+(SIGINT / SIGTERM) re-queues without counting.
+
 Exactly-once re-queue: the FAIL transition is the guard. Both storages refuse to finish a trial
 twice (RDB: ``SELECT ... FOR UPDATE`` then an updatable check; journal: the log order decides and
 the loser's replay raises), so when two sweepers race, exactly one ``tell(FAIL)`` succeeds and only
@@ -52,7 +58,9 @@ from studies.scaleout.heartbeat import Heartbeat
 __all__ = [
     "FAIL_REASON",
     "MAX_POLL_S",
+    "MAX_RETRY",
     "REQUEUED_FROM",
+    "WORKER_DEATHS",
     "WorkerGuard",
     "fail_and_requeue",
     "release",
@@ -62,7 +70,10 @@ __all__ = [
 ]
 
 REQUEUED_FROM = "requeued_from"
+WORKER_DEATHS = "worker_deaths"
 FAIL_REASON = "fail_reason"
+#: Re-queues of a point after its worker died running it (Optuna's ``max_retry``).
+MAX_RETRY = 1
 Clock = Callable[[], float]
 
 #: Longest pause while waiting for other workers' in-flight trials.
@@ -158,6 +169,11 @@ class WorkerGuard:
         """Finish ``trial`` with ``tell``; None when a sweeper had failed it meanwhile."""
         return unless_swept(self.study, trial, tell)
 
+    def suggested(self, trial: optuna.Trial, suggest: Callable[[], T]) -> T | None:
+        """Draw ``trial``'s parameters with ``suggest``; None when a sweeper had failed it
+        meanwhile (this worker was frozen past ``stale_after_s``): the caller drops it."""
+        return unless_swept(self.study, trial, suggest)
+
     def _release(self, trials: Sequence[optuna.Trial], exc: BaseException) -> None:
         if faults.is_storage_lost(exc):
             return
@@ -209,19 +225,28 @@ def sweep_stale(
         else:
             silent = "never" if last is None else f"{now - last:.0f} s"
             reason = f"stale: no heartbeat from worker {owner} for {silent}"
-        if fail_and_requeue(study, trial, reason):
+        if fail_and_requeue(study, trial, reason, worker_died=True):
             failed.append(trial.number)
     return failed
 
 
 def fail_and_requeue(
-    study: optuna.Study, trial: FrozenTrial, reason: str, requeue: bool = True
+    study: optuna.Study,
+    trial: FrozenTrial,
+    reason: str,
+    requeue: bool = True,
+    worker_died: bool = False,
 ) -> bool:
     """Fail a RUNNING trial and enqueue its parameters again — unless someone else finished it.
 
-    Returns True iff this call made the FAIL transition (and so, with ``requeue``, enqueued the
-    copy).
+    ``worker_died``: the trial's worker died or froze running it; that counts toward
+    ``MAX_RETRY``, past which the point is not re-queued. Returns True iff this call made the
+    FAIL transition (and so, with ``requeue``, enqueued the copy, or was refused it by the cap).
     """
+    deaths = int(trial.user_attrs.get(WORKER_DEATHS, 0)) + int(worker_died)
+    if worker_died and deaths > MAX_RETRY:
+        reason = f"{reason}; its worker died running this point {deaths} times: not re-queued"
+        requeue = False
     try:
         # A reason written on a trial whose owner then completes it is ignored by exports
         # (``fail_reason`` is read on FAIL rows only).
@@ -232,7 +257,8 @@ def fail_and_requeue(
     except UpdateFinishedTrialError:
         return False
     if requeue and trial.params:
-        study.enqueue_trial(dict(trial.params), user_attrs={REQUEUED_FROM: trial.number})
+        attrs = {REQUEUED_FROM: trial.number, WORKER_DEATHS: deaths}
+        study.enqueue_trial(dict(trial.params), user_attrs=attrs)
     return True
 
 

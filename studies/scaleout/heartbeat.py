@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -29,6 +30,8 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial
+
+from reports.redact import mask
 
 __all__ = [
     "BEAT_PREFIX",
@@ -46,6 +49,12 @@ OWNER_KEY = "wdbench:worker"
 BEAT_PREFIX = "wdbench:beat:"
 
 Clock = Callable[[], float]
+#: First pause before a failed beat is retried (then doubling up to the interval).
+RETRY_FIRST_S = 0.05
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def storage_of(study: optuna.Study) -> tuple[BaseStorage, int]:
@@ -94,8 +103,10 @@ class Heartbeat:
     """The beat of one worker process: claims its trials and keeps them fresh.
 
     Use ``with heartbeat.running(trials): ...`` around the evaluation of an asked batch. The beat
-    thread never raises: a storage error stops it and is kept in ``error`` (the worker's own next
-    storage call meets the same error and reports it).
+    thread never raises: a storage error is kept in ``error`` and the beat retried with backoff
+    (``RETRY_FIRST_S``, doubling, never longer than the interval), so one hiccup of the storage
+    does not get a live worker's trials swept. The first failure of a worker is reported in one
+    line (``warn``); a storage that stays lost is reported by the worker's own next call.
     """
 
     def __init__(
@@ -104,6 +115,7 @@ class Heartbeat:
         interval_s: float,
         worker_id: str | None = None,
         clock: Clock = time.time,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         if not interval_s > 0:
             raise ValueError(f"heartbeat interval must be > 0 s, got {interval_s!r}")
@@ -111,7 +123,9 @@ class Heartbeat:
         self.interval_s = float(interval_s)
         self.worker_id = worker_id or new_worker_id()
         self.error: BaseException | None = None
+        self.failures = 0
         self._clock = clock
+        self._warn = warn or _to_stderr
 
     @property
     def key(self) -> str:
@@ -156,12 +170,22 @@ class Heartbeat:
             thread.join()
 
     def _loop(self, stop: threading.Event) -> None:
-        while not stop.wait(self.interval_s):
+        wait = self.interval_s
+        while not stop.wait(wait):
             try:
                 self.beat()
-            except Exception as exc:  # storage errors of any backend: the worker reports them
+            except Exception as exc:  # storage errors of any backend: retried with backoff
                 self.error = exc
-                return
+                self.failures += 1
+                if self.failures == 1:
+                    first = mask((str(exc).strip().splitlines() or [type(exc).__name__])[0][:160])
+                    self._warn(
+                        f"warning: a heartbeat of worker {self.worker_id} failed "
+                        f"({type(exc).__name__}: {first}); retrying"
+                    )
+                wait = min(self.interval_s, RETRY_FIRST_S * 2 ** min(self.failures - 1, 30))
+            else:
+                wait = self.interval_s
 
 
 def known_workers(study: optuna.Study) -> list[str]:

@@ -21,12 +21,14 @@ Exit codes: ``studies.cli.EPILOG``.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import pickle
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import FrameType
@@ -56,6 +58,7 @@ __all__ = [
 #: How often the launcher looks at its workers (seconds).
 POLL_S = 0.2
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def run_workers(settings: Settings) -> int:
@@ -207,6 +210,8 @@ class _Launcher:
                 "studies.scaleout.workers",
                 str(self.first_index + index),
                 str(index),
+                "--parent",
+                str(os.getpid()),
             ],
             stdin=subprocess.PIPE,
             env=worker_environment(self.settings),
@@ -280,6 +285,25 @@ class _Launcher:
         return faults.EXIT_FAILED
 
 
+def stop_with_parent(parent_pid: int) -> None:
+    """SIGTERM this process when its launcher ``parent_pid`` dies (its trials are then failed
+    and re-queued as on any SIGTERM): at once on Linux (``PR_SET_PDEATHSIG``), else within a
+    second (a thread that watches the parent pid)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    else:
+        threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    if os.getppid() != parent_pid:  # the launcher died before this process could watch it
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(1.0)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _settings_from_stdin() -> Settings:
     settings = pickle.loads(sys.stdin.buffer.read())
     if not isinstance(settings, Settings):
@@ -296,6 +320,7 @@ def _child_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("index", type=int, help="worker index in the study (seeds its sampler)")
     p.add_argument("local", type=int, help="index among its launcher's workers (0 shows progress)")
+    p.add_argument("--parent", type=int, help="the launcher's pid: the worker stops when it dies")
     return p
 
 
@@ -305,6 +330,8 @@ def _child_main(argv: list[str]) -> int:
     args = _child_parser().parse_args(argv)
     if sys.stdin.isatty():
         _child_parser().error("the pickled Settings are read from stdin (the launcher sends them)")
+    if args.parent is not None:
+        stop_with_parent(args.parent)
     settings = _settings_from_stdin()
     apply_thread_policy(settings)
     return run_here(settings, args.index, progress=None if args.local == 0 else False)
