@@ -13,17 +13,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure as MplFigure
 
 from reports.document import Figure
 from reports.load import RunData
 from reports.plotting import (
     Missing,
     color_for,
+    figure_legend,
     log_axis,
     mpl_text,
     new_figure,
+    null_line,
+    null_value,
     order_penalties,
     positive,
     save,
@@ -34,6 +37,12 @@ from reports.stats import chosen_penalty, ci_half_width, row_at
 __all__ = ["VAL_LOSS", "W_NORM", "Metric", "lam_figure", "zero_fraction_figure"]
 
 _ORACLE_NAMES = {"l2": "ridge", "l1": "lasso", "elastic": "elastic net"}
+NULL = "null"
+#: The zoomed row of fig. 2 reaches this multiple of the null model's loss.
+ZOOM = 3.0
+#: Line style and trial marker per loop (the colour is the penalty's).
+LOOP_STYLES = {"proximal": "-", "scratch": "-."}
+LOOP_MARKERS = {"proximal": "o", "scratch": "^"}
 
 
 @dataclass(frozen=True)
@@ -54,37 +63,79 @@ W_NORM = Metric("w_norm", "w_norm", "w_norm", "‖w‖₂ (mean over data seeds)
 def lam_figure(
     run: RunData, grid: pd.DataFrame | None, oracle: pd.DataFrame | None, metric: Metric, path: Path
 ) -> Figure | Missing:
-    """One panel per penalty (none excluded) of ``metric`` against λ; saved to ``path``."""
+    """One panel per penalty (none excluded) of ``metric`` against λ; saved to ``path``.
+
+    For the validation loss a second row zooms on the optimum: linear y from just below the
+    best grid point to ``ZOOM`` × the null model's loss, where the intervals are visible.
+    """
     complete = run.complete
     names = list(complete["penalty"]) + ([] if grid is None else list(grid["penalty"]))
-    penalties = [p for p in order_penalties(names) if p != "none"]
+    penalties = [p for p in order_penalties(names) if p not in ("none", NULL)]
     if not penalties:
         return Missing("no trial or grid point has a penalty other than none")
+    zoom = _zoom_limits(run, grid) if metric is VAL_LOSS else None
     with theme():
-        fig, axes = new_figure(len(penalties), sharey=True)
-        for ax, penalty in zip(axes, penalties, strict=True):
-            _grid_lines(ax, grid, penalty, metric)
-            _trial_points(ax, complete, penalty, metric.trial)
-            _oracle_line(ax, oracle, penalty, metric.oracle)
-            _reference(ax, run, grid, metric)
-            if metric is VAL_LOSS:
-                _chosen(ax, run.selected, penalty)
-            _finish(ax, penalty, metric)
+        rows = 1 if zoom is None else 2
+        fig = MplFigure(figsize=(5.0 * len(penalties), 3.8 * rows + 0.9), layout="constrained")
+        grid_axes = fig.subplots(rows, len(penalties), sharey="row", squeeze=False)
+        for row, axes in enumerate(grid_axes):
+            for ax, penalty in zip(axes, penalties, strict=True):
+                _panel(ax, run, grid, oracle, penalty, metric, zoomed=row == 1)
+                if row == 1 and zoom is not None:
+                    ax.set_ylim(*zoom)
+                    ax.set_title(mpl_text(f"{penalty}: zoomed on the optimum (linear y)"))
+        figure_legend(fig, [ax for axes in grid_axes for ax in axes])
         save(fig, path)
     caption = (
-        f"{metric.label} against λ (log–log), one panel per penalty. Points: COMPLETE Optuna "
-        "trials (failed and pruned excluded). Solid line: dense same-budget grid, mean over data "
-        "seeds"
-        + (f" with its 95 % t-interval (band; {_seeds(grid)})" if metric is VAL_LOSS else "")
-        + ". Dashed: "
-        "the converged oracle (exact ridge / lasso path). Dotted: no decay (λ = 0)."
+        f"{metric.label} against λ (log x), one panel per penalty, one colour per penalty. "
+        "Points: COMPLETE Optuna trials (failed and pruned excluded; ○ proximal, △ "
+        "(sub)gradient). Lines: dense same-budget grid, mean over data seeds (solid proximal, "
+        "dash-dot (sub)gradient)"
+        + (f", with its 95 % t-interval as a band ({_seeds(grid)})" if metric is VAL_LOSS else "")
+        + ". Dashed black: the converged oracle (exact ridge / lasso / elastic-net path). "
+        "Dotted grey: no decay (λ = 0)."
         + (
-            " Red star: the chosen best of each penalty with its 95 % interval."
+            " Dotted black: the null model (w = 0, b = mean of y_train). Red star: the chosen "
+            "best of each penalty with its 95 % interval (hollow: every weight 0, i.e. the null "
+            "model). On the log axis of the top row a band whose lower end is ≤ 0 is cut at the "
+            f"panel's floor; the bottom row zooms on the optimum (linear y, up to {ZOOM:g}× the "
+            "null loss)."
             if metric is VAL_LOSS
             else ""
         )
     )
     return Figure(path.name, caption, f"{metric.label} against λ, one panel per penalty")
+
+
+def _panel(
+    ax: Axes,
+    run: RunData,
+    grid: pd.DataFrame | None,
+    oracle: pd.DataFrame | None,
+    penalty: str,
+    metric: Metric,
+    zoomed: bool,
+) -> None:
+    _grid_lines(ax, grid, penalty, metric, log=metric.log and not zoomed)
+    _trial_points(ax, run.complete, penalty, metric.trial)
+    _oracle_line(ax, oracle, penalty, metric.oracle)
+    _reference(ax, run, grid, metric)
+    if metric is VAL_LOSS:
+        null_line(ax, run.selected)
+        _chosen(ax, run.selected, penalty)
+    _finish(ax, penalty, metric, log_y=metric.log and not zoomed)
+
+
+def _zoom_limits(run: RunData, grid: pd.DataFrame | None) -> tuple[float, float] | None:
+    """(just below the best grid point, ``ZOOM`` × the null loss), or None without a null row."""
+    null = null_value(run.selected)
+    if grid is None or grid.empty or not math.isfinite(null):
+        return None
+    best = float(pd.to_numeric(grid["val_mean"], errors="coerce").min())
+    if not math.isfinite(best):
+        return None
+    low = best - 0.1 * (null - best) if null > best else best * 0.95
+    return max(low, 0.0), ZOOM * null
 
 
 def zero_fraction_figure(
@@ -105,6 +156,7 @@ def zero_fraction_figure(
         _oracle_line(ax, oracle, "l1", metric.oracle)
         _finish(ax, "l1: proximal (soft-threshold) vs subgradient (scratch)", metric)
         ax.set_ylim(-0.03, 1.03)
+        figure_legend(fig, [ax])
         save(fig, path)
     caption = (
         "Fraction of coordinates of w that are exactly 0 against λ (log x) for L1. Proximal "
@@ -115,19 +167,26 @@ def zero_fraction_figure(
     return Figure(path.name, caption, "fraction of exact zeros in w against λ for L1")
 
 
-def _grid_lines(ax: Axes, grid: pd.DataFrame | None, penalty: str, metric: Metric) -> None:
-    """Dense grid: one line per (loop, l1_ratio), with the 95 % band for validation loss."""
+def _grid_lines(
+    ax: Axes, grid: pd.DataFrame | None, penalty: str, metric: Metric, log: bool = True
+) -> None:
+    """Dense grid: one line per (loop, l1_ratio) in the penalty's colour (line style by loop),
+    with the 95 % band for validation loss (cut at a positive floor on a log axis)."""
     if grid is None:
         return
     part = _best_ratio(grid[(grid["penalty"] == penalty) & positive(grid["lam"].to_numpy())])
-    loops = sorted(set(part["loop"]))
+    color = color_for(penalty, [penalty])
     for (loop, ratio), g in part.groupby(["loop", "l1_ratio"], dropna=False, sort=True):
-        color = color_for(str(loop), loops)
-        name = f"grid · {loop}" + (f" ρ={ratio:g}" if _finite(ratio) else "")
-        ax.plot(g["lam"], g[metric.grid], color=color, lw=1.8, label=mpl_text(name))
+        name = f"grid · {penalty} · {loop}" + (f" ρ={ratio:g}" if _finite(ratio) else "")
+        style = LOOP_STYLES.get(str(loop), "-")
+        ax.plot(g["lam"], g[metric.grid], color=color, ls=style, lw=1.8, label=mpl_text(name))
         if metric.grid == "val_mean":
-            low = g["val_mean"] - g["val_ci95"]
-            ax.fill_between(g["lam"], low, g["val_mean"] + g["val_ci95"], color=color, alpha=0.15)
+            low = (g["val_mean"] - g["val_ci95"]).to_numpy(dtype=float)
+            high = (g["val_mean"] + g["val_ci95"]).to_numpy(dtype=float)
+            if log:
+                floor = 0.5 * float(np.nanmin(g["val_mean"].to_numpy(dtype=float)))
+                low = np.maximum(low, floor)
+            ax.fill_between(g["lam"], low, high, color=color, alpha=0.15, lw=0)
 
 
 def _best_ratio(part: pd.DataFrame) -> pd.DataFrame:
@@ -142,25 +201,20 @@ def _best_ratio(part: pd.DataFrame) -> pd.DataFrame:
 
 
 def _trial_points(ax: Axes, complete: pd.DataFrame, penalty: str, column: str) -> None:
-    """Optuna trials (COMPLETE only) as points coloured by loop."""
+    """Optuna trials (COMPLETE only) as points in the penalty's colour, marker by loop."""
     part = complete[(complete["penalty"] == penalty) & positive(complete["lam"].to_numpy())]
-    if part.empty:
-        return
-    loops = sorted(set(part["loop"]))
-    shown = part.assign(loop_label=[mpl_text(f"trials · {x}") for x in part["loop"]])
-    palette = {mpl_text(f"trials · {x}"): color_for(x, loops) for x in loops}
-    sns.scatterplot(
-        data=shown,
-        x="lam",
-        y=column,
-        hue="loop_label",
-        palette=palette,
-        ax=ax,
-        s=22,
-        alpha=0.65,
-        edgecolor="none",
-        legend=True,
-    )
+    color = color_for(penalty, [penalty])
+    for loop, g in part.groupby("loop", sort=True):
+        ax.scatter(
+            g["lam"],
+            g[column],
+            color=color,
+            marker=LOOP_MARKERS.get(str(loop), "o"),
+            s=18,
+            alpha=0.55,
+            lw=0,
+            label=mpl_text(f"trials · {penalty} · {loop}"),
+        )
 
 
 def _oracle_line(ax: Axes, oracle: pd.DataFrame | None, penalty: str, column: str) -> None:
@@ -186,12 +240,15 @@ def _reference(ax: Axes, run: RunData, grid: pd.DataFrame | None, metric: Metric
 
 
 def _chosen(ax: Axes, selected: pd.DataFrame | None, penalty: str) -> None:
-    """The chosen best of this penalty: a star with its 95 % interval; larger if overall best."""
+    """The chosen best of this penalty: a star with its 95 % interval (capped bars); larger if
+    overall best, hollow when every weight is 0 (the null model)."""
     if selected is None:
         return
     rows = selected[(selected["label"] == f"best-{penalty}") & positive(selected["lam"].to_numpy())]
     best = penalty == chosen_penalty(selected)
     for _, row in rows.iterrows():
+        empty = "empty" in row.index and bool(row["empty"])
+        label = "chosen (overall best)" if best else "chosen for this penalty"
         ax.errorbar(
             [row["lam"]],
             [row["val_mean"]],
@@ -199,22 +256,22 @@ def _chosen(ax: Axes, selected: pd.DataFrame | None, penalty: str) -> None:
             fmt="*",
             ms=16 if best else 12,
             color="#d62728",
-            mec="black",
+            mfc="none" if empty else "#d62728",
+            mec="#d62728" if empty else "black",
+            capsize=5,
+            elinewidth=1.6,
             zorder=5,
-            label="chosen (overall best)" if best else "chosen for this penalty",
+            label=label + (" — w = 0: the null model" if empty else ""),
         )
 
 
-def _finish(ax: Axes, title: str, metric: Metric) -> None:
+def _finish(ax: Axes, title: str, metric: Metric, log_y: bool | None = None) -> None:
     log_axis(ax, "x")
-    if metric.log:
+    if metric.log if log_y is None else log_y:
         log_axis(ax, "y")
     ax.set_xlabel("λ (penalty strength, log scale)")
     ax.set_ylabel(metric.label)
     ax.set_title(mpl_text(title))
-    handles, labels = ax.get_legend_handles_labels()
-    if handles:
-        ax.legend(handles, labels, fontsize="x-small", loc="best")
 
 
 def _seeds(grid: pd.DataFrame | None) -> str:

@@ -15,9 +15,11 @@ from reports.load import RunData
 from reports.plotting import (
     Missing,
     color_for,
+    figure_legend,
     log_axis,
     mpl_text,
     new_figure,
+    null_line,
     order_penalties,
     save,
     theme,
@@ -60,16 +62,19 @@ def curves_figure(run: RunData, path: Path) -> Figure | Missing:
                     color_for(label, labels),
                     label + (" (chosen)" if label == chosen else ""),
                 )
+            if split == "val":
+                null_line(ax, run.selected)
             log_axis(ax, "y")
             ax.set(xlabel="epoch", ylabel="loss (½·MSE, mean over the split)", title=title)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axes[1].legend(fontsize="x-small", loc="best")
+        figure_legend(fig, axes)
         save(fig, path)
     seeds = curves["data_seed"].nunique()
     caption = (
         "Training (left) and validation (right) loss per epoch, log y: no decay and the best "
         f"configuration of each penalty. Line: mean over {seeds} data seed(s); band: the min–max "
-        "range over those seeds. A widening gap between the two panels is overfitting."
+        "range over those seeds. A widening gap between the two panels is overfitting. Dotted "
+        "black: the null model (w = 0, b = mean of y_train) on the validation split."
     )
     return Figure(path.name, caption, "training and validation loss against epoch")
 
@@ -125,10 +130,11 @@ def history_figure(run: RunData, grid: pd.DataFrame | None, path: Path) -> Figur
                 lw=1.3,
                 label=mpl_text(f"dense grid best ({grid_best[1]})"),
             )
+        null_line(ax, run.selected)
         log_axis(ax, "y")
         ax.set(xlabel="trial number", ylabel="validation loss (½·MSE, mean over seeds)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend(fontsize="x-small", loc="best")
+        figure_legend(fig, [ax], columns=4)
         save(fig, path)
     caption = (
         f"Optimisation history: {len(history)} COMPLETE trials (failed and pruned excluded) as "

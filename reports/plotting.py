@@ -16,7 +16,9 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np
+import pandas as pd
 import seaborn as sns
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure as MplFigure
 from matplotlib.ticker import LogFormatter
@@ -25,9 +27,12 @@ __all__ = [
     "DPI",
     "Missing",
     "color_for",
+    "figure_legend",
     "log_axis",
     "mpl_text",
     "new_figure",
+    "null_line",
+    "null_value",
     "order_penalties",
     "positive",
     "save",
@@ -131,6 +136,43 @@ def log_axis(ax: Axes, which: str, base: float = 10) -> None:
     axis.set_minor_formatter(
         _PlainLogFormatter(base=base, labelOnlyBase=False, minor_thresholds=(2.0, 0.5))
     )
+
+
+def figure_legend(fig: MplFigure, axes: Sequence[Axes], columns: int = 3) -> None:
+    """One legend for the whole figure, below the panels (it covers no data), each label once;
+    the axes' own legends are removed."""
+    seen: dict[str, Artist] = {}
+    for ax in axes:
+        handles, labels = ax.get_legend_handles_labels()
+        for handle, label in zip(handles, labels, strict=True):
+            if not label.startswith("_"):
+                seen.setdefault(label, handle)
+        legend = ax.get_legend()
+        if legend is not None:
+            legend.remove()
+    if seen:
+        fig.legend(
+            list(seen.values()),
+            list(seen),
+            loc="outside lower center",
+            ncols=min(columns, len(seen)),
+            fontsize="small",
+            frameon=False,
+        )
+
+
+def null_value(selected: pd.DataFrame | None) -> float:
+    """The null model's mean validation loss (``selected.parquet``'s ``null`` row), or NaN."""
+    if selected is None or not (selected["label"] == "null").any():
+        return float("nan")
+    return float(selected.loc[selected["label"] == "null", "val_mean"].iloc[0])
+
+
+def null_line(ax: Axes, selected: pd.DataFrame | None) -> None:
+    """The null model's validation loss as a dotted black reference line."""
+    value = null_value(selected)
+    if value > 0:
+        ax.axhline(value, color="black", ls=":", lw=1.4, label="null model (predict the mean)")
 
 
 def save(fig: MplFigure, path: Path) -> None:

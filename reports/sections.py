@@ -18,7 +18,7 @@ from reports.figures_run import curves_figure, history_figure
 from reports.load import RunData
 from reports.plotting import Missing
 from reports.redact import mask
-from reports.tables import bench_table, best_table, failure_table, state_table
+from reports.tables import bench_table, best_table, comparison_table, failure_table, state_table
 
 __all__ = ["bench_section", "environment_section", "study_sections"]
 
@@ -41,6 +41,8 @@ def study_sections(
     choice: list[Block] = []
     if run.selected is not None:
         choice.append(best_table(run.selected, grid))
+        if run.comparisons is not None:
+            choice.append(comparison_table(run.comparisons))
     else:
         choice.append(Paragraph("selected.parquet is missing: no configuration was selected."))
     choice.append(state_table(run.trials))
