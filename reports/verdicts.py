@@ -90,7 +90,7 @@ def _g(x: float, digits: int = 3) -> str:
 
 def _regime_name(regime: str, budget: Budget | None) -> str:
     if regime == "budget":
-        return f"budget ({budget.describe()})" if budget is not None else "budget"
+        return f"the budget ({budget.describe()})" if budget is not None else "the budget"
     return "convergence (exact oracles)"
 
 
