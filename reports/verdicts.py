@@ -310,10 +310,11 @@ def verdicts(
     ]
     if empties:
         names = " and ".join(sorted(set(empties), key=_simplicity))
+        setting = f" ({budget.describe()})" if budget is not None else ""
         lines.append(
-            f"No feature helps at this budget for {names}: the best configuration sets every "
-            "weight exactly to 0, so it is the null model (only the intercept is trained), and "
-            "its λ means only 'large enough to erase every weight'."
+            f"No feature helps at this budget{setting} for {names}: the best configuration "
+            "sets every weight exactly to 0, so it is the null model (only the intercept is "
+            "trained), and its λ means only 'large enough to erase every weight'."
         )
     if ranges is not None and recommended not in (NULL, "none"):
         lines.append(_lam_sentence(ranges, budget))

@@ -204,3 +204,21 @@ def test_subgradient_l1_trials_reproduce_at_the_study_setting(lam: float) -> Non
     for s, problem in enumerate(problems):
         single = train(problem, config, curves=False).val_loss
         assert batch.val_loss[s, -1] == pytest.approx(single, rel=1e-9)
+
+
+def test_workers_reuse_each_others_trials(tmp_path: Path) -> None:
+    """Every worker reads the shared storage: no decay trains at most once per worker."""
+    args = ["--out", str(tmp_path), "--n-trials", "8", "--penalties", "none", *SMALL]
+    assert main([*args, "--workers", "2", "--batch", "2", "--replications", "2"]) == 0
+    study = optuna.load_study(
+        study_name="weight-decay",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(tmp_path / "weight-decay" / "study.log"))
+        ),
+    )
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(complete) >= 8 and len({t.value for t in complete}) == 1
+    trained = [t for t in complete if "cached_from" not in t.user_attrs]
+    assert 1 <= len(trained) <= 2
+    numbers = {t.number for t in complete}
+    assert all(t.user_attrs["cached_from"] in numbers for t in complete if t not in trained)
