@@ -124,6 +124,9 @@ def test_comparisons_recomputed_from_replication(study: tuple[Path, str]) -> Non
         p = sps.ttest_rel(a, b).pvalue
         assert c["p_value"] == pytest.approx(p, rel=1e-9)
         p_values.append(p)
+        # the printed sentence carries the recomputed difference of this comparison
+        d = f"d = test({c['a']}) − test({c['b']}) = {(a - b).mean():.3g}"
+        assert d in printed, d
     assert comparisons["p_holm"].to_numpy() == pytest.approx(_holm(np.array(p_values)))
     separated = comparisons["p_holm"] < 0.05
     excludes_zero = (comparisons["ci_low"] > 0) | (comparisons["ci_high"] < 0)
