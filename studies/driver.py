@@ -80,9 +80,7 @@ class Prepared:
     problem: StudyProblem
 
 
-def run(
-    settings: Settings, args: Sequence[str], secrets: tuple[str, ...], imports_s: float = 0.0
-) -> int:
+def run(settings: Settings, args: Sequence[str], imports_s: float = 0.0) -> int:
     """Prepare and execute the parsed command line ``args``; returns the exit code.
     ``imports_s``: the seconds the command took to import what it runs on (a phase)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -93,29 +91,29 @@ def run(
     try:
         prepared = prepare(settings)
     except StorageUnavailable as exc:
-        print(f"error: {mask(str(exc), secrets)}; rerun once it is back", file=sys.stderr)
+        print(f"error: {mask(str(exc))}; rerun once it is back", file=sys.stderr)
         return EXIT_STORAGE
     except (UsageError, StorageError) as exc:
-        print(f"error: {mask(str(exc), secrets)}", file=sys.stderr)
+        print(f"error: {mask(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return _interrupted()
     except Exception as exc:
-        return _lost(exc, secrets)
-    command = [mask(a, secrets) for a in ["python", "-m", "studies.search", *args]]
+        return _lost(exc)
+    command = [mask(a) for a in ["python", "-m", "studies.search", *args]]
     try:
         return execute(prepared, command, started, phases)
     except KeyboardInterrupt:  # outside the workers (they handle their own): nothing in flight
         return _interrupted()
     except Exception as exc:
-        return _lost(exc, secrets)
+        return _lost(exc)
 
 
-def _lost(exc: Exception, secrets: tuple[str, ...]) -> int:
+def _lost(exc: Exception) -> int:
     """A lost storage or a full disk outside the workers: one line, exit 3; else re-raised."""
     if not is_storage_lost(exc):
         raise exc
-    print(mask(storage_lost_message(exc), secrets), file=sys.stderr)
+    print(mask(storage_lost_message(exc)), file=sys.stderr)
     return EXIT_STORAGE
 
 

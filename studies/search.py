@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from reports.redact import mask, password_of
+from reports.redact import mask
 from studies.cli import EXIT_USAGE, UsageError, parse_args
 
 __all__ = ["main"]
@@ -22,18 +22,16 @@ _STARTED = time.perf_counter()  # the imports phase runs from here to the driver
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
-    secrets = tuple(p for p in (password_of(a) for a in args) if p)
     try:
         settings = parse_args(args)
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
     except UsageError as exc:
-        print(f"error: {mask(str(exc), secrets)}", file=sys.stderr)
+        print(f"error: {mask(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
-    secrets += tuple(p for p in (password_of(settings.storage or ""),) if p)
     from studies import driver  # torch, Optuna, pandas: only for a command line that runs
 
-    return driver.run(settings, args, secrets, imports_s=time.perf_counter() - _STARTED)
+    return driver.run(settings, args, imports_s=time.perf_counter() - _STARTED)
 
 
 if __name__ == "__main__":

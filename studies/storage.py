@@ -16,7 +16,7 @@ from pathlib import Path
 
 import optuna
 
-from reports.redact import mask, password_of
+from reports.redact import mask
 from studies.journal import JournalDamaged, JournalFile, complete_length
 from studies.scaleout.faults import is_disk_full, is_storage_lost, retry_creation_race
 
@@ -86,6 +86,10 @@ def parse_storage(storage: str | None, run_dir: Path) -> StorageSpec:
         raise StorageError("--storage is empty")
     if _URL.match(storage):
         scheme = storage.split("://", 1)[0].lower()
+        if storage.split("://", 1)[1].split("/", 1)[0].count("@") > 1:
+            raise StorageError(
+                f"the password in --storage {mask(storage)} holds an unencoded '@': write it as %40"
+            )
         if scheme.startswith("sqlite") and _in_memory_sqlite(storage):
             raise StorageError(
                 f"{storage} is an in-memory database: it cannot hold a study across workers "
@@ -134,7 +138,6 @@ def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
     if spec.path is not None:
         return _open_journal(spec.path)
     url = spec.url or ""
-    secrets = tuple(p for p in (password_of(url),) if p)
     engine_kwargs: dict[str, object] = {}
     if url.lower().startswith("postgresql"):
         engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
@@ -149,7 +152,7 @@ def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
         # cannot be opened is the user's to fix (exit 2)
         down = is_storage_lost(exc) and not url.lower().startswith("sqlite")
         raise (StorageUnavailable if down else StorageError)(
-            f"cannot open storage {mask(url, secrets)}: {mask(reason, secrets)}"
+            f"cannot open storage {mask(url)}: {mask(reason)}"
         ) from None
 
 
