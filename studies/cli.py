@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import signal
 import tomllib
 from collections.abc import Callable, Sequence
@@ -61,9 +62,11 @@ problems (--problem NAME, or NAME:key=value,..., e.g. synthetic:n_train=100,rho=
 
 exit codes:
   {EXIT_OK:<4} the study holds --n-trials COMPLETE trials (and its exports and report are written)
-  {EXIT_FAILED:<4} a bug (with its traceback), a failed report, or every worker died early
-  {EXIT_USAGE:<4} a usage error (one line, nothing written), or no trial completed
-  {EXIT_STORAGE:<4} the storage went away mid-study; rerun the same command to resume
+  {EXIT_FAILED:<4} a bug (with its traceback), a failed report, or every worker was killed
+  {EXIT_USAGE:<4} a usage error, a changed setting or a damaged journal (one line, nothing
+       written); or trials kept failing short of --n-trials (one line with the counts)
+  {EXIT_STORAGE:<4} the storage is unreachable or the disk is full; rerun the same command to
+       resume once it is back
   {EXIT_SIGINT:<4} interrupted by SIGINT: in-flight trials were failed and re-queued
   {EXIT_SIGTERM:<4} terminated by SIGTERM; same as {EXIT_SIGINT}
 """
@@ -115,7 +118,20 @@ DEFAULTS = Settings()
 _FIELDS = {f.name for f in fields(Settings)}
 
 
-def _integer(minimum: int) -> Callable[[str], int]:
+#: Sane maxima, checked before anything is created (docs: README, "Limits").
+MAX_N_TRIALS = 1_000_000
+MAX_SEEDS = 1_000
+MAX_GRID_POINTS = 100_000
+MAX_BATCH = 100_000
+MAX_EPOCHS = 1_000_000
+MAX_REPLICATIONS = 10_000
+MAX_HEARTBEAT_S = 3_600.0
+MAX_STALE_AFTER_S = 7 * 86_400.0
+#: The longest study name every storage holds (Optuna's RDB column: 512 characters).
+MAX_STUDY_NAME = 512
+
+
+def _integer(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text.strip())
@@ -123,6 +139,8 @@ def _integer(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be <= {maximum:,}, got {value:,}")
         return value
 
     parse.__name__ = "integer"
@@ -186,7 +204,37 @@ def _fraction(text: str) -> float:
 def _text(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("must not be empty")
+    if "\x00" in text:
+        raise argparse.ArgumentTypeError("must not contain a NUL character")
     return text
+
+
+def _study_name(text: str) -> str:
+    text = _text(text)
+    if len(text) > MAX_STUDY_NAME:
+        raise argparse.ArgumentTypeError(
+            f"is {len(text)} characters long; storages hold at most {MAX_STUDY_NAME}"
+        )
+    return text
+
+
+def _seconds(maximum: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = _number(positive=True)(text)
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"must be <= {maximum:g} s, got {text!r}")
+        return value
+
+    parse.__name__ = "seconds"
+    return parse
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -223,11 +271,15 @@ def _parser() -> argparse.ArgumentParser:
         ".csv/.parquet FILE of your own",
     )
     g.add_argument("--lr", type=positive, help="learning rate η (default: TrainConfig's)")
-    g.add_argument("--epochs", type=_integer(1), help="epochs per run (default: TrainConfig's)")
+    g.add_argument(
+        "--epochs", type=_integer(1, MAX_EPOCHS), help="epochs per run (default: TrainConfig's)"
+    )
     g.add_argument(
         "--init-scale", type=at_least_0, help="w₀ ~ N(0, scale²) (default: TrainConfig's)"
     )
-    g.add_argument("--seeds", type=_integer(1), default=d.seeds, help="data draws per trial")
+    g.add_argument(
+        "--seeds", type=_integer(1, MAX_SEEDS), default=d.seeds, help="data draws per trial"
+    )
     g.add_argument(
         "--seed",
         type=_integer(0),
@@ -266,22 +318,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--n-trials",
-        type=_integer(1),
+        type=_integer(1, MAX_N_TRIALS),
         default=d.n_trials,
         help="COMPLETE trials the study should hold",
     )
     g.add_argument(
-        "--batch", type=_integer(1), default=d.batch, help="trials asked and trained together"
+        "--batch",
+        type=_integer(1, MAX_BATCH),
+        default=d.batch,
+        help="trials asked and trained together",
     )
     g.add_argument(
         "--grid-points",
-        type=_integer(2),
+        type=_integer(2, MAX_GRID_POINTS),
         default=d.grid_points,
         help="dense-grid λ points per penalty and rule (the regret's reference)",
     )
     g.add_argument(
         "--replications",
-        type=_integer(2),
+        type=_integer(2, MAX_REPLICATIONS),
         default=d.replications,
         help="fresh data draws (each with a fresh train seed) on which the chosen "
         "configurations and the null model are retrained and compared, on the test split",
@@ -289,11 +344,12 @@ def _parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("storage and workers")
     g.add_argument(
         "--storage",
+        type=_text,
         help="journal file (*.log) or sqlite:/// / postgresql:// URL "
         "(default: <out>/<study>/study.log)",
     )
     g.add_argument(
-        "--study-name", type=_text, default=d.study_name, help="also names the run directory"
+        "--study-name", type=_study_name, default=d.study_name, help="also names the run directory"
     )
     g.add_argument(
         "--workers",
@@ -310,13 +366,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--heartbeat-interval",
-        type=positive,
+        type=_seconds(MAX_HEARTBEAT_S),
         default=d.heartbeat_interval,
         help="seconds between a worker's heartbeats",
     )
     g.add_argument(
         "--stale-after",
-        type=positive,
+        type=_seconds(MAX_STALE_AFTER_S),
         default=d.stale_after,
         help="seconds of silence after which a worker's RUNNING trials are failed "
         "and re-queued (> --heartbeat-interval)",
@@ -351,7 +407,52 @@ def parse_args(argv: Sequence[str]) -> Settings:
         raise UsageError(f"--lam-range must have LOW < HIGH, got {low:g} {high:g}")
     check_heartbeat(settings)
     _check_file_flags(settings)
+    _check_workers(settings)
     return settings
+
+
+#: Local worker processes per usable core, at most (a little oversubscription is harmless).
+WORKERS_PER_CORE = 2
+#: Memory a worker process holds (torch, Optuna, the data), measured ≈ 370 MB on CPU.
+WORKER_BYTES = 400 * 2**20
+
+
+def _check_workers(settings: Settings) -> None:
+    """Refuse more local worker processes than the cores, the memory or the trials allow."""
+    cores = usable_cores()
+    if settings.workers > WORKERS_PER_CORE * cores:
+        raise UsageError(
+            f"--workers {settings.workers} exceeds {WORKERS_PER_CORE} per usable CPU core "
+            f"({cores} here)"
+        )
+    if settings.workers > settings.n_trials:
+        raise UsageError(
+            f"--workers {settings.workers} exceeds --n-trials {settings.n_trials}: "
+            "the extra workers would have nothing to do"
+        )
+    available = _available_memory()
+    if (
+        settings.workers > 1
+        and available is not None
+        and settings.workers * WORKER_BYTES > available
+    ):
+        raise UsageError(
+            f"--workers {settings.workers} needs about "
+            f"{settings.workers * WORKER_BYTES / 2**30:.1f} GiB; "
+            f"{available / 2**30:.1f} GiB is available"
+        )
+
+
+def _available_memory() -> int | None:
+    """MemAvailable of /proc/meminfo in bytes (None where there is none)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 #: Flags that describe a table file, meaningless for a registered problem.
@@ -404,6 +505,8 @@ def _toml_flags(path: Path) -> list[str]:
             data = tomllib.load(fh)
     except FileNotFoundError:
         raise UsageError(f"config file {path} does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"config file {path} is not UTF-8 text: {exc.reason}") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"config file {path} is not valid TOML: {exc}") from None
     flags: list[str] = []

@@ -20,6 +20,7 @@ import json
 import sys
 import time
 import traceback
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -204,17 +205,15 @@ def execute(
     )
     info["threads"] = thread_record(settings)
     if n_complete == 0:
-        n_fail = count_trials(study, TrialState.FAIL)
         exports.write_json({**info, "finished": _now()}, run_dir / "run.json")
-        print(
-            f"error: no trial completed ({n_fail} FAIL, see {run_dir / 'trials.parquet'}); "
-            "a smaller --lr may help",
-            file=sys.stderr,
-        )
-        return 2
+        print(_short_line(study, settings, run_dir), file=sys.stderr)
+        return EXIT_USAGE
     summary = _finish(prepared, info, trials, clock, phases)
     print("\n".join(summary))
     code = 0
+    if n_complete < settings.n_trials:  # every worker gave up: its trials kept failing
+        print(_short_line(study, settings, run_dir), file=sys.stderr)
+        code = EXIT_USAGE
     if not settings.no_report:
         with phases.phase("report"):
             code = _report(run_dir)
@@ -222,6 +221,22 @@ def execute(
     exports.write_json({**info, "finished": _now()}, run_dir / "run.json")
     print(phases.line())
     return code
+
+
+def _short_line(study: optuna.Study, settings: Settings, run_dir: Path) -> str:
+    """One line for a study that ended short of ``--n-trials``: how many completed, and why the
+    others failed (their ``fail_reason``s, by kind)."""
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    kinds = Counter(
+        str(t.user_attrs.get("fail_reason", "unknown")).split(" ", 1)[0].rstrip(":") for t in failed
+    )
+    why = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
+    n_complete = count_trials(study, TrialState.COMPLETE)
+    return (
+        f"error: {n_complete} of {settings.n_trials} trials completed; {len(failed)} FAIL "
+        f"({why or 'none'}; see {run_dir / 'trials.parquet'}): the workers gave up after "
+        "--n-trials failures each; a smaller --lr may help"
+    )
 
 
 def _finish(

@@ -201,6 +201,7 @@ def test_sigint_fails_in_flight_trials_and_rerun_resumes(target: Target) -> None
     code, err = _finish(proc)
     assert code == 130, err
     assert "Traceback" not in err and "interrupted" in err, err
+    assert sum("interrupted" in line for line in err.splitlines()) == 1, err  # not one per worker
     trials = _trials(target)
     assert TrialState.RUNNING not in [t.state for t in trials]
     for number in held:  # failed by the worker itself — or told, if it was telling already

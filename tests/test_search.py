@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -276,3 +277,35 @@ def test_module_runs_as_a_command(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "best" in proc.stdout and "regret vs dense grid" in proc.stdout
     assert (tmp_path / "weight-decay" / "study.log").is_file()
+
+
+DIVERGING = ["--lr", "1", "--penalties", "none,l2"]
+
+
+def test_a_study_whose_trials_all_diverge_says_so_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(tmp_path, *DIVERGING, n_trials=3) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert re.match(r"error: 0 of 3 trials completed; \d+ FAIL \(\d+ diverged", err), err
+
+
+@pytest.mark.slow
+def test_two_workers_whose_trials_all_diverge_exit_like_one(tmp_path: Path) -> None:
+    command = [
+        sys.executable, "-m", "studies.search", "--out", str(tmp_path), "--n-trials", "3",
+        *SMALL, *DIVERGING, "--workers", "2",
+    ]  # fmt: skip
+    proc = subprocess.run(
+        command,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    err = proc.stderr.strip()
+    assert len(err.splitlines()) == 1, err
+    assert re.match(r"error: 0 of 3 trials completed; \d+ FAIL \(\d+ diverged", err), err

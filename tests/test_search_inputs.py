@@ -51,6 +51,15 @@ BAD_FLAGS = {
     "storage neither URL nor journal": ["--storage", "studies.txt"],
     "sqlite in a missing directory": ["--storage", "sqlite:////nonexistent-dir/x/study.db"],
     "in-memory sqlite": ["--storage", "sqlite:///:memory:"],
+    "huge grid": ["--grid-points", "2000000000"],
+    "huge seeds": ["--seeds", "1000000000"],
+    "huge n-trials with grid": ["--n-trials", "1" + "0" * 30, "--sampler", "grid"],
+    "float n-trials": ["--n-trials", "1e30", "--sampler", "grid"],
+    "more workers than cores allow": ["--workers", "10000"],
+    "more workers than trials": ["--workers", "2", "--n-trials", "1"],
+    "huge heartbeat interval": ["--heartbeat-interval", "1e10"],
+    "huge stale-after": ["--stale-after", "1e10"],
+    "study name longer than storages hold": ["--study-name", "x" * 513],
     "in-memory sqlite, short form": ["--storage", "sqlite://"],
     "malformed postgres URL": ["--storage", f"postgresql://wd:{SECRET}@:notaport/db"],
 }
@@ -111,6 +120,8 @@ TOML_CASES = {
     "wrong type": "n-trials = 'three'\n",
     "config inside config": "config = 'other.toml'\n",
     "empty penalties": "penalties = []\n",
+    "NUL in out": 'out = "runs\\u0000x"\n',
+    "NUL in storage": 'storage = "a\\u0000.log"\n',
 }
 
 
@@ -127,6 +138,14 @@ def test_bad_toml_exits_2(
 
 
 @pytest.mark.slow
+def test_non_utf8_toml_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "study.toml"
+    config.write_bytes(b"seeds = 3 # caf\xe9\n")
+    code = main(["--config", str(config), "--out", str(tmp_path / "out")])
+    assert_one_line_error(code, capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
+
+
 def test_bad_input_from_the_command_line_has_no_traceback(tmp_path: Path) -> None:
     proc = subprocess.run(
         [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import time
 
@@ -66,7 +67,7 @@ def test_threads_flag() -> None:
     assert settings.threads == 3 and pool_threads(settings) == 3
     assert thread_record(settings)["source"] == "--threads"
     assert worker_environment(settings)["WDBENCH_THREADS"] == "3"
-    shared = parse_args(["--workers", "64"])
+    shared = dataclasses.replace(parse_args([]), workers=64)  # more than the cores here
     assert pool_threads(shared) == 1 and thread_record(shared)["source"] == "cores / --workers"
     with pytest.raises(UsageError, match="--threads"):
         parse_args(["--threads", "0"])

@@ -73,8 +73,11 @@ def run_workers(settings: Settings) -> int:
     return _Launcher(settings, first).run()
 
 
-def run_here(settings: Settings, index: int = 0, progress: bool | None = None) -> int:
-    """Run worker ``index`` in this process; returns its exit code (one line on a fault)."""
+def run_here(
+    settings: Settings, index: int = 0, progress: bool | None = None, quiet: bool = False
+) -> int:
+    """Run worker ``index`` in this process; returns its exit code (one line on a fault, unless
+    ``quiet``: a launched worker leaves that line to its launcher, so N workers print one)."""
     interrupts = faults.Interrupts()
     interrupts.install()
     try:
@@ -82,19 +85,21 @@ def run_here(settings: Settings, index: int = 0, progress: bool | None = None) -
         interrupts.raise_pending()  # a signal that came after the last checkpoint
     except (KeyboardInterrupt, faults.Terminated) as exc:
         interrupts.acknowledge()
-        return _interrupted(signal.SIGTERM if isinstance(exc, faults.Terminated) else signal.SIGINT)
+        signum = signal.SIGTERM if isinstance(exc, faults.Terminated) else signal.SIGINT
+        return faults.exit_code_of_signal(signum) if quiet else _interrupted(signum)
     except Exception as exc:
-        return _storage_lost(exc)
+        return _storage_lost(exc, quiet)
     finally:
         interrupts.restore()
     return faults.EXIT_OK
 
 
-def _storage_lost(exc: Exception) -> int:
+def _storage_lost(exc: Exception, quiet: bool = False) -> int:
     """Report a lost storage in one line (exit 3); any other error is a bug and re-raised."""
     if not (isinstance(exc, StorageError) or faults.is_storage_lost(exc)):
         raise exc
-    print(faults.storage_lost_message(exc), file=sys.stderr)
+    if not quiet:
+        print(faults.storage_lost_message(exc), file=sys.stderr)
     return faults.EXIT_STORAGE
 
 
@@ -212,6 +217,7 @@ class _Launcher:
                 str(index),
                 "--parent",
                 str(os.getpid()),
+                "--quiet",
             ],
             stdin=subprocess.PIPE,
             env=worker_environment(self.settings),
@@ -246,6 +252,16 @@ class _Launcher:
         for proc in self.procs:
             self._sweep(proc)
 
+    def _probe(self) -> Exception | None:
+        """The error a fresh look at the storage meets, if it is lost (None if it answers)."""
+        try:
+            count_trials(load_study(self.settings), TrialState.COMPLETE)
+        except Exception as exc:
+            if not (isinstance(exc, StorageError) or faults.is_storage_lost(exc)):
+                raise
+            return exc
+        return None
+
     def _sweep(self, proc: subprocess.Popen[bytes]) -> None:
         study = self.study()
         if proc.pid in self.swept or study is None:
@@ -262,8 +278,16 @@ class _Launcher:
         codes = [proc.returncode for proc in self.procs]
         if self.signum is not None:
             return _interrupted(self.signum)
-        if faults.EXIT_STORAGE in codes:
-            return faults.EXIT_STORAGE  # each worker printed its line
+        if faults.EXIT_STORAGE in codes:  # the workers are quiet: one line for all of them
+            lost = self.lost or self._probe()
+            print(
+                faults.storage_lost_message(lost)
+                if lost is not None
+                else "error: a worker could not write to the study storage (lost, or a full "
+                "disk); rerun the same command to resume once it is back",
+                file=sys.stderr,
+            )
+            return faults.EXIT_STORAGE
         if any(code > 0 for code in codes):
             return faults.EXIT_FAILED
         for index, code in enumerate(codes):
@@ -276,8 +300,8 @@ class _Launcher:
         if self.lost is not None:
             return _storage_lost(self.lost)
         assert study is not None
-        if count_trials(study, TrialState.COMPLETE) >= self.settings.n_trials:
-            return faults.EXIT_OK
+        if 0 in codes or count_trials(study, TrialState.COMPLETE) >= self.settings.n_trials:
+            return faults.EXIT_OK  # a worker that ended by itself: the run reports the study
         print(
             "error: every worker died before the study finished; rerun the same command",
             file=sys.stderr,
@@ -321,6 +345,9 @@ def _child_parser() -> argparse.ArgumentParser:
     p.add_argument("index", type=int, help="worker index in the study (seeds its sampler)")
     p.add_argument("local", type=int, help="index among its launcher's workers (0 shows progress)")
     p.add_argument("--parent", type=int, help="the launcher's pid: the worker stops when it dies")
+    p.add_argument(
+        "--quiet", action="store_true", help="leave the one-line fault report to the launcher"
+    )
     return p
 
 
@@ -334,7 +361,9 @@ def _child_main(argv: list[str]) -> int:
         stop_with_parent(args.parent)
     settings = _settings_from_stdin()
     apply_thread_policy(settings)
-    return run_here(settings, args.index, progress=None if args.local == 0 else False)
+    return run_here(
+        settings, args.index, progress=None if args.local == 0 else False, quiet=args.quiet
+    )
 
 
 if __name__ == "__main__":
