@@ -21,7 +21,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, NoReturn
 
-from studies.names import PENALTIES, PROBLEM_PARAMS, PROBLEMS, TABLE_SUFFIXES
+from studies.names import DECAYS, OPTIMIZERS, PENALTIES, PROBLEM_PARAMS, PROBLEMS, TABLE_SUFFIXES
 
 __all__ = [
     "DEFAULTS",
@@ -112,6 +112,9 @@ class Settings:
     grid_points: int = 256
     replications: int = 20
     config: str | None = None
+    optimizers: tuple[str, ...] = ("sgd",)
+    decay: tuple[str, ...] = DECAYS
+    lr_range: tuple[float, float] | None = None
 
 
 DEFAULTS = Settings()
@@ -165,14 +168,24 @@ def _number(positive: bool) -> Callable[[str], float]:
     return parse
 
 
-def _penalties(text: str) -> tuple[str, ...]:
-    names = [v.strip() for v in text.split(",") if v.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError(f"is empty (choose from {', '.join(PENALTIES)})")
-    for name in names:
-        if name not in PENALTIES:
-            raise argparse.ArgumentTypeError(f"{name!r} is not one of {', '.join(PENALTIES)}")
-    return tuple(dict.fromkeys(names))
+def _names(choices: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
+    """A comma-separated subset of ``choices`` (duplicates dropped, order kept)."""
+
+    def parse(text: str) -> tuple[str, ...]:
+        names = [v.strip() for v in text.split(",") if v.strip()]
+        if not names:
+            raise argparse.ArgumentTypeError(f"is empty (choose from {', '.join(choices)})")
+        for name in names:
+            if name not in choices:
+                raise argparse.ArgumentTypeError(f"{name!r} is not one of {', '.join(choices)}")
+        return tuple(dict.fromkeys(names))
+
+    parse.__name__ = "list"
+    return parse
+
+
+_penalties = _names(PENALTIES)
+_LISTS = {"penalties": _penalties, "optimizers": _names(OPTIMIZERS), "decay": _names(DECAYS)}
 
 
 def _problem(text: str) -> str:
@@ -314,6 +327,28 @@ def _parser() -> argparse.ArgumentParser:
         help="λ search range (log-uniform)",
     )
     g.add_argument(
+        "--optimizers",
+        type=_LISTS["optimizers"],
+        default=",".join(d.optimizers),
+        help="comma-separated optimizers searched (sgd, momentum, adam)",
+    )
+    g.add_argument(
+        "--decay",
+        type=_LISTS["decay"],
+        default=",".join(d.decay),
+        help="where the penalty goes: coupled (in the optimizer's gradient: SGD/Adam "
+        "weight_decay) and/or decoupled (AdamW / SGDW decay; the proximal step for l1 and "
+        "elastic); plain SGD's l2 is one update either way",
+    )
+    g.add_argument(
+        "--lr-range",
+        type=positive,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        default=None,
+        help="search the learning rate too, log-uniform in [LOW, HIGH] (default: fixed --lr)",
+    )
+    g.add_argument(
         "--sampler", choices=SAMPLERS, default=d.sampler, help="Optuna sampler; grid = a λ grid"
     )
     g.add_argument(
@@ -399,12 +434,17 @@ def parse_args(argv: Sequence[str]) -> Settings:
             raise UsageError(f"config file {config}: {exc}") from None
     args = vars(parser.parse_args([*base, *argv]))
     args["lam_range"] = tuple(args["lam_range"])
-    if isinstance(args["penalties"], str):  # the default, which argparse parses only when used
-        args["penalties"] = _penalties(args["penalties"])
+    if args["lr_range"] is not None:
+        args["lr_range"] = tuple(args["lr_range"])
+    for name, parse in _LISTS.items():
+        if isinstance(args[name], str):  # the default, which argparse parses only when used
+            args[name] = parse(args[name])
     settings = Settings(**args)
-    low, high = settings.lam_range
-    if low >= high:
-        raise UsageError(f"--lam-range must have LOW < HIGH, got {low:g} {high:g}")
+    for flag, bounds in (("--lam-range", settings.lam_range), ("--lr-range", settings.lr_range)):
+        if bounds is not None and bounds[0] >= bounds[1]:
+            raise UsageError(f"{flag} must have LOW < HIGH, got {bounds[0]:g} {bounds[1]:g}")
+    if settings.lr_range is not None and settings.lr is not None:
+        raise UsageError("--lr and --lr-range exclude each other (--lr-range searches the lr)")
     check_heartbeat(settings)
     _check_file_flags(settings)
     _check_workers(settings)
@@ -523,9 +563,11 @@ def _as_flags(flag: str, value: Any, path: Path) -> list[str]:
         if not isinstance(value, bool):
             raise UsageError(f"config file {path}: {flag} must be true or false, got {value!r}")
         return [flag] if value else []
-    if flag in ("--lam-range", "--penalties", "--features") and isinstance(value, list):
+    ranges = ("--lam-range", "--lr-range")
+    lists = ("--penalties", "--features", "--optimizers", "--decay")
+    if flag in (*ranges, *lists) and isinstance(value, list):
         items = [str(v) for v in value]
-        return [flag, *items] if flag == "--lam-range" else [flag, ",".join(items)]
+        return [flag, *items] if flag in ranges else [flag, ",".join(items)]
     if flag == "--problem" and isinstance(value, dict):
         return [flag, _problem_table(value, path)]
     if isinstance(value, bool | list | dict):

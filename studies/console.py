@@ -15,11 +15,12 @@ REACH_REGRET = 0.01
 
 
 def rule_name(penalty: str, loop: str) -> str:
-    """The update rule as the study names it: proximal, subgradient (L1 part) or gradient."""
+    """The update rule as the study names it: proximal, decoupled, subgradient (L1 part) or
+    gradient."""
     if penalty == "null":
         return "—"
-    if loop == "proximal":
-        return "proximal"
+    if loop in ("proximal", "decoupled"):
+        return loop
     return "subgradient" if penalty in ("l1", "elastic") else "gradient"
 
 
@@ -54,21 +55,33 @@ def _fmt_ci(mean: float, half: float) -> str:
     return f"{mean:.5g} ± {half:.2g}"
 
 
+def _optimizer_shown(selected: pd.DataFrame) -> bool:
+    """Whether the selection names more than plain SGD at one lr (then its columns are shown)."""
+    if not {"optimizer", "lr"} <= set(selected.columns):
+        return False
+    return bool(set(selected["optimizer"]) != {"sgd"} or selected["lr"].nunique() > 1)
+
+
 def selection_lines(selected: pd.DataFrame) -> list[str]:
     """One line per selected configuration: rule, λ, val and test mean ± 95% CI (over the
-    search's draws); an all-zero configuration is marked as the null model."""
+    search's draws; and the optimizer and lr when the study searched them); an all-zero
+    configuration is marked as the null model."""
+    width = max(12, *(len(str(v)) for v in selected["label"]))
+    extra = _optimizer_shown(selected)
     head = (
-        f"{'':12} {'penalty':8} {'rule':12} {'λ':>9} {'l1_ratio':>8}  "
-        f"{'val (mean ± 95% CI)':24} {'test (mean ± 95% CI)':24}"
+        f"{'':{width}} {'penalty':8} {'rule':12} "
+        + (f"{'optimizer':9} {'lr':>9} " if extra else "")
+        + f"{'λ':>9} {'l1_ratio':>8}  {'val (mean ± 95% CI)':24} {'test (mean ± 95% CI)':24}"
     )
     lines = [head]
     for row in selected.to_dict(orient="records"):
         l1 = "" if math.isnan(row["l1_ratio"]) else f"{row['l1_ratio']:.2f}"
         empty = " (w = 0: the null model)" if row.get("empty") and row["label"] != "null" else ""
+        opt = f"{row['optimizer']!s:9} {row['lr']:>9.3g} " if extra else ""
         lines.append(
-            f"{row['label']!s:12} {row['penalty']!s:8} "
-            f"{rule_name(row['penalty'], row['loop']):12} {_fmt_lam(row['lam']):>9} {l1:>8}  "
-            f"{_fmt_ci(row['val_mean'], row['val_ci95']):24} "
+            f"{row['label']!s:{width}} {row['penalty']!s:8} "
+            f"{rule_name(row['penalty'], row['loop']):12} {opt}{_fmt_lam(row['lam']):>9} "
+            f"{l1:>8}  {_fmt_ci(row['val_mean'], row['val_ci95']):24} "
             f"{_fmt_ci(row['test_mean'], row['test_ci95']):24}{empty}"
         )
     return lines
@@ -81,6 +94,10 @@ def regret_line(r: Regret) -> str:
     where = f"{g['penalty']} {rule_name(str(g['penalty']), str(g['loop']))} λ={_fmt_lam(g['lam'])}"
     if not math.isnan(float(g["l1_ratio"])):
         where += f" l1_ratio={float(g['l1_ratio']):.2f}"
+    if "optimizer" in g:
+        where += f" {g['optimizer']}"
+    if "lr" in g:
+        where += f" lr={float(g['lr']):.3g}"
     return (
         f"regret vs dense grid ({r.grid_size} points): {r.value:+.3%} "
         f"(grid best {float(g['val_mean']):.5g}: {where})"

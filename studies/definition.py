@@ -30,7 +30,7 @@ from optuna.exceptions import DuplicatedStudyError
 from optuna.study import StudyDirection
 
 from studies.cli import Settings, UsageError
-from studies.names import PENALTIES
+from studies.names import DECAYS, OPTIMIZERS, PENALTIES
 from studies.problem import StudyProblem
 from wdbench import TrainConfig
 
@@ -109,6 +109,19 @@ DEFINING: tuple[Defining, ...] = (
         show=",".join,
     ),
     Defining("lam_range", lambda s, p: list(s.lam_range), "--lam-range", _same_number),
+    Defining(
+        "optimizers",
+        lambda s, p: sorted(s.optimizers, key=OPTIMIZERS.index),
+        "--optimizers",
+        show=",".join,
+    ),
+    Defining("decay", lambda s, p: sorted(s.decay, key=DECAYS.index), "--decay", show=",".join),
+    Defining(
+        "lr_range",
+        lambda s, p: None if s.lr_range is None else list(s.lr_range),
+        "--lr-range",
+        _same_number,
+    ),
     _flag("seeds"),
     _flag("seed"),
     _flag("epochs"),

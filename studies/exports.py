@@ -55,6 +55,9 @@ TRIAL_COLUMNS = [
     "rule",
     "impl",
     "loop",
+    "optimizer",
+    "decay",
+    "lr",
     "lam",
     "l1_ratio",
     "value",
@@ -72,8 +75,12 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """One flat row per trial (columns of ``trials.parquet``)."""
     rows = [_trial_row(t) for t in study.get_trials(deepcopy=False)]
     frame = pd.DataFrame(rows, columns=TRIAL_COLUMNS)
-    for column in ("lam", "l1_ratio", "value", "val_std", "val_ci95", "w_norm", "zero_fraction"):
+    floats = ("lr", "lam", "l1_ratio", "value", "val_std", "val_ci95", "w_norm", "zero_fraction")
+    for column in floats:
         frame[column] = frame[column].astype("float64")
+    fixed_lr = (study.user_attrs.get("objective") or {}).get("lr")
+    if fixed_lr is not None:  # the study's fixed lr where the trial did not search it
+        frame["lr"] = frame["lr"].fillna(float(fixed_lr))
     for column in ("datetime_start", "datetime_complete"):
         frame[column] = pd.to_datetime(frame[column])
     return frame
@@ -86,6 +93,9 @@ def _trial_row(trial: FrozenTrial) -> dict[str, Any]:
         "rule": None,
         "impl": None,
         "loop": None,
+        "optimizer": None,
+        "decay": None,
+        "lr": math.nan,
         "lam": math.nan,
         "l1_ratio": math.nan,
     }
@@ -108,8 +118,9 @@ def _trial_row(trial: FrozenTrial) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Selection:
-    """Labelled configurations (``best``, ``best-<penalty>``, ``no-decay``) and their runs, and
-    the null model's ``null_losses`` (``val`` / ``test`` ``[S]``) on the same draws."""
+    """Labelled configurations (``best``, ``best-<penalty>``, ``best-<optimizer>-<decay>`` when
+    the study searched more than plain SGD, ``no-decay``) and their runs, and the null model's
+    ``null_losses`` (``val`` / ``test`` ``[S]``) on the same draws."""
 
     labels: tuple[str, ...]
     points: tuple[SearchPoint, ...]
@@ -134,21 +145,38 @@ def select(
     seeds: StudySeeds,
     device: torch.device,
 ) -> Selection:
-    """Pick the best trial, each penalty's best and no decay; train them with curves."""
+    """Pick the best trial, each penalty's best, each (optimizer, decay)'s best and no decay
+    (with the best trial's optimizer and lr); train them with curves."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    labelled: dict[str, SearchPoint] = {"best": point_from_params(study.best_trial.params)}
+    best_point = point_from_params(study.best_trial.params)
+    labelled: dict[str, SearchPoint] = {"best": best_point}
+    searched = [(t, point_from_params(t.params)) for t in complete if "penalty" in t.params]
     for penalty in settings.penalties:
-        trials = [t for t in complete if t.params.get("penalty") == penalty]
+        trials = [t for t, p in searched if p.penalty == penalty]
         if trials and penalty != "none":
-            best = min(trials, key=lambda t: (float(t.value or math.inf), t.number))
-            labelled[f"best-{penalty}"] = point_from_params(best.params)
-    labelled["no-decay"] = SearchPoint.of("none", "subgradient", 0.0)
-    points = tuple(labelled.values())
+            labelled[f"best-{penalty}"] = point_from_params(_best(trials).params)
+    searched = [(t, p) for t, p in searched if p.penalty != "none"]
+    combos = sorted({(p.optimizer, p.decay) for _, p in searched})
+    if settings.optimizers != ("sgd",) and len(combos) > 1:
+        for optimizer, decay in combos:
+            combo = (optimizer, decay)
+            trials = [t for t, p in searched if (p.optimizer, p.decay) == combo]
+            labelled[f"best-{optimizer}-{decay}"] = point_from_params(_best(trials).params)
+    labelled["no-decay"] = SearchPoint.of(
+        "none", "subgradient", 0.0, None, best_point.optimizer, best_point.lr
+    )
+    points = tuple(
+        p if p.lr is not None else dataclasses.replace(p, lr=settings.lr) for p in labelled.values()
+    )
     configs = [p.config(settings, seeds.train_seed) for p in points]
     evaluation = evaluate(problems, configs, device=device, curves=True)
     nulls = [oracle.null_model(p).losses for p in problems]
     null_losses = {s: np.array([float(n[s][0]) for n in nulls]) for s in ("val", "test")}
     return Selection(tuple(labelled), points, evaluation, null_losses)
+
+
+def _best(trials: list[FrozenTrial]) -> FrozenTrial:
+    return min(trials, key=lambda t: (float(t.value or math.inf), t.number))
 
 
 def selected_frame(selection: Selection) -> pd.DataFrame:
@@ -182,6 +210,9 @@ def selected_frame(selection: Selection) -> pd.DataFrame:
             "rule": "",
             "impl": "",
             "loop": "",
+            "optimizer": "",
+            "decay": "",
+            "lr": math.nan,
             "lam": math.inf,
             "l1_ratio": math.nan,
             "val_mean": val.mean,
@@ -224,6 +255,9 @@ def curves_frame(selection: Selection, seeds: StudySeeds) -> pd.DataFrame:
         "rule",
         "impl",
         "loop",
+        "optimizer",
+        "decay",
+        "lr",
         "lam",
         "l1_ratio",
         "data_seed",

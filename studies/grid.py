@@ -1,9 +1,11 @@
 """Dense-grid and closed-form references for the search's regret.
 
-The dense grid trains ``--grid-points`` log-spaced λ per penalty and update rule (elastic at a few
-l1_ratio values; none once) through the same kernel, data seeds, train seed and budget as the
-trials. The oracle solves each penalized objective to convergence (ridge exactly, lasso and
-elastic net by coordinate descent) on the same draws. Relative regret of the search:
+The dense grid trains ``--grid-points`` log-spaced λ per optimizer, penalty and update rule
+(elastic at a few l1_ratio values; none once per optimizer) through the same kernel, data seeds,
+train seed and budget as the trials; with ``--lr-range`` each branch is a √G × √G lattice of
+lr × λ instead (G = ``--grid-points``), the lr × λ picture of the report. The oracle solves
+each penalized objective to convergence (ridge exactly, lasso and elastic net by coordinate
+descent) on the same draws. Relative regret of the search:
 
     regret = (best trial's mean val − best grid point's mean val) / best grid point's mean val
 
@@ -23,9 +25,9 @@ import torch
 
 from studies.cli import FILE_FLAGS, Settings
 from studies.crn import StudySeeds
-from studies.space import SearchPoint, grid_branches, lam_grid
+from studies.space import SearchPoint, lam_grid, lattice
 from studies.train_batch import evaluate
-from wdbench import Problem, oracle
+from wdbench import Problem, TrainConfig, oracle
 
 __all__ = [
     "GRID_L1_RATIOS",
@@ -36,6 +38,7 @@ __all__ = [
     "grid_points",
     "oracle_best",
     "oracle_table",
+    "steps_per_epoch",
 ]
 
 #: l1_ratio values of the elastic branch of the dense grid.
@@ -50,12 +53,8 @@ GRID_KEY_ATTR = "wdbench_grid_key"
 
 
 def grid_points(settings: Settings) -> list[SearchPoint]:
-    """Every point of the dense grid for the chosen penalties."""
-    points = [SearchPoint.of("none", "subgradient", 0.0)] if "none" in settings.penalties else []
-    lams = lam_grid(settings, settings.grid_points)
-    for penalty, rule, ratio in grid_branches(settings, GRID_L1_RATIOS):
-        points += [SearchPoint.of(penalty, rule, lam, ratio) for lam in lams]
-    return points
+    """Every point of the dense grid for the chosen options."""
+    return lattice(settings, settings.grid_points, GRID_L1_RATIOS)
 
 
 def dense_grid(
@@ -66,8 +65,11 @@ def dense_grid(
     One kernel call: it groups the points by penalty and rule and bounds memory itself.
     """
     points = grid_points(settings)
-    ev = evaluate(problems, [p.config(settings, seeds.train_seed) for p in points], device=device)
-    base = pd.DataFrame([p.row() for p in points])
+    configs = [p.config(settings, seeds.train_seed) for p in points]
+    ev = evaluate(problems, configs, device=device)
+    base = pd.DataFrame([p.row() for p in points]).assign(
+        lr=[c.lr for c in configs], steps_per_epoch=steps_per_epoch(settings, problems)
+    )
     frames = []
     for s, data_seed in enumerate(seeds.data_seeds):
         frame = base.assign(
@@ -82,6 +84,12 @@ def dense_grid(
     return pd.concat(frames, ignore_index=True)
 
 
+def steps_per_epoch(settings: Settings, problems: Sequence[Problem]) -> int:
+    """Optimizer steps per epoch: ⌈n_train / batch size⌉ (τ_epoch = τ_iter / this)."""
+    batch_size = TrainConfig().batch_size
+    return -(-problems[0].n_train // batch_size)
+
+
 def grid_key(settings: Settings, device: torch.device) -> str:
     """Everything the dense grid's numbers depend on, as canonical JSON."""
     fields = (
@@ -94,6 +102,9 @@ def grid_key(settings: Settings, device: torch.device) -> str:
         "epochs",
         "init_scale",
         "grid_points",
+        "optimizers",
+        "decay",
+        "lr_range",
     )
     key = {name: getattr(settings, name) for name in fields}
     key.update({name: getattr(settings, name) for name in FILE_FLAGS if getattr(settings, name)})
@@ -128,10 +139,12 @@ def cached_dense_grid(
 def best_grid_point(grid: pd.DataFrame) -> dict[str, Any] | None:
     """The grid point with the lowest mean validation loss among points ok on every seed.
 
-    Returns its ``penalty, loop, lam, l1_ratio, val_mean`` (None if every point diverged);
-    ``loop`` (the legacy single name) identifies the rule in old and new grid files alike.
+    Returns its ``penalty, loop, lam, l1_ratio, val_mean`` (and ``optimizer``, ``lr`` when the
+    grid searched them; None if every point diverged); ``loop`` (the legacy single name) identifies
+    the rule in old and new grid files alike.
     """
-    keys = ["penalty", "loop", "lam", "l1_ratio"]
+    searched = [c for c in ("optimizer", "lr") if c in grid and _varies(grid, c)]
+    keys = ["penalty", "loop", *searched, "lam", "l1_ratio"]
     ok = grid.assign(ok=grid["status"] == "ok")
     means = ok.groupby(keys, dropna=False).agg(val_mean=("val_loss", "mean"), ok=("ok", "all"))
     means = means[means["ok"]].reset_index().sort_values("val_mean", kind="stable")
@@ -139,6 +152,12 @@ def best_grid_point(grid: pd.DataFrame) -> dict[str, Any] | None:
         return None
     best = means[[*keys, "val_mean"]].to_dict(orient="records")[0]
     return {str(key): value for key, value in best.items()}
+
+
+def _varies(grid: pd.DataFrame, column: str) -> bool:
+    """Whether the grid searched ``column``: several values, or an optimizer other than SGD."""
+    values = set(grid[column])
+    return len(values) > 1 or (column == "optimizer" and values != {"sgd"})
 
 
 def oracle_table(

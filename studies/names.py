@@ -3,12 +3,14 @@
 ``--help`` and every refusal of bad input answer before torch is imported, so the names, one-line
 descriptions and parameter names of ``wdbench.PROBLEMS``, the names of ``wdbench.PENALTIES`` and
 the file suffixes ``--problem`` reads as tables are listed here too; a test asserts that they are
-the library's, in the same order.
+the library's, in the same order. ``OPTIMIZERS``
+(``wdbench.optimizers.OPTIMIZERS``, asserted the same way) and ``DECAYS`` (where the penalty goes
+relative to the optimizer: ``studies.space``) are the study's other choices.
 """
 
 from __future__ import annotations
 
-__all__ = ["PENALTIES", "PROBLEMS", "PROBLEM_PARAMS", "TABLE_SUFFIXES"]
+__all__ = ["DECAYS", "OPTIMIZERS", "PENALTIES", "PROBLEMS", "PROBLEM_PARAMS", "TABLE_SUFFIXES"]
 
 #: Registered problems: name → one-line description (``wdbench.PROBLEMS``).
 PROBLEMS = {
@@ -26,3 +28,5 @@ PROBLEM_PARAMS = {
 PENALTIES = ("none", "l2", "l1", "elastic")
 #: ``--problem PATH`` with one of these suffixes is a table file (``wdbench.problems``).
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+OPTIMIZERS = ("sgd", "momentum", "adam")
+DECAYS = ("coupled", "decoupled")

@@ -49,6 +49,9 @@ def test_small_study_writes_the_output_contract(tmp_path: Path) -> None:
         "rule",
         "impl",
         "loop",
+        "optimizer",
+        "decay",
+        "lr",
         "lam",
         "l1_ratio",
         "value",
@@ -61,6 +64,7 @@ def test_small_study_writes_the_output_contract(tmp_path: Path) -> None:
         "datetime_complete",
     ]
     assert (trials["state"] == "COMPLETE").sum() == 4
+    assert (trials["optimizer"] == "sgd").all() and (trials["lr"] == 0.003).all()
     assert not any("test" in c for c in trials.columns)
     assert (trials.loc[trials["penalty"] == "none", "lam"] == 0).all()
     assert trials.loc[trials["penalty"] != "elastic", "l1_ratio"].isna().all()
