@@ -19,6 +19,7 @@ from reports.bench_results import BenchData, default_benchmarks_dir, load_benchm
 from reports.conclusions import problem_name
 from reports.document import Document
 from reports.load import ReportInputError, RunData, load_run
+from reports.lr_lambda import reference_slice
 from reports.render import render_html, render_markdown
 from reports.sections import bench_section, environment_section, study_sections
 from reports.stats import grid_summary, oracle_summary
@@ -64,9 +65,11 @@ def build_report(run_dir: Path, benchmarks_dir: Path | None = None) -> Path:
 def _document(run: RunData, bench: BenchData, bench_dir: Path, out: Path) -> Document:
     """Assemble every section; figures are written into ``out``."""
     grid = grid_summary(run.grid) if run.grid is not None else None
+    # the figures against λ: the chosen optimizer at the grid lr nearest the chosen one
+    lam_grid = None if run.grid is None else grid_summary(reference_slice(run.grid, run.selected))
     oracle = oracle_summary(run.oracle) if run.oracle is not None else None
     sections = [
-        *study_sections(run, grid, oracle, bench, out),
+        *study_sections(run, grid, oracle, bench, out, lam_grid),
         bench_section(bench, bench_dir, out),
         environment_section(run, bench_dir),
     ]

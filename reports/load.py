@@ -4,6 +4,9 @@ Only files are read — never a database — so a study on any Optuna storage re
 ``trials.parquet`` is required; the dense grid, the oracle, the selection, the curves, the
 replication, its comparisons and ``run.json`` are optional, and each missing one is recorded in
 ``RunData.notes`` so the report can say which section it cost.
+Tables written before optimizers and learning-rate search existed have no ``optimizer``,
+``decay`` or ``lr`` column: they are read as plain SGD (``decay`` from the rule: coupled, or
+decoupled for the decoupled and proximal rules) at the run's lr.
 """
 
 from __future__ import annotations
@@ -126,7 +129,13 @@ _TEXT_COLUMNS = (
     "b",
     "penalty_a",
     "penalty_b",
+    "optimizer",
+    "decay",
 )
+#: Tables whose rows name a configuration (they get the optimizer columns when old).
+_CONFIG_TABLES = ("trials", "grid", "selected", "curves", "replication")
+#: Legacy loop names whose rule is not the coupled one.
+_DECOUPLED_LOOPS = ("decoupled", "proximal")
 
 
 class ReportInputError(Exception):
@@ -179,9 +188,16 @@ def load_run(run_dir: Path) -> RunData:
         name: _read_optional(run_dir / f"{name}.parquet", name, notes)
         for name in ("grid", "oracle", "selected", "curves", "replication", "comparisons")
     }
+    run = _read_run_json(run_dir / "run.json", notes)
+    lr = _run_lr(run)
+    trials = _with_optimizer_columns(trials, lr)
+    for name in _CONFIG_TABLES[1:]:
+        table = tables[name]
+        if table is not None:
+            tables[name] = _with_optimizer_columns(table, lr)
     return RunData(
         run_dir=run_dir,
-        run=_read_run_json(run_dir / "run.json", notes),
+        run=run,
         trials=trials,
         grid=tables["grid"],
         oracle=tables["oracle"],
@@ -191,6 +207,29 @@ def load_run(run_dir: Path) -> RunData:
         comparisons=tables["comparisons"],
         notes=tuple(notes),
     )
+
+
+def _run_lr(run: dict[str, Any]) -> float:
+    """The study's fixed lr from ``run.json`` (NaN when not recorded)."""
+    settings = run.get("settings")
+    value = settings.get("lr") if isinstance(settings, dict) else None
+    return float(value) if isinstance(value, int | float) else float("nan")
+
+
+def _with_optimizer_columns(table: pd.DataFrame, lr: float) -> pd.DataFrame:
+    """``optimizer``, ``decay`` and ``lr`` for tables written before they existed; a missing lr
+    value is the run's fixed one."""
+    out = table.copy()
+    if "optimizer" not in out.columns:
+        out["optimizer"] = "sgd"
+    if "decay" not in out.columns:
+        rules = out["rule"] if "rule" in out.columns else out["loop"]
+        decoupled = rules.isin(("decoupled", "proximal", *_DECOUPLED_LOOPS))
+        out["decay"] = np.where(decoupled, "decoupled", "coupled")
+    if "lr" not in out.columns:
+        out["lr"] = lr
+    out["lr"] = pd.to_numeric(out["lr"], errors="coerce").fillna(lr)
+    return out
 
 
 def _read_optional(path: Path, name: str, notes: list[str]) -> pd.DataFrame | None:

@@ -14,8 +14,10 @@ from reports.conclusions import conclusions, problem_name
 from reports.document import Block, Bullets, Code, Figure, Paragraph, Section, Table
 from reports.figures_bench import loops_figure, population_figure
 from reports.figures_lam import VAL_LOSS, W_NORM, lam_figure, zero_fraction_figure
+from reports.figures_lr import heatmap_figure, heatmap_penalty, optimum_figure
 from reports.figures_run import curves_figure, history_figure
 from reports.load import RunData
+from reports.lr_lambda import has_lr_axis, lr_lambda_means, optima, slopes, steps_per_epoch
 from reports.plotting import Missing
 from reports.redact import mask
 from reports.tables import bench_table, best_table, comparison_table, failure_table, state_table
@@ -36,8 +38,13 @@ def study_sections(
     oracle: pd.DataFrame | None,
     bench: BenchData,
     out: Path,
+    lam_grid: pd.DataFrame | None = None,
 ) -> list[Section]:
-    """Conclusions, choices and trials, and the study figures 1–4 (written into ``out``)."""
+    """Conclusions, choices and trials, and the study figures 1–4 and 6 (written into ``out``).
+
+    ``grid`` summarizes the whole dense grid; ``lam_grid`` (default ``grid``) the slice the
+    figures against λ show (``reports.lr_lambda.reference_slice``)."""
+    lam_grid = grid if lam_grid is None else lam_grid
     choice: list[Block] = []
     if run.selected is not None:
         choice.append(best_table(run.selected, grid))
@@ -50,17 +57,17 @@ def study_sections(
     if failures is not None:
         choice.append(failures)
     weights = (
-        *_blocks(lam_figure(run, grid, oracle, W_NORM, out / "fig3a_wnorm_vs_lambda.png")),
-        *_blocks(zero_fraction_figure(run, grid, oracle, out / "fig3b_zero_fraction.png")),
+        *_blocks(lam_figure(run, lam_grid, oracle, W_NORM, out / "fig3a_wnorm_vs_lambda.png")),
+        *_blocks(zero_fraction_figure(run, lam_grid, oracle, out / "fig3b_zero_fraction.png")),
     )
-    return [
+    sections = [
         Section("Conclusions", "conclusions", (Bullets(conclusions(run, grid, oracle, bench)),)),
         Section("Chosen configurations and trials", "choice", tuple(choice)),
         Section("Loss curves", "curves", _blocks(curves_figure(run, out / "fig1_curves.png"))),
         Section(
             "Validation loss against λ",
             "lambda",
-            _blocks(lam_figure(run, grid, oracle, VAL_LOSS, out / "fig2_val_vs_lambda.png")),
+            _blocks(lam_figure(run, lam_grid, oracle, VAL_LOSS, out / "fig2_val_vs_lambda.png")),
         ),
         Section("Weights: norm and exact zeros", "weights", weights),
         Section(
@@ -69,6 +76,27 @@ def study_sections(
             _blocks(history_figure(run, grid, out / "fig4_history.png")),
         ),
     ]
+    if run.grid is not None and has_lr_axis(run.grid):
+        sections.insert(4, lr_section(run, run.grid, out))
+    return sections
+
+
+def lr_section(run: RunData, raw_grid: pd.DataFrame, out: Path) -> Section:
+    """Figures 6a–b: the lr × λ heatmaps, the optimum against lr and its timescale."""
+    means = lr_lambda_means(raw_grid)
+    opt = optima(means, steps_per_epoch(raw_grid))
+    penalty = heatmap_penalty(means)
+    blocks: list[Block] = [
+        Paragraph(
+            "The dense grid varies the learning rate and / or the optimizer and coupling: the "
+            "figures against λ above show the chosen optimizer at the grid learning rate nearest "
+            "the chosen one; this section shows the whole lattice."
+        ),
+        *_blocks(heatmap_figure(run, means, opt, out / "fig6a_lr_lambda_heatmap.png")),
+    ]
+    if penalty is not None and not opt.empty:
+        blocks += _blocks(optimum_figure(opt, slopes(opt), penalty, out / "fig6b_lambda_vs_lr.png"))
+    return Section("Learning rate × λ", "lr-lambda", tuple(blocks))
 
 
 def bench_section(bench: BenchData, directory: Path, out: Path) -> Section:

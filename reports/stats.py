@@ -41,8 +41,9 @@ __all__ = [
     "summarize",
 ]
 
-#: Columns that identify one configuration in every table.
-CONFIG_KEYS = ["penalty", "loop", "lam", "l1_ratio"]
+#: Columns that identify one configuration in every table (``optimizer`` and ``lr`` where the
+#: table has them).
+CONFIG_KEYS = ["penalty", "loop", "optimizer", "lr", "lam", "l1_ratio"]
 
 
 def ci_half_width(std: float, n: int) -> float:
@@ -87,19 +88,18 @@ def grid_summary(grid: pd.DataFrame) -> pd.DataFrame:
     Columns: ``CONFIG_KEYS``, ``val_mean``, ``val_ci95``, ``n`` (seeds that finished) and the means
     of ``train_loss``, ``w_norm``, ``zero_fraction``. Sorted by penalty, loop, λ.
     """
+    keys = [k for k in CONFIG_KEYS if k in grid.columns]
     ok = grid[(grid["status"] == "ok") & np.isfinite(grid["val_loss"].astype(float))]
     if ok.empty:
-        return pd.DataFrame(columns=[*CONFIG_KEYS, "val_mean", "val_ci95", "n"])
-    val = _mean_ci(ok, CONFIG_KEYS, "val_loss").rename(
-        columns={"mean": "val_mean", "ci95": "val_ci95"}
-    )
+        return pd.DataFrame(columns=[*keys, "val_mean", "val_ci95", "n"])
+    val = _mean_ci(ok, keys, "val_loss").rename(columns={"mean": "val_mean", "ci95": "val_ci95"})
     others = (
-        ok.groupby(CONFIG_KEYS, dropna=False, sort=True)[["train_loss", "w_norm", "zero_fraction"]]
+        ok.groupby(keys, dropna=False, sort=True)[["train_loss", "w_norm", "zero_fraction"]]
         .mean()
         .reset_index()
     )
-    merged = val.merge(others, on=CONFIG_KEYS, how="left")
-    return merged.sort_values(CONFIG_KEYS).reset_index(drop=True)
+    merged = val.merge(others, on=keys, how="left")
+    return merged.sort_values(keys).reset_index(drop=True)
 
 
 def row_at(frame: pd.DataFrame, column: str, largest: bool = False) -> pd.Series:
