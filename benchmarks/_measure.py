@@ -120,19 +120,20 @@ def measure(
     return float(benchmark.stats.stats.median)
 
 
-def optim_impl_missing(impl: str, device: torch.device) -> str | None:
-    """Why ``torch.optim.SGD`` cannot run implementation ``impl`` on ``device`` (None if it can)."""
+def optim_impl_missing(impl: str, device: torch.device, optimizer: str = "SGD") -> str | None:
+    """Why ``torch.optim.<optimizer>`` cannot run implementation ``impl`` on ``device`` (None if
+    it can)."""
     flags = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
     if impl not in flags:
         return None
     p = torch.zeros(2, device=device, requires_grad=True)
     try:
-        opt = torch.optim.SGD([p], lr=0.1, **flags[impl])
+        opt = getattr(torch.optim, optimizer)([p], lr=0.1, **flags[impl])
         p.sum().backward()  # type: ignore[no-untyped-call]
         opt.step()
     except (RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"torch {torch.__version__} has no {impl} SGD on {device.type}: {first}"
+        return f"torch {torch.__version__} has no {impl} {optimizer} on {device.type}: {first}"
     return None
 
 

@@ -6,7 +6,11 @@ batch 5, 100 epochs = 1000 steps, no per-epoch curves) and ``update-loops-step``
 
 Variants: the seed-faithful ``scratch`` loop (DataLoader + autograd + in-place SGD) and ``concise``
 loop, ``optim`` with torch's for-loop, foreach and fused SGD (skipped where torch lacks one on the
-device), ``decoupled`` and ``proximal``; each over the penalties none, l2, l1 it can apply.
+device), ``decoupled`` and ``proximal``; each over the penalties none, l2, l1 it can apply. Adam
+at the lesson's l2 (λ = 3): ``torch.optim.Adam`` (coupled) and ``AdamW`` (decoupled) in their
+for-loop, foreach and fused forms against our Adam loops (``adam-scratch``: autograd + the
+``wdbench.optimizers`` step; ``adam-functional`` / ``adamw-functional``: the analytic gradient and
+``Rule.update_``); ``optimizer`` in ``extra_info``.
 """
 
 from __future__ import annotations
@@ -35,6 +39,17 @@ VARIANTS = (
     ("decoupled", "decoupled", "default"),
     ("proximal", "proximal", "default"),
 )
+#: (variant, TrainConfig fields, optim_impl): Adam and AdamW, ours and torch's, at the lesson's l2.
+ADAM_VARIANTS: tuple[tuple[str, dict[str, str], str], ...] = (
+    ("adam-scratch", {"rule": "coupled", "impl": "scratch"}, "default"),
+    ("adam-functional", {"rule": "coupled", "impl": "functional"}, "default"),
+    ("adamw-functional", {"rule": "decoupled", "impl": "functional"}, "default"),
+    *(
+        (f"{name}-optim-{impl}", {"rule": rule, "impl": "optim"}, impl)
+        for name, rule in (("adam", "coupled"), ("adamw", "decoupled"))
+        for impl in ("for-loop", "foreach", "fused")
+    ),
+)
 PENALTIES = ("none", "l2", "l1")
 LAM = {"none": 0.0, "l2": 3.0, "l1": 3.0}  # the lesson's λ = 3
 RUN_PLAN = {"cpu": Rounds(rounds=5, warmup_rounds=1), "cuda": Rounds(rounds=5, warmup_rounds=2)}
@@ -45,24 +60,36 @@ STEP_PLAN = {
 
 
 def _cases() -> list[Any]:
-    """Every (variant, penalty) pair the loop accepts, from the ``wdbench.LOOPS`` registry."""
-    return [
+    """Every (variant, penalty) pair the loop accepts, from the ``wdbench.LOOPS`` registry, and
+    the Adam variants at l2; ``loop`` is a legacy loop name or a dict of TrainConfig fields."""
+    sgd = [
         pytest.param(variant, loop, impl, penalty, id=f"{variant}-{penalty}")
         for variant, loop, impl in VARIANTS
         for penalty in PENALTIES
         if penalty in wdbench.LOOPS[loop]
     ]
+    adam = [
+        pytest.param(variant, {**fields, "optimizer": "adam"}, impl, "l2", id=f"{variant}-l2")
+        for variant, fields, impl in ADAM_VARIANTS
+    ]
+    return sgd + adam
 
 
-def _config(loop: str, impl: str, penalty: str, epochs: int) -> wdbench.TrainConfig:
+def _config(
+    loop: str | dict[str, str], impl: str, penalty: str, epochs: int
+) -> wdbench.TrainConfig:
+    fields: dict[str, Any] = {"loop": loop} if isinstance(loop, str) else dict(loop)
     return wdbench.TrainConfig(
-        loop=loop, optim_impl=impl, penalty=penalty, lam=LAM[penalty], epochs=epochs, seed=0
+        optim_impl=impl, penalty=penalty, lam=LAM[penalty], epochs=epochs, seed=0, **fields
     )
 
 
-def _device(name: str, impl: str) -> torch.device:
+def _device(name: str, impl: str, config: wdbench.TrainConfig) -> torch.device:
     device = torch.device(name)
-    reason = optim_impl_missing(impl, device)
+    optimizer = (
+        "SGD" if config.optimizer != "adam" else "AdamW" if config.rule == "decoupled" else "Adam"
+    )
+    reason = optim_impl_missing(impl, device, optimizer)
     if reason is not None:
         pytest.skip(reason)
     return device
@@ -74,6 +101,7 @@ def _info(
     return {
         **device_info(device, config.dtype),
         "loop": loop_name(config.rule, config.impl),
+        "optimizer": config.optimizer,
         "penalty": config.penalty,
         "variant": variant,
         "optim_impl": config.optim_impl,
@@ -91,14 +119,14 @@ def test_run(
     benchmark: BenchmarkFixture,
     scratch_baseline: ScratchBaseline,
     variant: str,
-    loop: str,
+    loop: str | dict[str, str],
     impl: str,
     penalty: str,
     device_name: str,
 ) -> None:
-    """One 100-epoch training run (1000 SGD steps), final losses included."""
-    device = _device(device_name, impl)
+    """One 100-epoch training run (1000 steps), final losses included."""
     config = _config(loop, impl, penalty, epochs=100)
+    device = _device(device_name, impl, config)
     problem = wdbench.Problem.synthetic(seed=0).to(device, config.torch_dtype)
     benchmark.group = "update-loops-run"
     results: list[wdbench.TrainResult] = []
@@ -125,14 +153,14 @@ def test_run(
 def test_step(
     benchmark: BenchmarkFixture,
     variant: str,
-    loop: str,
+    loop: str | dict[str, str],
     impl: str,
     penalty: str,
     device_name: str,
 ) -> None:
-    """One SGD step: ``run_epoch`` over a one-batch order (n_train = batch size = 5)."""
-    device = _device(device_name, impl)
+    """One step: ``run_epoch`` over a one-batch order (n_train = batch size = 5)."""
     config = _config(loop, impl, penalty, epochs=1)
+    device = _device(device_name, impl, config)
     problem = wdbench.Problem.synthetic(n_train=config.batch_size, seed=0)
     problem = problem.to(device, config.torch_dtype)
     w0, b_random = init_params(problem.dim, config.init_scale, config.seed)
