@@ -31,6 +31,7 @@ from studies.cli import Settings
 from studies.crn import StudySeeds
 from studies.exports import NULL_LABEL
 from studies.grid import ORACLE_CD_TOL, ORACLE_L1_RATIO, oracle_best
+from studies.names import OPTIMIZERS, PENALTIES
 from studies.problem import StudyProblem
 from studies.space import SearchPoint
 from studies.train_batch import evaluate
@@ -57,6 +58,9 @@ REPLICATION_COLUMNS = [
     "rule",
     "impl",
     "loop",
+    "optimizer",
+    "decay",
+    "lr",
     "lam",
     "l1_ratio",
     "data_seed",
@@ -127,7 +131,10 @@ def replicate(
     parts = [budget, nulls.assign(regime="budget")]
     if not converged.empty:
         parts += [converged, nulls.assign(regime="converged")]
-    rows = pd.concat(parts, ignore_index=True)[REPLICATION_COLUMNS]
+    rows = pd.concat(parts, ignore_index=True)
+    for column in ("optimizer", "decay"):  # the oracles and the null model have none
+        rows[column] = rows[column].fillna("") if column in rows else ""
+    rows = rows.reindex(columns=REPLICATION_COLUMNS)
     ranking = {"budget": dict(search_val), "converged": converged_val(oracle_table)}
     return Replication(rseeds, rows, compare(rows, comparison_pairs(rows, ranking)))
 
@@ -249,7 +256,9 @@ def null_rows(problems: Sequence[Problem], rseeds: ReplicationSeeds) -> pd.DataF
 def comparison_pairs(
     rows: pd.DataFrame, ranking: Mapping[str, Mapping[str, float]]
 ) -> list[tuple[str, str, str]]:
-    """The family, per regime: decay vs none, each penalty vs the best, best vs null.
+    """The family, per regime: decay vs none, each penalty vs the best, best vs null, and for
+    each optimizer searched with both couplings its best decoupled vs its best coupled
+    configuration (``best-<optimizer>-decoupled`` vs ``best-<optimizer>-coupled``).
 
     "Decay" is the decayed configuration (``best-<penalty>``, penalty ≠ none) that ``ranking``
     (per regime: label → mean validation loss on the search's draws) ranks first; a pair of two
@@ -262,13 +271,18 @@ def comparison_pairs(
             continue
         keys = _config_keys(part)
         means = ranking.get(regime, {})
-        decayed = [x for x in keys if x.startswith("best-") and keys[x][0] != "none" and x in means]
+        penalties = {f"best-{p}" for p in PENALTIES}
+        decayed = [x for x in keys if x in penalties and keys[x][0] != "none" and x in means]
         wanted: list[tuple[str, str]] = []
         if decayed and NO_DECAY in keys:
             wanted.append((min(decayed, key=lambda x: (means[x], x)), NO_DECAY))
         wanted += [(x, "best") for x in sorted(decayed, key=_penalty_rank) if "best" in keys]
         if "best" in keys and NULL in keys:
             wanted.append(("best", NULL))
+        for optimizer in OPTIMIZERS:
+            couplings = (f"best-{optimizer}-decoupled", f"best-{optimizer}-coupled")
+            if all(x in keys for x in couplings):
+                wanted.append(couplings)
         seen: set[frozenset[tuple[object, ...]]] = set()
         for a, b in wanted:
             pair = frozenset((keys[a], keys[b]))
@@ -281,7 +295,14 @@ def comparison_pairs(
 def _config_keys(part: pd.DataFrame) -> dict[str, tuple[object, ...]]:
     first = part.groupby("label").first()
     return {
-        str(label): (r["penalty"], r["rule"], float(r["lam"]), _nan_none(r["l1_ratio"]))
+        str(label): (
+            r["penalty"],
+            r["rule"],
+            float(r["lam"]),
+            _nan_none(r["l1_ratio"]),
+            str(r.get("optimizer", "")),
+            _nan_none(r.get("lr", math.nan)),
+        )
         for label, r in first.iterrows()
     }
 
