@@ -95,7 +95,7 @@ def test_dense_grid_is_a_lattice_of_lr_and_lambda_per_branch() -> None:
 def _study(tmp_path: Path) -> Path:
     argv = [*FLAGS, "--lr-range", "1e-3", "1e-1", "--penalties", "none,l2", "--n-trials", "8",
             "--grid-points", "9", "--seeds", "3", "--epochs", "5", "--batch", "8",
-            "--out", str(tmp_path)]  # fmt: skip
+            "--replications", "4", "--out", str(tmp_path)]  # fmt: skip
     assert main(argv) == 0
     return tmp_path / "weight-decay"
 
@@ -127,6 +127,21 @@ def test_study_end_to_end_report_comes_from_the_files(tmp_path: Path) -> None:
         assert f"decoupled − coupled = {diff:.3g}" in line.replace("−", "−")
     found = {(d.optimizer, d.penalty) for d in decoupling(grid, "l2")}
     assert found == {("momentum", "l2"), ("adam", "l2")}
+    # the replication's coupling comparisons, and their sentences, from comparisons.parquet
+    comparisons = pd.read_parquet(run_dir / "comparisons.parquet")
+    replication = pd.read_parquet(run_dir / "replication.parquet")
+    assert {"optimizer", "decay", "lr"} <= set(replication.columns)
+    pairs = comparisons[comparisons["a"].str.endswith("-decoupled")]
+    labels = set(pd.read_parquet(run_dir / "selected.parquet")["label"])
+    both = {o for o in OPTIMIZERS if {f"best-{o}-coupled", f"best-{o}-decoupled"} <= labels}
+    assert {a[len("best-") : -len("-decoupled")] for a in pairs["a"]} == both
+    for _, row in pairs.iterrows():
+        optimizer = row["a"][len("best-") : -len("-decoupled")]
+        rep = replication[replication["regime"] == "budget"].set_index(["label", "data_seed"])
+        diff = (rep.loc[row["a"], "test_loss"] - rep.loc[row["b"], "test_loss"]).mean()
+        assert math.isclose(diff, row["mean_diff"], rel_tol=1e-9, abs_tol=1e-12)
+        line = next(x for x in summary.splitlines() if f"Decoupling under {optimizer}, rep" in x)
+        assert f"difference {diff:.3g}" in line
 
 
 def test_old_run_directories_still_build_reports(tmp_path: Path) -> None:
