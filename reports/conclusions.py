@@ -350,7 +350,9 @@ def _lr_lambda(run: RunData) -> list[str]:
 
 def _replicated_decoupling(run: RunData) -> list[str]:
     """best-<optimizer>-decoupled vs best-<optimizer>-coupled from ``comparisons.parquet``:
-    paired over the fresh draws of the replication, test split, Holm-adjusted."""
+    paired over the fresh draws of the replication, test split, Holm-adjusted. Each side is the
+    best over every penalty with that coupling (for plain SGD, decoupled exists only as the
+    proximal l1 / elastic step: l2 is one update), so the sentence names both penalties."""
     table = run.comparisons
     if table is None or table.empty:
         return []
@@ -369,7 +371,8 @@ def _replicated_decoupling(run: RunData) -> list[str]:
             verdict = ("lowers" if float(r["mean_diff"]) < 0 else "raises") + " the best test loss"
         out.append(
             f"Decoupling under {optimizer}, replicated on {int(r['n'])} fresh draws: {verdict} — "
-            f"best decoupled {fmt(r['mean_a'], 3)} vs best coupled {fmt(r['mean_b'], 3)}, "
+            f"best decoupled ({r['penalty_a']}) {fmt(r['mean_a'], 3)} vs best coupled "
+            f"({r['penalty_b']}) {fmt(r['mean_b'], 3)}, "
             f"difference {fmt(r['mean_diff'], 3)}, CI [{fmt(low, 3)}, {fmt(high, 3)}], "
             f"Holm-adjusted p = {fmt(r['p_holm'], 2)} (test split, the report's whole family)."
         )

@@ -22,6 +22,7 @@ from reports.plotting import (
     Missing,
     color_for,
     figure_legend,
+    in_range,
     log_axis,
     mpl_text,
     new_figure,
@@ -203,6 +204,7 @@ def _best_ratio(part: pd.DataFrame) -> pd.DataFrame:
 def _trial_points(ax: Axes, complete: pd.DataFrame, penalty: str, column: str) -> None:
     """Optuna trials (COMPLETE only) as points in the penalty's colour, marker by loop."""
     part = complete[(complete["penalty"] == penalty) & positive(complete["lam"].to_numpy())]
+    part = part[in_range(part[column].to_numpy(float))]
     color = color_for(penalty, [penalty])
     for loop, g in part.groupby("loop", sort=True):
         ax.scatter(

@@ -6,6 +6,7 @@ that the seaborn style never leaks into the caller's global rcParams.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ __all__ = [
     "Missing",
     "color_for",
     "figure_legend",
+    "in_range",
     "log_axis",
     "mpl_text",
     "new_figure",
@@ -132,6 +134,7 @@ def log_axis(ax: Axes, which: str, base: float = 10) -> None:
         ax.set_xscale("log", base=base, nonpositive="clip")
     else:
         ax.set_yscale("log", base=base, nonpositive="clip")
+    _bound(ax, which)
     axis.set_major_formatter(_PlainLogFormatter(base=base, labelOnlyBase=False))
     axis.set_minor_formatter(
         _PlainLogFormatter(base=base, labelOnlyBase=False, minor_thresholds=(2.0, 0.5))
@@ -173,6 +176,36 @@ def null_line(ax: Axes, selected: pd.DataFrame | None) -> None:
     value = null_value(selected)
     if value > 0:
         ax.axhline(value, color="black", ls=":", lw=1.4, label="null model (predict the mean)")
+
+
+#: Most decades a log axis shows: a run that blew up to 1e267 without overflowing (momentum or
+#: Adam at a large lr) would otherwise push the axis, and its tick labels, past float range.
+MAX_DECADES = 12
+
+
+def in_range(x: np.ndarray) -> np.ndarray:
+    """Mask of values a log axis shows: within ``MAX_DECADES`` of the smallest positive one (a
+    finite blow-up such as 1e267 is left out, as a non-finite one is)."""
+    x = np.asarray(x, dtype=float)
+    ok = positive(x)
+    if not ok.any():
+        return ok
+    top = float(x[ok].min()) * 10.0**MAX_DECADES
+    mask: np.ndarray = ok & (x <= top)
+    return mask
+
+
+def _bound(ax: Axes, which: str) -> None:
+    """Keep a log axis within ``MAX_DECADES`` of its smallest value (larger values are clipped)."""
+    low, high = ax.get_ylim() if which == "y" else ax.get_xlim()
+    if not (math.isfinite(low) and low > 0):
+        return
+    top = low * 10.0**MAX_DECADES
+    if not math.isfinite(high) or high > top:
+        if which == "y":
+            ax.set_ylim(low, top)
+        else:
+            ax.set_xlim(low, top)
 
 
 def save(fig: MplFigure, path: Path) -> None:

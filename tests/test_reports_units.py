@@ -166,3 +166,14 @@ def test_unreadable_or_foreign_trials_are_user_errors(tmp_path: Path) -> None:
     pd.DataFrame({"number": [0], "state": ["COMPLETE"]}).to_parquet(tmp_path / "trials.parquet")
     with pytest.raises(ReportInputError, match="lacks the columns"):
         load_run(tmp_path)
+
+
+def test_log_axes_leave_out_finite_blow_ups() -> None:
+    """Momentum or Adam at a large lr can end a run at 1e267 without overflowing: a log axis
+    keeps to MAX_DECADES above the smallest value, so the figure (and its ticks) still draws."""
+    import numpy as np
+
+    from reports.plotting import MAX_DECADES, in_range
+
+    values = np.array([1e-2, 1.0, 1e-2 * 10.0**MAX_DECADES, 1e267, np.inf, 0.0, np.nan])
+    assert in_range(values).tolist() == [True, True, True, False, False, False, False]
