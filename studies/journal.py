@@ -17,6 +17,7 @@ under the journal's own lock:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -86,6 +87,13 @@ class JournalFile(JournalFileBackend):
             finally:
                 os.close(fd)
         finally:
+            self._release()
+
+    def _release(self) -> None:
+        """Release the lock — unless another process took it over: a process frozen (SIGSTOP)
+        longer than the lock's grace period (30 s) finds its lock released by a waiting one.
+        Its record was written by ``O_APPEND`` writes all the same."""
+        with contextlib.suppress(RuntimeError):  # "did not possess lock": it was taken over
             self._guard.release()
 
     def _cut_torn_tail(self) -> None:

@@ -168,3 +168,23 @@ def test_full_disk_exits_3_and_a_rerun_resumes(tmp_path: Path) -> None:
     assert len(after) >= 60 and {n: after[n] for n in middle} == middle
     info = json.loads((tmp_path / "weight-decay" / "run.json").read_text())
     assert info["summary"]["best_value"] == min(v for _, v in after.values() if v is not None)
+
+
+def test_an_append_whose_lock_was_taken_over_still_completes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process frozen inside its append past the lock's grace period finds the lock released
+    by a waiting process; its record is written all the same and it carries on."""
+    path = tmp_path / "j.log"
+    journal = JournalFile(path)
+    real_write = os.write
+
+    def frozen_write(fd: int, data: memoryview) -> int:
+        os.unlink(str(path) + ".lock")  # what a waiting process does after the grace period
+        return real_write(fd, data)
+
+    monkeypatch.setattr("studies.journal.os.write", frozen_write)
+    journal.append_logs([{"a": 1}])
+    monkeypatch.undo()
+    journal.append_logs([{"b": 2}])
+    assert path.read_bytes() == b'{"a":1}\n{"b":2}\n'
