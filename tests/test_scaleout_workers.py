@@ -218,26 +218,29 @@ def test_sigint_fails_in_flight_trials_and_rerun_resumes(target: Target) -> None
 
 
 @pytest.mark.timeout(600)
+@pytest.mark.parametrize("workers", [1, 2])
 def test_lost_database_exits_3_and_rerun_resumes(
-    postgres_server: PostgresServer, tmp_path: Path
+    postgres_server: PostgresServer, tmp_path: Path, workers: int
 ) -> None:
-    """The server stops mid-study: one line, exit 3; once it is back the same command finishes."""
+    """The server stops mid-study: one line (for N workers too), exit 3; once it is back the
+    same command finishes."""
     server = PostgresServer.start()  # a private server: this test stops it
     try:
         url = server.create_database()
         target = Target(out=tmp_path / "runs", url=url)
-        proc = _start(target, 1)
+        proc = _start(target, workers)
         _wait_for("claimed RUNNING trial", _claimed_running(target), [proc])
         server.halt()
         code, err = _finish(proc)
         assert code == 3, err
         assert "Traceback" not in err, err
         assert err.strip().splitlines()[-1].startswith("error: lost the study storage"), err
+        assert sum(line.startswith("error:") for line in err.splitlines()) == 1, err
         server.resume()
         fresh = Target(out=target.out, url=url)
-        code, err = _finish(_start(fresh, 1))
+        code, err = _finish(_start(fresh, workers))
         assert code == 0, err
-        _check_done(fresh, total_workers=1)
+        _check_done(fresh, total_workers=workers)
     finally:
         server.stop()
 
