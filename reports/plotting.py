@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -22,7 +23,7 @@ import seaborn as sns
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure as MplFigure
-from matplotlib.ticker import LogFormatter
+from matplotlib.ticker import LogFormatter, LogLocator
 
 __all__ = [
     "DPI",
@@ -42,6 +43,8 @@ __all__ = [
 ]
 
 DPI = 100
+#: Widest log axis (in decades) that still gets minor ticks.
+MINOR_DECADES = 2.5
 _FIXED_COLORS = {
     "none": "#7f7f7f",
     "no-decay": "#7f7f7f",
@@ -123,6 +126,22 @@ class _PlainLogFormatter(LogFormatter):
         return f"{mantissa}e{int(exponent)}"
 
 
+class _SparseMinorLocator(LogLocator):
+    """Log minor ticks only where they carry labels or help: none on an axis spanning more than
+    ``MINOR_DECADES`` decades (each minor tick is a text object laid out at every draw, most of a
+    report's drawing time)."""
+
+    def __init__(self, base: float) -> None:
+        super().__init__(base=base, subs="auto")
+        self.decade = base
+
+    def tick_values(self, vmin: float, vmax: float) -> Any:
+        lo, hi = sorted((vmin, vmax))
+        if lo > 0 and math.log(hi / lo, self.decade) > MINOR_DECADES:
+            return []
+        return super().tick_values(vmin, vmax)
+
+
 def log_axis(ax: Axes, which: str, base: float = 10) -> None:
     """Log scale on the ``x`` or ``y`` axis, non-positive values clipped.
 
@@ -139,6 +158,7 @@ def log_axis(ax: Axes, which: str, base: float = 10) -> None:
     axis.set_minor_formatter(
         _PlainLogFormatter(base=base, labelOnlyBase=False, minor_thresholds=(2.0, 0.5))
     )
+    axis.set_minor_locator(_SparseMinorLocator(base))
 
 
 def figure_legend(fig: MplFigure, axes: Sequence[Axes], columns: int = 3) -> None:
