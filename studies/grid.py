@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from studies.crn import StudySeeds
 from studies.space import SearchPoint, lam_grid, lattice
 from studies.train_batch import evaluate
 from wdbench import Problem, TrainConfig, oracle
+from wdbench.threads import run_parallel
 
 __all__ = [
     "GRID_L1_RATIOS",
@@ -167,8 +169,8 @@ def oracle_table(
     dense = torch.tensor(lam_grid(settings, settings.grid_points), dtype=torch.float64)
     # large → small, finely spaced whatever --grid-points: each warm start is then close
     sparse = torch.tensor(lam_grid(settings, ORACLE_CD_POINTS), dtype=torch.float64).flip(0)
-    frames = []
-    for problem, data_seed in zip(problems, seeds.data_seeds, strict=True):
+
+    def paths_of(problem: Problem, data_seed: int) -> list[pd.DataFrame]:
         paths = []
         if "l2" in settings.penalties:
             paths.append(oracle.ridge_path(problem, dense))
@@ -178,7 +180,14 @@ def oracle_table(
             paths.append(
                 oracle.elastic_net_path(problem, sparse, ORACLE_L1_RATIO, tol=ORACLE_CD_TOL)
             )
-        frames += [_path_frame(path, data_seed) for path in paths]
+        return [_path_frame(path, data_seed) for path in paths]
+
+    # one task per data draw on the thread pool (coordinate descent runs without the GIL)
+    tasks = [
+        partial(paths_of, problem, data_seed)
+        for problem, data_seed in zip(problems, seeds.data_seeds, strict=True)
+    ]
+    frames = [frame for part in run_parallel(tasks) for frame in part]
     columns = [
         "penalty",
         "lam",
