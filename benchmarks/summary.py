@@ -125,17 +125,49 @@ def _scaling(benches: list[Bench]) -> list[str]:
 
 
 def _study(benches: list[Bench]) -> list[str]:
-    rows = [
-        [
-            b["extra_info"]["variant"],
-            b["extra_info"]["device"],
-            b["extra_info"]["trials"],
-            f"{b['stats']['median']:.1f}",
-            f"{b['extra_info']['ratio']:.1f}",
-        ]
-        for b in benches
-    ]
-    return _table(["variant", "device", "trials", "seconds", "ratio (naive / row)"], rows)
+    rows = []
+    for b in benches:
+        info = b["extra_info"]
+        reach = (
+            f"{info['reach_trials']} trials, {info['reach_s']:.1f} s"
+            if info.get("reach_trials") is not None
+            else ""
+        )
+        rows.append(
+            [
+                info["variant"],
+                info["device"],
+                info["trials"],
+                f"{b['stats']['median']:.1f}",
+                f"{b['stats']['median'] / info['trials']:.3f}",
+                f"{info['ratio']:.1f}",
+                reach,
+            ]
+        )
+    header = ["variant", "device", "trials", "seconds", "s / trial",
+              "ratio (per trial, naive / row)", "time to ≤1% regret"]  # fmt: skip
+    return _table(header, rows)
+
+
+def _threads(benches: list[Bench]) -> list[str]:
+    """Trajectories/s per thread setting, idle and busy, with the default's shortfall against the
+    best of 1 and 2 threads (pool-1, pool-2)."""
+    rate: dict[tuple[str, str, str], float] = {}
+    load: dict[str, list[float]] = {}
+    for b in benches:
+        info = b["extra_info"]
+        rate[(info["penalty"], info["load"], info["policy"])] = info["K"] / b["stats"]["median"]
+        load.setdefault(info["load"], []).append(float(info.get("loadavg_1min") or 0.0))
+    rows: list[list[object]] = []
+    for penalty, state, policy in sorted(rate):
+        best = max(rate.get((penalty, state, p), 0.0) for p in ("pool-1", "pool-2"))
+        shortfall = f"{1 - rate[(penalty, state, policy)] / best:+.0%}" if best else ""
+        rows.append([penalty, state, policy, f"{rate[(penalty, state, policy)]:,.0f}",
+                     shortfall if policy == "default" else ""])  # fmt: skip
+    header = ["penalty", "load", "policy", "trajectories/s", "default vs best of 1, 2 threads"]
+    notes = [f"load average (1 min) during the {state} cases: "
+             f"{min(v):.1f}–{max(v):.1f}" for state, v in sorted(load.items())]  # fmt: skip
+    return [*_table(header, rows), "", *notes]
 
 
 def group_tables(doc: dict[str, Any]) -> list[str]:
@@ -149,6 +181,7 @@ def group_tables(doc: dict[str, Any]) -> list[str]:
         "population": _population,
         "scaling": _scaling,
         "study": _study,
+        "threads": _threads,
     }
     lines: list[str] = []
     for name, make in makers.items():

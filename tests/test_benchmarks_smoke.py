@@ -84,7 +84,27 @@ def test_summary_tables_state_ratios_against_scratch(tmp_path: Path) -> None:
                 speedup_vs_scratch=819.2,
                 variant="auto",
             ),
-            _bench("study", 10.0, variant="suite", trials=200, ratio=12.5),
+            _bench(
+                "study",
+                10.0,
+                variant="suite",
+                trials=200,
+                ratio=12.5,
+                reach_trials=33,
+                reach_s=1.61,
+            ),
+            *(
+                _bench(
+                    "threads",
+                    seconds,
+                    K=4096,
+                    penalty="l1",
+                    load="busy",
+                    policy=policy,
+                    loadavg_1min=1.5,
+                )
+                for policy, seconds in (("pool-1", 0.4), ("pool-2", 0.32), ("default", 0.32))
+            ),
         ],
     }
     path = tmp_path / "run.json"
@@ -95,7 +115,10 @@ def test_summary_tables_state_ratios_against_scratch(tmp_path: Path) -> None:
     text = out.getvalue()
     assert "| proximal | l2 | cpu | 100.0 | 4.00 |" in text
     assert "| cpu | auto | – | 4096 | 2.000 | 2,048 | 819.2 |" in text
-    assert "| suite | cpu | 200 | 10.0 | 12.5 |" in text
+    assert "| suite | cpu | 200 | 10.0 | 0.050 | 12.5 | 33 trials, 1.6 s |" in text
+    # default vs the best of 1 and 2 threads: 4096 / 0.32 against 4096 / 0.32
+    assert "| l1 | busy | default | 12,800 | +0% |" in text
+    assert "| l1 | busy | pool-1 | 10,240 |  |" in text
     assert "### scaling" not in text
 
 
