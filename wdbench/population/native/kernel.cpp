@@ -223,3 +223,22 @@ int wd_train_f64(int S, int n, int D, int K, int k0, int k1, int B, const double
 }
 
 }
+
+// A probe of this core's fp32 FMA throughput: `iterations` rounds of 12 independent vector FMAs
+// (enough chains to cover the FMA latency). Returns the FLOPs done (the caller times them) and
+// writes a value that depends on every result to `sink`.
+extern "C" double wd_fma_probe(long iterations, float* sink) {
+    typedef Vec<float>::type V;
+    V acc[12];
+    const V x = splat<float>(1.0000001f), y = splat<float>(1e-7f);
+    for (int i = 0; i < 12; ++i) acc[i] = splat<float>(static_cast<float>(i));
+    for (long n = 0; n < iterations; ++n) {
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; ++i) acc[i] = acc[i] * x + y;
+    }
+    float total = 0;
+    for (int i = 0; i < 12; ++i)
+        for (int l = 0; l < Block<float>::L; ++l) total += acc[i][l];
+    *sink = total;
+    return 2.0 * 12 * Block<float>::L * static_cast<double>(iterations);
+}
