@@ -75,3 +75,14 @@ def test_one_op_thread_restores_the_setting() -> None:
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(saved)
+
+
+def test_a_nested_call_runs_inline_instead_of_waiting_on_its_own_pool() -> None:
+    set_cpu_threads(2)
+
+    def outer(i: int) -> list[int]:
+        return run_parallel([lambda j=j: 10 * i + j for j in range(3)])
+
+    assert run_parallel([lambda i=i: outer(i) for i in range(4)]) == [
+        [10 * i + j for j in range(3)] for i in range(4)
+    ]

@@ -35,6 +35,7 @@ __all__ = [
 MAX_THREADS = 8
 T = TypeVar("T")
 
+_PREFIX = "wdbench-pool"
 _override: int | None = None
 _pools: dict[int, ThreadPoolExecutor] = {}
 _lock = threading.Lock()
@@ -96,13 +97,15 @@ def one_op_thread() -> Iterator[None]:
 
 def run_parallel(tasks: Sequence[Callable[[], T]]) -> list[T]:
     """Run independent ``tasks`` on the pool (in this thread when there is one worker or one
-    task) and return their results in order; the first error is raised."""
+    task, or when this thread is a pool worker: a nested call never waits on its own pool) and
+    return their results in order; the first error is raised."""
     workers = cpu_threads()
-    if workers == 1 or len(tasks) <= 1:
+    nested = threading.current_thread().name.startswith(_PREFIX)
+    if workers == 1 or len(tasks) <= 1 or nested:
         return [task() for task in tasks]
     with _lock:
         pool = _pools.get(workers)
         if pool is None:
-            pool = _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="wdbench")
+            pool = _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix=_PREFIX)
     futures = [pool.submit(task) for task in tasks]
     return [future.result() for future in futures]
