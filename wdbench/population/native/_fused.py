@@ -12,6 +12,7 @@ independent: they run as chunks on the thread pool of ``wdbench.threads``.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import math
 from collections.abc import Callable
 from functools import partial
@@ -43,9 +44,11 @@ def native_available() -> bool:
 
 def native_applies(group: Group) -> bool:
     """Whether the kernel can train ``group``: a CPU group in float32 or float64 with a shared
-    batch order, a rule it knows and batches of at most ``MAX_BATCH`` rows."""
+    batch order, plain SGD (no optimizer state), a rule it knows and batches of at most
+    ``MAX_BATCH`` rows."""
     return (
-        group.X.device.type == "cpu"
+        not group.optimizer.stateful
+        and group.X.device.type == "cpu"
         and group.X.dtype in _DTYPES
         and group.shared_order
         and group.rule.name in NATIVE_RULES
@@ -56,15 +59,45 @@ def native_applies(group: Group) -> bool:
 @torch.no_grad()
 def train_group_native(group: Group, on_epoch: EpochHook | None = None) -> GroupOutput:
     """Train ``group`` with the compiled kernel (see the module docstring)."""
+    output, bounded = _train(group, on_epoch)
+    exact = group.X.dtype == torch.float64
+    if not (bounded and exact) or not bool((output.bad_epoch > 0).any()):
+        return output
+    # float64 row space: the bound on w can overflow an epoch before w does, so the runs it
+    # flags run again, epoch by epoch, and their weights are checked exactly (in float32 train's
+    # own products overflow within the bound's margin: the bound is what matches it)
+    flagged = (output.bad_epoch > 0).any(0).nonzero().flatten()
+    part = dataclasses.replace(
+        group,
+        w0=group.w0[flagged],
+        lr=group.lr[flagged],
+        lam=group.lam[flagged],
+        l1_ratio=group.l1_ratio[flagged],
+    )
+    first = torch.zeros(int(group.X.shape[0]), len(flagged), dtype=torch.int64)
+
+    def check(epoch: int, w: torch.Tensor, b: torch.Tensor) -> None:
+        bad = ~(torch.isfinite(w).all(-1) & torch.isfinite(b.squeeze(-1)))
+        first[(first == 0) & bad] = epoch + 1
+
+    _train(part, check)
+    output.bad_epoch[:, flagged] = first
+    return output
+
+
+def _train(group: Group, on_epoch: EpochHook | None) -> tuple[GroupOutput, bool]:
+    """The kernel's run of ``group``; also whether its divergence log is a bound (row space)."""
     lib = library()
     if lib is None or not native_applies(group):
         raise ValueError("the native kernel is unavailable or does not apply to this group")
     X, dtype = group.X, group.X.dtype
     S, K = int(X.shape[0]), group.size
     space = RowSpace.of(X) if rowspace_applies(group) else None
+    bound: _NullBound | None = None
     if space is not None:  # the scale σ of w₀⊥ only decays: κ^steps in float64 at the end
         rows = space.rows(X)[..., :-1].to(dtype).contiguous()
         w = space.start(group.w0)[..., :-1].to(dtype).contiguous()
+        bound = _NullBound(space, group)
     else:
         rows = X.contiguous()
         w = group.w0.expand(S, -1, -1).contiguous()
@@ -89,7 +122,7 @@ def train_group_native(group: Group, on_epoch: EpochHook | None = None) -> Group
                 _ptr(rows), _ptr(y), _ptr(order[first:last]), last - first,
                 NATIVE_RULES[group.rule.name], int(group.penalty.has_l1),
                 int(group.penalty.has_l2), _ptr(w), _ptr(b), *(_ptr(f) for f in factors),
-                _ptr(log.sums[first]), S * K,
+                None if bound is None else _ptr(bound.columns), _ptr(log.sums[first]), S * K,
             )  # fmt: skip
             if space is not None and last == group.epochs and not code:
                 w_out[:, k0:k1] = _weights(w[:, k0:k1], space, group, slice(k0, k1), last)
@@ -98,10 +131,33 @@ def train_group_native(group: Group, on_epoch: EpochHook | None = None) -> Group
         codes = run_parallel([partial(chunk, k0) for k0 in range(0, K, per_chunk)])
         if any(codes):
             raise RuntimeError(f"the native kernel failed (codes {sorted(set(codes))})")
+        if bound is not None:
+            bound.add(log.sums, first, last)
         if on_epoch is not None:
             w_now = w if space is None else _weights(w, space, group, slice(0, K), last)
             on_epoch(last - 1, w_now, b.unsqueeze(-1))
-    return GroupOutput(w=w_out, b=b, bad_epoch=log.bad_epoch())
+    return GroupOutput(w=w_out, b=b, bad_epoch=log.bad_epoch()), bound is not None
+
+
+class _NullBound:
+    """Divergence in the row space: w = Q z + σ·w₀⊥ can overflow while z is finite, so the
+    epoch's log holds the bound Σᵢ|zᵢ|·‖qᵢ‖₁ + |σ|·‖w₀⊥‖₁ ≥ ‖w‖₁ (+ b) instead of w's row sum:
+    the kernel sums the first part (``columns`` = ‖qᵢ‖₁, ``[S, R]``), ``add`` the second. The
+    bound never misses a diverged run; the runs it flags are checked exactly."""
+
+    def __init__(self, space: RowSpace, group: Group) -> None:
+        dtype = group.X.dtype
+        self.group = group
+        self.columns = space.basis.abs().sum(1).to(dtype).contiguous()
+        null, _ = space.split(group.w0)
+        self.null_l1 = null.abs().sum(-1)  # [S, K] float64
+        self.steps = math.ceil(int(group.X.shape[1]) / group.batch_size)
+
+    def add(self, sums: torch.Tensor, first: int, last: int) -> None:
+        """Add |σ|·‖w₀⊥‖₁ to the log of epochs [first, last) (``sums [E, S, K]``)."""
+        for epoch in range(first, last):
+            sigma = null_decay(self.group, self.steps * (epoch + 1)).abs().T  # [1, K]
+            sums[epoch].add_((sigma * self.null_l1).to(sums.dtype))
 
 
 def _factors(group: Group) -> tuple[torch.Tensor, ...]:
@@ -131,5 +187,5 @@ def _entry(lib: ctypes.CDLL, dtype: torch.dtype) -> Callable[..., int]:
     fn = getattr(lib, _DTYPES[dtype])
     fn.restype = ctypes.c_int
     fn.argtypes = [ctypes.c_int] * 7 + [ctypes.c_void_p] * 3 + [ctypes.c_int] * 4
-    fn.argtypes += [ctypes.c_void_p] * 7 + [ctypes.c_int]
+    fn.argtypes += [ctypes.c_void_p] * 8 + [ctypes.c_int]
     return fn  # type: ignore[no-any-return]

@@ -4,7 +4,8 @@
 // one shared batch order, in place on w [S, K, D] and b [S, K], and writes each epoch's row sums
 // (the divergence log) into sums [E, S, K]. Configurations run along the SIMD lanes: a block of
 // LANES configurations keeps its weights in L1 for the whole run, so a step reads the batch
-// rows once (broadcast to every lane) and w never leaves the cache.
+// rows once (broadcast to every lane) and w never leaves the cache. With `scale` ([S, D]: the
+// row-space coordinates' column norms) an epoch's row sum is Σ|w_j|·scale_j instead.
 //
 // The arithmetic is that of wdbench.rules, in the same order (tested against it):
 //   r = X_b·w + b − y_b;  b ← b − (η/B)·Σr;  r ← (η/B)·r;  g = X_bᵀ·r
@@ -113,7 +114,7 @@ template <typename T, int RULE, bool L1, bool L2>
 void run_block(typename Vec<T>::type* __restrict W, int D, const T* X, const T* y, int n,
                const int64_t* order, int epochs, int B, typename Vec<T>::type& bias,
                typename Vec<T>::type lr, typename Vec<T>::type lr_a, typename Vec<T>::type lr_c,
-               typename Vec<T>::type shrink, typename Vec<T>::type* epoch_sums) {
+               typename Vec<T>::type shrink, const T* scale, typename Vec<T>::type* epoch_sums) {
     typedef typename Vec<T>::type V;
     const T* x[64];
     T yv[64];
@@ -134,7 +135,14 @@ void run_block(typename Vec<T>::type* __restrict W, int D, const T* X, const T* 
             }
         }
         V total = splat<T>(0);
-        for (int j = 0; j < D; ++j) total += W[j];
+        if (scale) {  // Σ|w_j|·scale_j: a bound whose overflow the caller reads as divergence
+            for (int j = 0; j < D; ++j) {
+                const V a = W[j];
+                total += ((a < 0) ? -a : a) * scale[j];
+            }
+        } else {
+            for (int j = 0; j < D; ++j) total += W[j];
+        }
         epoch_sums[e] = total + bias;
     }
 }
@@ -142,7 +150,8 @@ void run_block(typename Vec<T>::type* __restrict W, int D, const T* X, const T* 
 template <typename T>
 int train(int S, int n, int D, int K, int k0, int k1, int B, const T* X, const T* y,
           const int64_t* order, int epochs, int rule, int has_l1, int has_l2, T* w, T* b,
-          const T* lr, const T* lr_a, const T* lr_c, const T* shrink, T* sums, int sums_stride) {
+          const T* lr, const T* lr_a, const T* lr_c, const T* shrink, const T* scale, T* sums,
+          int sums_stride) {
     typedef typename Vec<T>::type V;
     constexpr int L = Block<T>::L;
     if (B < 1 || B > 64 || D < 1 || n < 1) return 1;
@@ -152,6 +161,7 @@ int train(int S, int n, int D, int K, int k0, int k1, int B, const T* X, const T
     for (int s = 0; s < S; ++s) {
         const T* Xs = X + static_cast<int64_t>(s) * n * D;
         const T* ys = y + static_cast<int64_t>(s) * n;
+        const T* scale_s = scale ? scale + static_cast<int64_t>(s) * D : nullptr;
         for (int kb = k0; kb < k1; kb += L) {
             const int m = k1 - kb < L ? k1 - kb : L;  // live lanes; the rest are zero padding
             V bias = splat<T>(0), vlr = splat<T>(0), va = splat<T>(0), vc = splat<T>(0);
@@ -171,7 +181,8 @@ int train(int S, int n, int D, int K, int k0, int k1, int B, const T* X, const T
             }
             const bool l1 = has_l1 != 0, l2 = has_l2 != 0;
 #define WD_RUN(R, A, C) \
-    run_block<T, R, A, C>(W, D, Xs, ys, n, order, epochs, B, bias, vlr, va, vc, vs, epoch_sums)
+    run_block<T, R, A, C>(W, D, Xs, ys, n, order, epochs, B, bias, vlr, va, vc, vs, scale_s, \
+                          epoch_sums)
             if (rule == DECOUPLED) {
                 if (l2) WD_RUN(DECOUPLED, false, true);
                 else WD_RUN(DECOUPLED, false, false);
@@ -209,17 +220,18 @@ extern "C" {
 int wd_train_f32(int S, int n, int D, int K, int k0, int k1, int B, const float* X, const float* y,
                  const int64_t* order, int epochs, int rule, int has_l1, int has_l2, float* w,
                  float* b, const float* lr, const float* lr_a, const float* lr_c,
-                 const float* shrink, float* sums, int sums_stride) {
+                 const float* shrink, const float* scale, float* sums, int sums_stride) {
     return train<float>(S, n, D, K, k0, k1, B, X, y, order, epochs, rule, has_l1, has_l2, w, b,
-                        lr, lr_a, lr_c, shrink, sums, sums_stride);
+                        lr, lr_a, lr_c, shrink, scale, sums, sums_stride);
 }
 
 int wd_train_f64(int S, int n, int D, int K, int k0, int k1, int B, const double* X,
                  const double* y, const int64_t* order, int epochs, int rule, int has_l1,
                  int has_l2, double* w, double* b, const double* lr, const double* lr_a,
-                 const double* lr_c, const double* shrink, double* sums, int sums_stride) {
+                 const double* lr_c, const double* shrink, const double* scale, double* sums,
+                 int sums_stride) {
     return train<double>(S, n, D, K, k0, k1, B, X, y, order, epochs, rule, has_l1, has_l2, w, b,
-                         lr, lr_a, lr_c, shrink, sums, sums_stride);
+                         lr, lr_a, lr_c, shrink, scale, sums, sums_stride);
 }
 
 }
