@@ -69,6 +69,44 @@ def test_thread_count_never_changes_a_number(dtype: str) -> None:
         assert torch.equal(other.val_loss, results[0].val_loss)
 
 
+@pytest.mark.skipif(not native_available(), reason="the native kernel is not built here")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_thread_count_never_changes_a_stateful_number(dtype: str) -> None:
+    """Momentum (heavy ball, Nesterov) and Adam groups (state per configuration in the block):
+    1, 2 or 3 workers give bit-identical results."""
+    problem = Problem.synthetic(n_train=23, n_val=7, n_test=9, dim=30, seed=2)
+    configs = [
+        TrainConfig(
+            penalty=pen,
+            lam=lam,
+            rule=rule,
+            optimizer=opt,
+            nesterov=nesterov,
+            impl="functional",
+            lr=0.01,
+            epochs=5,
+            batch_size=5,
+            seed=1,
+            l1_ratio=0.3,
+            dtype=dtype,
+        )
+        for opt, nesterov in (("momentum", False), ("momentum", True), ("adam", False))
+        for pen, rule in (("l2", "coupled"), ("l2", "decoupled"), ("elastic", "proximal"))
+        for lam in (0.0, 0.1, 0.5, 1.0, 2.0, 3.0, 5.0, 9.0, 11.0)
+    ]
+    results = []
+    for threads in (1, 2, 3):
+        set_cpu_threads(threads)
+        try:
+            results.append(train_population(problem, configs))
+        finally:
+            set_cpu_threads(None)
+    for other in results[1:]:
+        assert torch.equal(other.w, results[0].w)  # type: ignore[arg-type]
+        assert torch.equal(other.b, results[0].b)
+        assert torch.equal(other.val_loss, results[0].val_loss)
+
+
 def test_applies_to_cpu_groups_with_a_known_rule_only() -> None:
     problem = Problem.synthetic(n_train=20, n_val=5, n_test=5, dim=10, seed=0)
     configs = (TrainConfig(penalty="l1", lam=0.1, loop="proximal", epochs=2, seed=0),)

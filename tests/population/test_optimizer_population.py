@@ -1,8 +1,9 @@
 """``train_population`` with momentum and Adam: batched optimizer state per configuration.
 
 Generated from the registries: every stateful optimizer × rule × penalty through the reference
-kernel and the stateful full-space kernel against ``train`` (float64 1e-10, float32 1e-5 on runs
-that do not hover at zero), and the plan keeps optimizers apart.
+kernel, the stateful full-space torch kernel and the compiled kernel (where it is built) against
+``train`` (float64 1e-10, float32 1e-5 on runs that do not hover at zero), and the plan keeps
+optimizers apart.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from wdbench.optimizers import OPTIMIZERS
 from wdbench.population import config_columns, make_group, plan_groups, select_kernel, stack
 from wdbench.population._group import train_group_reference
 from wdbench.population._stateful import train_group_stateful
+from wdbench.population.native import native_available, train_group_native
 
 STATEFUL = [name for name, (buffers, *_) in OPTIMIZERS.items() if buffers]
 CASES = [
@@ -64,7 +66,8 @@ def test_population_matches_train(opt: str, rule: str, penalty: str, dtype: str)
     problem, cfgs = small_problem(), configs(opt, rule, penalty, dtype)
     singles = [train(problem, c, curves=False) for c in cfgs]
     tol = TOLS[dtype]
-    for backend in ("reference", "auto"):
+    # "torch": the stateful torch kernel; "auto": the compiled kernel where it is built
+    for backend in ("reference", "torch", "auto"):
         pop = train_population(problem, cfgs, backend=backend)
         assert pop.w is not None
         for k, single in enumerate(singles):
@@ -98,13 +101,16 @@ def test_nesterov_and_hyperparameters_per_group() -> None:
 def test_stateful_groups_select_the_stateful_kernel() -> None:
     problem = small_problem()
     data = stack((problem,), torch.device("cpu"), torch.float64)
-    for opt, kernel in (("adam", train_group_stateful), ("momentum", train_group_stateful)):
+    auto = train_group_native if native_available() else train_group_stateful
+    for opt in ("adam", "momentum"):
         columns = config_columns(tuple(configs(opt, "coupled", "l2", "float64")))
         (plan,) = plan_groups(columns)
         group = make_group(data, plan, plan.index, columns)
-        assert select_kernel(group) is kernel
+        assert select_kernel(group) is auto
+        assert select_kernel(group, "torch") is train_group_stateful
         assert select_kernel(group, "reference") is train_group_reference
-        assert select_kernel(group, "triton") is kernel  # Triton has no optimizer state
+        # Triton has no optimizer state
+        assert select_kernel(group, "triton") is train_group_stateful
         pooled = make_group(
             data, dataclasses.replace(plan, shared_order=False), plan.index, columns
         )

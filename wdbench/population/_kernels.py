@@ -31,6 +31,8 @@ def select_kernel(group: Group, backend: str = "auto") -> Kernel:
     if backend == "reference":
         return train_group_reference
     if group.optimizer.stateful:  # momentum, Adam: state per configuration
+        if backend == "auto" and native_applies(group) and native_available():
+            return train_group_native
         return train_group_stateful if group.shared_order else train_group_reference
     if triton_applies(group, forced=backend == "triton"):
         return train_group_triton

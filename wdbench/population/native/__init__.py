@@ -8,6 +8,7 @@ arithmetic, tested against ``wdbench.rules``.
 
 from wdbench.population.native._build import unavailable_reason
 from wdbench.population.native._fused import (
+    NATIVE_OPTIMIZERS,
     NATIVE_RULES,
     native_applies,
     native_available,
@@ -15,6 +16,7 @@ from wdbench.population.native._fused import (
 )
 
 __all__ = [
+    "NATIVE_OPTIMIZERS",
     "NATIVE_RULES",
     "native_applies",
     "native_available",

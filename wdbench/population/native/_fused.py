@@ -5,8 +5,10 @@ Same contract as ``train_group_reference``: every (problem s, configuration k) f
 them) in L1 for the whole run and takes every step of it there: a step reads the batch's rows
 once for all the block's lanes, and w is never streamed through memory. Groups the row space
 applies to (``rowspace_applies``: no L1 part) run the same kernel on ``RowSpace``'s orthonormal
-coordinates (n + 1 of them instead of d), as the Triton kernel does. The blocks of a group are
-independent: they run as chunks on the thread pool of ``wdbench.threads``.
+coordinates (n + 1 of them instead of d), as the Triton kernel does. Momentum and Adam groups
+run in the weight space with the optimizer's state beside w in the block (one or two vectors
+per weight), the step count carried across calls. The blocks of a group are independent: they
+run as chunks on the thread pool of ``wdbench.threads``.
 """
 
 from __future__ import annotations
@@ -24,17 +26,29 @@ from wdbench.population._rowspace import RowSpace, null_decay, rowspace_applies
 from wdbench.population.native._build import library
 from wdbench.threads import cpu_threads, run_parallel
 
-__all__ = ["NATIVE_RULES", "native_applies", "native_available", "train_group_native"]
+__all__ = [
+    "NATIVE_OPTIMIZERS",
+    "NATIVE_RULES",
+    "native_applies",
+    "native_available",
+    "train_group_native",
+]
 
 #: The rules the kernel's arithmetic computes → its rule code. A rule not listed here (e.g. one
 #: with optimizer state) never reaches the kernel.
 NATIVE_RULES = {"coupled": 0, "decoupled": 2, "proximal": 1}
+#: The optimizers the kernel computes (plain SGD by the stateless kernel; momentum, Adam with
+#: state per configuration).
+NATIVE_OPTIMIZERS = ("sgd", "momentum", "adam")
 #: Most rows a batch may have in the kernel.
 MAX_BATCH = 64
 #: Configurations per chunk of the pool: a few chunks per worker, so a worker slowed by
 #: another process just takes fewer of them.
 CHUNKS_PER_WORKER = 4
 _DTYPES = {torch.float32: "wd_train_f32", torch.float64: "wd_train_f64"}
+_STATE_DTYPES = {torch.float32: "wd_train_state_f32", torch.float64: "wd_train_state_f64"}
+#: Optimizer → the kernel's code (momentum with Nesterov: 2).
+_OPT_CODES = {"momentum": 1, "adam": 3}
 
 
 def native_available() -> bool:
@@ -44,10 +58,9 @@ def native_available() -> bool:
 
 def native_applies(group: Group) -> bool:
     """Whether the kernel can train ``group``: a CPU group in float32 or float64 with a shared
-    batch order, plain SGD (no optimizer state), a rule it knows and batches of at most
-    ``MAX_BATCH`` rows."""
+    batch order, an optimizer and a rule it knows and batches of at most ``MAX_BATCH`` rows."""
     return (
-        not group.optimizer.stateful
+        group.optimizer.name in NATIVE_OPTIMIZERS
         and group.X.device.type == "cpu"
         and group.X.dtype in _DTYPES
         and group.shared_order
@@ -59,6 +72,8 @@ def native_applies(group: Group) -> bool:
 @torch.no_grad()
 def train_group_native(group: Group, on_epoch: EpochHook | None = None) -> GroupOutput:
     """Train ``group`` with the compiled kernel (see the module docstring)."""
+    if group.optimizer.stateful:
+        return _train_state(group, on_epoch)
     output, bounded = _train(group, on_epoch)
     exact = group.X.dtype == torch.float64
     if not (bounded and exact) or not bool((output.bad_epoch > 0).any()):
@@ -139,6 +154,58 @@ def _train(group: Group, on_epoch: EpochHook | None) -> tuple[GroupOutput, bool]
     return GroupOutput(w=w_out, b=b, bad_epoch=log.bad_epoch()), bound is not None
 
 
+def _train_state(group: Group, on_epoch: EpochHook | None) -> GroupOutput:
+    """The kernel's run of a momentum or Adam ``group`` in the weight space."""
+    lib = library()
+    if lib is None or not native_applies(group):
+        raise ValueError("the native kernel is unavailable or does not apply to this group")
+    X, dtype, opt = group.X, group.X.dtype, group.optimizer
+    S, K, n, D = int(X.shape[0]), group.size, int(X.shape[1]), int(X.shape[2])
+    w = group.w0.expand(S, -1, -1).contiguous()
+    b = torch.zeros(S, K, dtype=dtype)
+    adam = opt.name == "adam"
+    w_state = [torch.zeros_like(w) for _ in range(2 if adam else 1)]
+    b_state = [torch.zeros_like(b) for _ in range(2 if adam else 1)]
+    w_state2, b_state2 = (w_state[-1], b_state[-1]) if adam else (w, b)  # unread without Adam
+    f = group.factors()
+    assert f.a is not None and f.c is not None
+    factors = [
+        t.to(dtype).expand(K, 1).reshape(-1).contiguous()
+        for t in (f.lr, f.lr_a, f.lr_c, f.shrink, f.a, f.c)
+    ]
+    code_opt = 2 if opt.name == "momentum" and opt.nesterov else _OPT_CODES[opt.name]
+    hyper = torch.tensor([opt.momentum, opt.beta1, opt.beta2, opt.eps], dtype=torch.float64)
+    log = DivergenceLog(group.epochs, b)
+    y = group.y.contiguous()
+    order = group.order[0].to(torch.int64).contiguous()
+    call = _state_entry(lib, dtype)
+    lanes = 32 // X.element_size()
+    per_chunk = lanes * max(1, math.ceil(K / (lanes * cpu_threads() * CHUNKS_PER_WORKER)))
+    steps = math.ceil(n / group.batch_size)
+    spans = [(0, group.epochs)] if on_epoch is None else [(e, e + 1) for e in range(group.epochs)]
+    for first, last in spans:
+
+        def chunk(k0: int, first: int = first, last: int = last) -> int:
+            """Train configurations [k0, k1) over the span."""
+            k1 = min(k0 + per_chunk, K)
+            code = call(
+                S, n, D, K, k0, k1, group.batch_size,
+                _ptr(X), _ptr(y), _ptr(order[first:last]), last - first,
+                NATIVE_RULES[group.rule.name], int(group.penalty.has_l1),
+                int(group.penalty.has_l2), code_opt, first * steps, _ptr(hyper), _ptr(w), _ptr(b),
+                *(_ptr(t) for t in factors), _ptr(w_state[0]), _ptr(w_state2),
+                _ptr(b_state[0]), _ptr(b_state2), _ptr(log.sums[first]), S * K,
+            )  # fmt: skip
+            return int(code)
+
+        codes = run_parallel([partial(chunk, k0) for k0 in range(0, K, per_chunk)])
+        if any(codes):
+            raise RuntimeError(f"the native kernel failed (codes {sorted(set(codes))})")
+        if on_epoch is not None:
+            on_epoch(last - 1, w, b.unsqueeze(-1))
+    return GroupOutput(w=w, b=b, bad_epoch=log.bad_epoch())
+
+
 class _NullBound:
     """Divergence in the row space: w = Q z + σ·w₀⊥ can overflow while z is finite, so the
     epoch's log holds the bound Σᵢ|zᵢ|·‖qᵢ‖₁ + |σ|·‖w₀⊥‖₁ ≥ ‖w‖₁ (+ b) instead of w's row sum:
@@ -188,4 +255,12 @@ def _entry(lib: ctypes.CDLL, dtype: torch.dtype) -> Callable[..., int]:
     fn.restype = ctypes.c_int
     fn.argtypes = [ctypes.c_int] * 7 + [ctypes.c_void_p] * 3 + [ctypes.c_int] * 4
     fn.argtypes += [ctypes.c_void_p] * 8 + [ctypes.c_int]
+    return fn  # type: ignore[no-any-return]
+
+
+def _state_entry(lib: ctypes.CDLL, dtype: torch.dtype) -> Callable[..., int]:
+    fn = getattr(lib, _STATE_DTYPES[dtype])
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.c_int] * 7 + [ctypes.c_void_p] * 3 + [ctypes.c_int] * 5
+    fn.argtypes += [ctypes.c_int64] + [ctypes.c_void_p] * 14 + [ctypes.c_int]
     return fn  # type: ignore[no-any-return]

@@ -213,6 +213,262 @@ int train(int S, int n, int D, int K, int k0, int k1, int B, const T* X, const T
     return 0;
 }
 
+// ---- stateful optimizers: momentum (heavy ball, Nesterov) and Adam -------------------------
+//
+// The same block layout with the optimizer's state beside w (u, or m and v: one vector per
+// weight, in L1 with it) and the bias's own state. The arithmetic is that of Rule.update_ and
+// Optimizer.step_ (wdbench.rules, wdbench.optimizers), in torch's order:
+//   r = (X_b·w + b − y_b) / B;  ∂ℓ/∂b = Σr;  g = X_bᵀ·r
+//   coupled   g ← g + c·w (+ a·sign(w))       decoupled  w ← w − ηc·w (before the step)
+//   momentum  u ← μ·u + g;  w ← w − η·u       Nesterov   w ← w − η·(g + μ·u)
+//   adam      m ← m + (1 − β₁)(g − m);  v ← β₂·v + (1 − β₂)·g·g
+//             w ← w − m / (√v·bc₁/(η√bc₂) + ε·bc₁/η)   bc = 1 − βᵗ, t the group's step count
+//   proximal  w ← S(w, ηa) / (1 + ηc) (after the step)
+// The bias takes the optimizer's step on ∂ℓ/∂b with its own state, never the penalty.
+
+enum Opt { MOMENTUM = 1, NESTEROV = 2, ADAM = 3 };
+
+template <typename T>
+struct Hyper {  // per-block vectors and this step's Adam factors
+    typedef typename Vec<T>::type V;
+    V lr, lr_a, lr_c, shrink, a, c;
+    V scale, shift;  // Adam: bc₁/(η√bc₂) and ε·bc₁/η
+    T mu, beta1c, beta2, beta2c;  // μ; 1 − β₁; β₂; 1 − β₂
+};
+
+template <typename T, int OPT>
+inline typename Vec<T>::type opt_step(typename Vec<T>::type p, typename Vec<T>::type g,
+                                      typename Vec<T>::type* s1, typename Vec<T>::type* s2,
+                                      const Hyper<T>& h) {
+    typedef typename Vec<T>::type V;
+    if (OPT == ADAM) {
+        const V m = *s1 + h.beta1c * (g - *s1);
+        const V v = *s2 * h.beta2 + (h.beta2c * g) * g;
+        *s1 = m;
+        *s2 = v;
+        V root;
+        for (int l = 0; l < Block<T>::L; ++l) root[l] = __builtin_sqrt(v[l]);
+        return p - m / (h.shift + root * h.scale);
+    } else {
+        const V u = *s1 * h.mu + g;
+        *s1 = u;
+        if (OPT == NESTEROV) return p - (g + h.mu * u) * h.lr;
+        return p - u * h.lr;
+    }
+}
+
+template <typename T, int NB, int RULE, int OPT, bool L1, bool L2>
+inline void step_state(typename Vec<T>::type* __restrict W, typename Vec<T>::type* __restrict S1,
+                       typename Vec<T>::type* __restrict S2, int D, const T* const* x,
+                       const T* yv, int nb, typename Vec<T>::type& bias,
+                       typename Vec<T>::type* bstate, const Hyper<T>& h) {
+    typedef typename Vec<T>::type V;
+    constexpr int MAXB = NB > 0 ? NB : 64;
+    const int B = NB > 0 ? NB : nb;
+    V r[MAXB], odd[MAXB];
+    for (int i = 0; i < B; ++i) r[i] = odd[i] = splat<T>(0);
+    int j = 0;
+    for (; j + 1 < D; j += 2) {
+        const V w0 = W[j], w1 = W[j + 1];
+        for (int i = 0; i < B; ++i) {
+            r[i] += x[i][j] * w0;
+            odd[i] += x[i][j + 1] * w1;
+        }
+    }
+    if (j < D)
+        for (int i = 0; i < B; ++i) r[i] += x[i][j] * W[j];
+    const V nbv = splat<T>(static_cast<T>(B));
+    V gb = splat<T>(0);
+    for (int i = 0; i < B; ++i) {
+        r[i] = (((r[i] + odd[i]) + bias) - yv[i]) / nbv;
+        gb += r[i];
+    }
+    bias = opt_step<T, OPT>(bias, gb, bstate, bstate + 1, h);
+    for (int j = 0; j < D; ++j) {
+        V g = x[0][j] * r[0];
+        for (int i = 1; i < B; ++i) g += x[i][j] * r[i];
+        V w = W[j];
+        if (RULE == COUPLED) {
+            if (L2) g = g + w * h.c;
+            if (L1) {
+                const V one = splat<T>(1);
+                V s = splat<T>(0);
+                s = (w > 0) ? one : s;
+                s = (w < 0) ? -one : s;
+                g = g + s * h.a;
+            }
+        } else if (RULE == DECOUPLED) {
+            if (L2) w = w - w * h.lr_c;
+        }
+        w = opt_step<T, OPT>(w, g, S1 + j, S2 + j, h);
+        if (RULE == PROXIMAL) {
+            if (L1) {
+                const V lo = -h.lr_a;
+                V cl = w;
+                cl = (w < lo) ? lo : cl;
+                cl = (w > h.lr_a) ? h.lr_a : cl;
+                w = w - cl;
+            }
+            if (L2) w = w / h.shrink;
+        }
+        W[j] = w;
+    }
+}
+
+template <typename T, int RULE, int OPT, bool L1, bool L2>
+void run_block_state(typename Vec<T>::type* __restrict W, typename Vec<T>::type* __restrict S1,
+                     typename Vec<T>::type* __restrict S2, int D, const T* X, const T* y, int n,
+                     const int64_t* order, int epochs, int B, int64_t t0, double beta1,
+                     double beta2, double eps, typename Vec<T>::type& bias,
+                     typename Vec<T>::type* bstate, Hyper<T>& h,
+                     typename Vec<T>::type* epoch_sums) {
+    typedef typename Vec<T>::type V;
+    const T* x[64];
+    T yv[64];
+    int64_t t = t0;
+    for (int e = 0; e < epochs; ++e) {
+        const int64_t* ord = order + static_cast<int64_t>(e) * n;
+        for (int s0 = 0; s0 < n; s0 += B) {
+            const int nb = n - s0 < B ? n - s0 : B;
+            for (int i = 0; i < nb; ++i) {
+                x[i] = X + ord[s0 + i] * D;
+                yv[i] = y[ord[s0 + i]];
+            }
+            ++t;
+            if (OPT == ADAM) {  // as Optimizer.step_: Python floats, then tensors of dtype T
+                const double bc1 = 1 - __builtin_pow(beta1, static_cast<double>(t));
+                const double bc2 = 1 - __builtin_pow(beta2, static_cast<double>(t));
+                const V lr_root = h.lr * static_cast<T>(__builtin_sqrt(bc2));
+                h.scale = static_cast<T>(bc1) / lr_root;
+                h.shift = static_cast<T>(eps * bc1) / h.lr;
+            }
+            switch (nb) {
+#define WD_CASE(N) \
+    case N: step_state<T, N, RULE, OPT, L1, L2>(W, S1, S2, D, x, yv, nb, bias, bstate, h); break;
+                WD_CASE(5)
+#undef WD_CASE
+                default: step_state<T, 0, RULE, OPT, L1, L2>(W, S1, S2, D, x, yv, nb, bias, bstate, h);
+            }
+        }
+        V total = splat<T>(0);
+        for (int j = 0; j < D; ++j) total += W[j];
+        epoch_sums[e] = total + bias;
+    }
+}
+
+template <typename T, int OPT>
+void dispatch_state(int rule, bool l1, bool l2, typename Vec<T>::type* W,
+                    typename Vec<T>::type* S1, typename Vec<T>::type* S2, int D, const T* X,
+                    const T* y, int n, const int64_t* order, int epochs, int B, int64_t t0,
+                    double beta1, double beta2, double eps, typename Vec<T>::type& bias,
+                    typename Vec<T>::type* bstate, Hyper<T>& h, typename Vec<T>::type* sums) {
+#define WD_RUN(R, A, C) \
+    run_block_state<T, R, OPT, A, C>(W, S1, S2, D, X, y, n, order, epochs, B, t0, beta1, beta2, \
+                                     eps, bias, bstate, h, sums)
+    if (rule == DECOUPLED) {
+        if (l2) WD_RUN(DECOUPLED, false, true);
+        else WD_RUN(DECOUPLED, false, false);
+    } else if (rule == PROXIMAL) {
+        if (l1 && l2) WD_RUN(PROXIMAL, true, true);
+        else if (l1) WD_RUN(PROXIMAL, true, false);
+        else if (l2) WD_RUN(PROXIMAL, false, true);
+        else WD_RUN(PROXIMAL, false, false);
+    } else {
+        if (l1 && l2) WD_RUN(COUPLED, true, true);
+        else if (l1) WD_RUN(COUPLED, true, false);
+        else if (l2) WD_RUN(COUPLED, false, true);
+        else WD_RUN(COUPLED, false, false);
+    }
+#undef WD_RUN
+}
+
+// Like `train`, with optimizer `opt` (Opt) of hyperparameters hyper = (μ, β₁, β₂, ε), `t0` steps
+// already taken, per-configuration coefficients a, c, and the state of w (ws1, ws2: [S, K, D],
+// ws2 Adam's only) and of b (bs1, bs2: [S, K]), read and written back in place.
+template <typename T>
+int train_state(int S, int n, int D, int K, int k0, int k1, int B, const T* X, const T* y,
+                const int64_t* order, int epochs, int rule, int has_l1, int has_l2, int opt,
+                int64_t t0, const double* hyper, T* w, T* b, const T* lr, const T* lr_a,
+                const T* lr_c, const T* shrink, const T* a, const T* c, T* ws1, T* ws2, T* bs1,
+                T* bs2, T* sums, int sums_stride) {
+    typedef typename Vec<T>::type V;
+    constexpr int L = Block<T>::L;
+    if (B < 1 || B > 64 || D < 1 || n < 1 || opt < MOMENTUM || opt > ADAM) return 1;
+    const bool adam = opt == ADAM;
+    V* W = static_cast<V*>(std::aligned_alloc(WIDTH, sizeof(V) * 3 * D));
+    V* epoch_sums = static_cast<V*>(std::aligned_alloc(WIDTH, sizeof(V) * (epochs > 0 ? epochs : 1)));
+    if (!W || !epoch_sums) return 2;
+    V* S1 = W + D;
+    V* S2 = W + 2 * D;
+    T* const wstate[2] = {ws1, ws2};
+    for (int s = 0; s < S; ++s) {
+        const T* Xs = X + static_cast<int64_t>(s) * n * D;
+        const T* ys = y + static_cast<int64_t>(s) * n;
+        for (int kb = k0; kb < k1; kb += L) {
+            const int m = k1 - kb < L ? k1 - kb : L;
+            Hyper<T> h;
+            h.lr = h.lr_a = h.lr_c = h.a = h.c = h.scale = h.shift = splat<T>(0);
+            h.shrink = splat<T>(1);
+            h.lr = splat<T>(1);  // padding lanes: no division by zero
+            h.mu = static_cast<T>(hyper[0]);
+            h.beta1c = static_cast<T>(1 - hyper[1]);
+            h.beta2 = static_cast<T>(hyper[2]);
+            h.beta2c = static_cast<T>(1 - hyper[2]);
+            V bias = splat<T>(0), bstate[2] = {splat<T>(0), splat<T>(0)};
+            for (int l = 0; l < m; ++l) {
+                const int64_t k = kb + l, sk = s * static_cast<int64_t>(K) + k;
+                bias[l] = b[sk];
+                bstate[0][l] = bs1[sk];
+                if (adam) bstate[1][l] = bs2[sk];
+                h.lr[l] = lr[k];
+                h.lr_a[l] = lr_a[k];
+                h.lr_c[l] = lr_c[k];
+                h.shrink[l] = shrink[k];
+                h.a[l] = a[k];
+                h.c[l] = c[k];
+            }
+            for (int q = 0; q < (adam ? 3 : 2); ++q) {
+                T* src = q == 0 ? w : wstate[q - 1];
+                V* dst = W + static_cast<int64_t>(q) * D;
+                for (int j = 0; j < D; ++j) {
+                    V col = splat<T>(0);
+                    for (int l = 0; l < m; ++l) col[l] = src[(s * static_cast<int64_t>(K) + kb + l) * D + j];
+                    dst[j] = col;
+                }
+            }
+            const bool l1 = has_l1 != 0, l2 = has_l2 != 0;
+            if (opt == ADAM)
+                dispatch_state<T, ADAM>(rule, l1, l2, W, S1, S2, D, Xs, ys, n, order, epochs, B, t0,
+                                        hyper[1], hyper[2], hyper[3], bias, bstate, h, epoch_sums);
+            else if (opt == NESTEROV)
+                dispatch_state<T, NESTEROV>(rule, l1, l2, W, S1, S2, D, Xs, ys, n, order, epochs, B,
+                                            t0, hyper[1], hyper[2], hyper[3], bias, bstate, h,
+                                            epoch_sums);
+            else
+                dispatch_state<T, MOMENTUM>(rule, l1, l2, W, S1, S2, D, Xs, ys, n, order, epochs, B,
+                                            t0, hyper[1], hyper[2], hyper[3], bias, bstate, h,
+                                            epoch_sums);
+            for (int q = 0; q < (adam ? 3 : 2); ++q) {
+                T* dst = q == 0 ? w : wstate[q - 1];
+                const V* src = W + static_cast<int64_t>(q) * D;
+                for (int j = 0; j < D; ++j)
+                    for (int l = 0; l < m; ++l) dst[(s * static_cast<int64_t>(K) + kb + l) * D + j] = src[j][l];
+            }
+            for (int l = 0; l < m; ++l) {
+                const int64_t sk = s * static_cast<int64_t>(K) + kb + l;
+                b[sk] = bias[l];
+                bs1[sk] = bstate[0][l];
+                if (adam) bs2[sk] = bstate[1][l];
+                for (int e = 0; e < epochs; ++e)
+                    sums[static_cast<int64_t>(e) * sums_stride + sk] = epoch_sums[e][l];
+            }
+        }
+    }
+    std::free(W);
+    std::free(epoch_sums);
+    return 0;
+}
+
 }  // namespace
 
 extern "C" {
@@ -232,6 +488,28 @@ int wd_train_f64(int S, int n, int D, int K, int k0, int k1, int B, const double
                  int sums_stride) {
     return train<double>(S, n, D, K, k0, k1, B, X, y, order, epochs, rule, has_l1, has_l2, w, b,
                          lr, lr_a, lr_c, shrink, scale, sums, sums_stride);
+}
+
+int wd_train_state_f32(int S, int n, int D, int K, int k0, int k1, int B, const float* X,
+                       const float* y, const int64_t* order, int epochs, int rule, int has_l1,
+                       int has_l2, int opt, int64_t t0, const double* hyper, float* w, float* b,
+                       const float* lr, const float* lr_a, const float* lr_c,
+                       const float* shrink, const float* a, const float* c, float* ws1,
+                       float* ws2, float* bs1, float* bs2, float* sums, int sums_stride) {
+    return train_state<float>(S, n, D, K, k0, k1, B, X, y, order, epochs, rule, has_l1, has_l2,
+                              opt, t0, hyper, w, b, lr, lr_a, lr_c, shrink, a, c, ws1, ws2, bs1,
+                              bs2, sums, sums_stride);
+}
+
+int wd_train_state_f64(int S, int n, int D, int K, int k0, int k1, int B, const double* X,
+                       const double* y, const int64_t* order, int epochs, int rule, int has_l1,
+                       int has_l2, int opt, int64_t t0, const double* hyper, double* w,
+                       double* b, const double* lr, const double* lr_a, const double* lr_c,
+                       const double* shrink, const double* a, const double* c, double* ws1,
+                       double* ws2, double* bs1, double* bs2, double* sums, int sums_stride) {
+    return train_state<double>(S, n, D, K, k0, k1, B, X, y, order, epochs, rule, has_l1, has_l2,
+                               opt, t0, hyper, w, b, lr, lr_a, lr_c, shrink, a, c, ws1, ws2, bs1,
+                               bs2, sums, sums_stride);
 }
 
 }
