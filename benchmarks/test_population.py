@@ -4,15 +4,17 @@ Group ``population``: K ∈ {1, 16, 256, 4096} on the CPU, plus 65,536 on CUDA (
 smoke setting), for six populations (``penalty`` in ``extra_info``): ``search-space`` (draws
 from the study's space: every penalty, both rules), ``l2`` and ``l1`` (plain SGD rule, λ
 log-spaced over the study's range), ``adam-l2``, ``adamw-l2`` and ``momentum-l2`` (Adam coupled,
-AdamW, heavy-ball momentum at l2: the stateful full-space kernel); one problem (the lesson's:
+AdamW, heavy-ball momentum at l2: on the CPU the compiled kernel, in the weight space); one
+problem (the lesson's:
 d = 200, n_train = 50, 100 epochs, batch 5), no curves, no kept weights, one shared train seed.
-``variant`` is the kernel backend: ``auto`` (the fastest exact kernel per group: the compiled
-kernel on the CPU, the fused Triton kernel for float32 CUDA groups, the stateful kernel for
-momentum and Adam) everywhere, and on CUDA also ``reference`` (the plain batched torch form) for
-comparison. On CUDA, K = 262,144 and 1,048,576 (the GPU targets) also run the torch kernels with
-CUDA-graph replay (``torch``) and eagerly (``torch-eager``), for the plain-SGD populations. On the
-CPU, ``torch`` for ``l1`` is plain SGD through the torch full-space kernel: the same space as the
-stateful kernel, the reference its Adam throughput is compared with.
+``variant`` is the kernel backend: ``auto`` (the fastest exact kernel per group: the compiled kernel
+on the CPU, also for momentum and Adam; the fused Triton kernel for float32 CUDA groups, the
+stateful torch kernel for momentum and Adam on CUDA) everywhere, and on CUDA also ``reference`` (the
+plain batched torch form) for comparison. On CUDA, K = 262,144 and 1,048,576 (the GPU targets) also
+run the torch kernels with CUDA-graph replay (``torch``) and eagerly (``torch-eager``), for the
+plain-SGD populations. On the CPU, ``torch`` for ``l1`` is plain SGD through the torch full-space
+kernel (the space of the stateful torch kernel); ``auto`` for ``l1`` is plain SGD through the
+compiled kernel in the weight space, the same space as its momentum and Adam.
 ``trajectories_per_s`` = K·S / median seconds (S = 1 problem), and ``speedup_vs_scratch`` = that
 rate × the seconds of one seed-faithful scratch run on the CPU, timed in the same session
 (``scratch_baseline``).
