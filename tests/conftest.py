@@ -21,16 +21,50 @@ if not torch.cuda.is_available():
 import pytest
 from pg import PostgresServer, missing_binaries
 
-#: Tests that the fast lane (``pytest -m "not slow"``) leaves out besides those marked ``slow``
-#: in place: Triton kernels under Triton's interpreter, and every test on a real PostgreSQL.
+#: Tests that the fast lane (``pytest -m "not slow"``, under a minute on 2 cores) leaves out
+#: besides those marked ``slow`` in place: Triton kernels under Triton's interpreter, every test on
+#: a real PostgreSQL, the modules that run whole studies, worker processes or signals, and the
+#: optimizer parity cases through the ``scratch`` and ``optim`` paths (the ``functional`` path
+#: stays in the lane against the same torch.optim references). CI runs everything.
 SLOW_MODULE_PREFIX = "test_triton"
 SLOW_FIXTURES = frozenset({"postgres_url", "postgres_server"})
+SLOW_MODULES = frozenset(
+    {
+        "test_benchmarks_interrupt.py",
+        "test_replication.py",
+        "test_rowspace_divergence.py",
+        "test_scaleout_faults.py",
+        "test_scaleout_heartbeat.py",
+        "test_scaleout_workers.py",
+        "test_search.py",
+        "test_search_definition.py",
+        "test_search_journal.py",
+        "test_search_optimizers.py",
+        "test_study_phases.py",
+    }
+)
+SLOW_CASES = (
+    "test_optimizers.py::test_each_optimizer_and_rule_is_the_torch_class_it_names[scratch-",
+    "test_optimizers.py::test_each_optimizer_and_rule_is_the_torch_class_it_names[optim-",
+    "test_search_inputs.py::test_bad_input_from_the_command_line_has_no_traceback",
+)
+
+
+def _slow(item: pytest.Item) -> bool:
+    fixtures = set(getattr(item, "fixturenames", ()))
+    name = item.path.name
+    case = f"{name}::{item.name}"
+    return (
+        name.startswith(SLOW_MODULE_PREFIX)
+        or name in SLOW_MODULES
+        or bool(fixtures & SLOW_FIXTURES)
+        or case.startswith(SLOW_CASES)
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        fixtures = set(getattr(item, "fixturenames", ()))
-        if item.path.name.startswith(SLOW_MODULE_PREFIX) or fixtures & SLOW_FIXTURES:
+        if _slow(item):
             item.add_marker(pytest.mark.slow)
 
 
