@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from reports.stats import COMPARISON_COLUMNS
+
 __all__ = ["REQUIRED_COLUMNS", "ReportInputError", "RunData", "load_run"]
 
 #: Columns the report reads from each table (the contract in ``docs/outputs.md``).
@@ -96,25 +98,7 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
         "w_norm",
         "zero_fraction",
     ),
-    "comparisons": (
-        "a",
-        "b",
-        "regime",
-        "split",
-        "n",
-        "mean_a",
-        "mean_b",
-        "mean_diff",
-        "ci_low",
-        "ci_high",
-        "ci_level",
-        "p_value",
-        "p_holm",
-        "penalty_a",
-        "penalty_b",
-        "empty_a",
-        "empty_b",
-    ),
+    "comparisons": tuple(COMPARISON_COLUMNS),
 }
 _TEXT_COLUMNS = (
     "state",
