@@ -17,6 +17,7 @@ PROBLEMS = {
     "synthetic": "the lesson's data: y = 0.1 + Σ 0.01·xᵢ + ε, x ~ N(0, I₂₀₀), 50 training rows",
     "synthetic-sparse": "the lesson's data with 10 of the 200 true weights non-zero",
     "diabetes": "scikit-learn's diabetes data, 285 polynomial features, 50 training rows",
+    "digits": "scikit-learn's handwritten digits: 8×8 pixels, 10 classes, 200 training rows",
 }
 _SYNTHETIC = ("n_train", "n_val", "n_test", "dim", "noise", "sparsity", "rho", "true_w", "true_b")
 #: Parameters of each registered problem (``wdbench.PROBLEMS[name].params``), for ``--help``.
@@ -24,6 +25,7 @@ PROBLEM_PARAMS = {
     "synthetic": _SYNTHETIC,
     "synthetic-sparse": _SYNTHETIC,
     "diabetes": ("n_train", "degree", "n_val"),
+    "digits": ("n_train", "n_val"),
 }
 PENALTIES = ("none", "l2", "l1", "elastic")
 #: ``--problem PATH`` with one of these suffixes is a table file (``wdbench.problems``).

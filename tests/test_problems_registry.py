@@ -74,7 +74,7 @@ def test_classmethods_draw_the_registry_problems() -> None:
 
 
 def test_registry_names_and_descriptions() -> None:
-    assert tuple(PROBLEMS) == ("synthetic", "synthetic-sparse", "diabetes")
+    assert tuple(PROBLEMS) == ("synthetic", "synthetic-sparse", "diabetes", "digits")
     for name, family in PROBLEMS.items():
         assert family.name == name
         assert family.description and "\n" not in family.description

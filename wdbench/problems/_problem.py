@@ -1,8 +1,10 @@
-"""``Problem``: train / validation / test tensors of a linear regression task, and its builders.
+"""``Problem``: train / validation / test tensors of a regression or classification task, and its
+builders.
 
 Tensors are generated in float64 on the CPU and cast on request, so float32 and float64 runs, and
-CPU and CUDA runs, see the same data. The builders live in their own modules (``_synthetic``,
-``_diabetes``, ``_split`` for tables); the classmethods here are their public face.
+CPU and CUDA runs, see the same data (a classification problem's labels stay ``torch.long``).
+The builders live in their own modules (``_synthetic``, ``_diabetes``, ``_digits``, ``_split``
+for tables); the classmethods here are their public face.
 """
 
 from __future__ import annotations
@@ -30,7 +32,13 @@ __all__ = ["Problem"]
 
 @dataclass(frozen=True, eq=False)
 class Problem:
-    """Train/validation/test tensors of a linear regression problem (y has shape ``[n]``)."""
+    """Train/validation/test tensors of a problem: features ``X`` ``[n, d]`` and targets ``y``
+    ``[n]``.
+
+    ``n_classes == 0`` (the default) is a regression problem: ``y`` is a float tensor of the
+    features' dtype. ``n_classes >= 2`` is a classification problem: ``y`` holds class indices in
+    ``[0, n_classes)`` as ``torch.long``, and ``to`` casts only the features.
+    """
 
     name: str
     X_train: torch.Tensor
@@ -40,6 +48,24 @@ class Problem:
     X_test: torch.Tensor
     y_test: torch.Tensor
     meta: dict[str, Any] = field(default_factory=dict)
+    n_classes: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.n_classes, bool) or not isinstance(self.n_classes, int):
+            raise ValueError(f"n_classes must be an integer, got {self.n_classes!r}")
+        if self.n_classes == 1 or self.n_classes < 0:
+            raise ValueError(f"n_classes must be 0 (regression) or >= 2, got {self.n_classes}")
+        for split in ("train", "val", "test"):
+            y = getattr(self, f"y_{split}")
+            if self.n_classes and y.dtype != torch.long:
+                raise ValueError(f"y_{split} of a classification problem must be torch.long")
+            if not self.n_classes and not y.is_floating_point():
+                raise ValueError(f"y_{split} of a regression problem must be a float tensor")
+
+    @property
+    def task(self) -> str:
+        """``"classification"`` when the problem has classes, else ``"regression"``."""
+        return "classification" if self.n_classes else "regression"
 
     @property
     def n_train(self) -> int:
@@ -66,16 +92,18 @@ class Problem:
     def to(
         self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> Problem:
-        """A copy on ``device`` with tensors cast to ``dtype`` (self if nothing changes)."""
+        """A copy on ``device`` with floating tensors cast to ``dtype`` (class labels stay
+        ``torch.long``; self if nothing changes)."""
         device = self.device if device is None else torch.device(device)
         dtype = self.dtype if dtype is None else dtype
         if device == self.device and dtype == self.dtype:
             return self
-        moved = {
-            f.name: getattr(self, f.name).to(device=device, dtype=dtype)
-            for f in dataclasses.fields(self)
-            if isinstance(getattr(self, f.name), torch.Tensor)
-        }
+        moved: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, torch.Tensor):
+                cast = dtype if value.is_floating_point() else value.dtype
+                moved[f.name] = value.to(device=device, dtype=cast)
         return dataclasses.replace(self, **moved)
 
     @classmethod
@@ -133,6 +161,25 @@ class Problem:
         from wdbench.problems._diabetes import diabetes
 
         return diabetes(seed=seed, dtype=dtype, n_train=n_train, degree=degree, n_val=n_val)
+
+    @classmethod
+    def digits(
+        cls,
+        n_train: int = 200,
+        n_val: int = 300,
+        seed: int = 0,
+        dtype: torch.dtype = torch.float32,
+    ) -> Problem:
+        """scikit-learn's handwritten digits (1,797 images of 8×8 pixels, 10 classes, shipped with
+        it): 64 features, classification.
+
+        Rows are split at random by ``seed``: ``n_train`` training rows, ``n_val`` validation
+        rows, the rest (1,297 by default) test rows. Pixels are standardized with training-split
+        statistics only (a pixel constant on the training rows is only centred).
+        """
+        from wdbench.problems._digits import digits
+
+        return digits(seed=seed, dtype=dtype, n_train=n_train, n_val=n_val)
 
     @classmethod
     def from_frame(
@@ -212,9 +259,11 @@ class Problem:
         name: str,
         splits: dict[str, tuple[torch.Tensor, torch.Tensor]],
         meta: dict[str, Any],
+        n_classes: int = 0,
     ) -> Problem:
         return cls(
             name=name,
+            n_classes=n_classes,
             X_train=splits["train"][0],
             y_train=splits["train"][1],
             X_val=splits["val"][0],

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from wdbench.problems._diabetes import check_diabetes, diabetes
+from wdbench.problems._digits import check_digits, digits
 from wdbench.problems._problem import Problem
 from wdbench.problems._synthetic import check_synthetic, synthetic
 
@@ -184,6 +185,10 @@ def _check_diabetes(**v: Any) -> None:
     check_diabetes(v["n_train"], v["degree"], v["n_val"])
 
 
+def _check_digits(**v: Any) -> None:
+    check_digits(v["n_train"], v["n_val"])
+
+
 PROBLEMS: dict[str, ProblemFamily] = {
     f.name: f
     for f in (
@@ -211,6 +216,16 @@ PROBLEMS: dict[str, ProblemFamily] = {
             ),
             diabetes,
             _check_diabetes,
+        ),
+        ProblemFamily(
+            "digits",
+            "scikit-learn's handwritten digits: 8×8 pixels, 10 classes, 200 training rows",
+            (
+                Param("n_train", int, 200, "training rows"),
+                Param("n_val", int, 300, "validation rows (the rest of the 1,797 are test rows)"),
+            ),
+            digits,
+            _check_digits,
         ),
     )
 }
