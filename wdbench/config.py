@@ -27,6 +27,7 @@ __all__ = [
     "IMPL_OPTIMIZERS",
     "LEGACY_LOOPS",
     "LOOPS",
+    "MODELS",
     "OPTIM_IMPLS",
     "LoopName",
     "TrainConfig",
@@ -69,6 +70,8 @@ LOOPS: dict[str, tuple[str, ...]] = {
 #: ``torch.optim.SGD`` implementations: torch's default choice, or a forced one.
 OPTIM_IMPLS = ("default", "for-loop", "foreach", "fused")
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
+#: Model families: the lesson's linear model, or a ReLU network (``wdbench.networks``).
+MODELS = ("linear", "mlp")
 
 Dtype = Literal["float32", "float64"]
 
@@ -139,6 +142,14 @@ class TrainConfig:
     With plain SGD coupled ≡ decoupled; the bias is never decayed (it takes the optimizer's step
     with its own state and no penalty).
 
+    ``model`` is ``"linear"`` (the lesson's x·w + b) or ``"mlp"``: ``layers`` hidden layers of
+    ``hidden`` ReLU units (``wdbench.networks``; both read only by ``"mlp"``), initialized by
+    torch's default ``nn.Linear`` rule from ``seed`` (weights scaled by ``init_scale``), trained
+    by the rule and optimizer above on its weight matrices (biases: the optimizer's step, no
+    penalty). A linear model on a classification problem is the network without hidden layers
+    (multinomial logistic regression). A network computes ``rule`` with autograd whatever the
+    ``impl`` (``concise``, a different objective, is rejected).
+
     ``loop`` (not a field) takes a legacy name instead of ``rule``/``impl`` and, when given, sets
     both (``LEGACY_LOOPS``): ``TrainConfig(loop="proximal")`` ≡ ``TrainConfig(rule="proximal",
     impl="functional")``; read back, ``config.loop`` is the legacy name of (rule, impl), or
@@ -165,6 +176,9 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
+    model: str = "linear"
+    hidden: int = 64
+    layers: int = 1
     loop: InitVar[str | None] = None
     if not TYPE_CHECKING:  # read back, ``config.loop`` is the legacy name (``loop_name``)
         loop = property(lambda self: LoopName(loop_name(self.rule, self.impl)))
@@ -206,6 +220,19 @@ class TrainConfig:
         if self.optim_impl not in OPTIM_IMPLS:
             raise ValueError(f"optim_impl must be one of {OPTIM_IMPLS}, got {self.optim_impl!r}")
         self._check_optimizer()
+        self._check_model()
+
+    def _check_model(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {list(MODELS)}, got {self.model!r}")
+        for name in ("hidden", "layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.model == "mlp" and self.impl == "concise":
+            raise ValueError(
+                "impl 'concise' trains the lesson's linear model only, not model 'mlp'"
+            )
 
     def _check_optimizer(self) -> None:
         if self.optimizer not in OPTIMIZERS:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
+from wdbench.losses import half_mse
 from wdbench.problems import Problem
-from wdbench.rules import half_mse
 from wdbench.training import SPLITS
 
 __all__ = ["OraclePath", "elastic_net_path", "lasso_path", "null_model", "ridge_path"]

@@ -1,4 +1,5 @@
-"""The update rules, each written once, and the data loss every path differentiates.
+"""The update rules, each written once, and the linear model's data gradient (its loss is
+``wdbench.losses.half_mse``).
 
 A rule moves the weights w given the data gradient ∇ℓ of a batch, with η = ``lr`` and (a, c) the
 L1 and L2 coefficients of the penalty (``wdbench.penalties``); the bias always takes the plain step
@@ -50,6 +51,7 @@ from dataclasses import dataclass
 
 import torch
 
+from wdbench.losses import residual
 from wdbench.optimizers import Optimizer, OptimizerState
 from wdbench.penalties import Penalty, Scalar, prox_
 
@@ -60,24 +62,11 @@ __all__ = [
     "Rule",
     "data_grad",
     "get_rule",
-    "half_mse",
-    "residual",
     "sgd_",
 ]
 
 #: ``descend(w)``: w ← w − η∇ℓ in place.
 Descend = Callable[[torch.Tensor], object]
-
-
-def residual(X: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """x·w + b − y for every row of X (``[..., B]``)."""
-    return w @ X.mT + b - y
-
-
-def half_mse(X: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Mean of (x·w + b − y)² / 2 over the rows: the loss every report uses."""
-    r = residual(X, y, w, b)
-    return (r * r).mean(-1) / 2
 
 
 def data_grad(

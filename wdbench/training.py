@@ -8,10 +8,11 @@ import torch
 
 from wdbench.config import TrainConfig
 from wdbench.loops import make_loop
+from wdbench.losses import half_mse
+from wdbench.networks import NetworkRun, uses_network
 from wdbench.order import batch_order, init_params
 from wdbench.problems import Problem
 from wdbench.result import TrainResult, weight_stats
-from wdbench.rules import half_mse
 
 __all__ = ["SPLITS", "check_batch_size", "resolve_device", "train"]
 
@@ -50,9 +51,13 @@ def train(
     w₀ and the batch order come from ``config.seed`` (identical in every loop); b₀ = 0 except for
     ``concise`` (the lesson's random bias start) unless ``b0`` fixes it. ``curves`` records the
     three losses after every epoch. A non-finite parameter stops the run with status "diverged".
+    A network (``config.model == "mlp"``, or any model on a classification problem) is trained by
+    ``wdbench.networks.NetworkRun``, from the same batch order.
     """
     prob = problem.to(resolve_device(device), config.torch_dtype)
     check_batch_size(config.batch_size, prob.n_train)
+    if uses_network(config.model, prob.task):
+        return _train_network(prob, config, curves)
     w0, b_random = init_params(prob.dim, config.init_scale, config.seed)
     b_start = b_random if config.impl == "concise" else torch.zeros(1, dtype=torch.float64)
     if b0 is not None:
@@ -87,6 +92,43 @@ def train(
         status=status,
         epochs_run=epochs_run,
         curves=history if curves else None,
+    )
+
+
+def _train_network(prob: Problem, config: TrainConfig, curves: bool) -> TrainResult:
+    """``train`` for a network: the same epochs, divergence check and curves as the linear
+    loops; losses and accuracies from ``NetworkRun.evaluate``."""
+    run = NetworkRun(prob, config, batch_order(prob.n_train, config.epochs, config.seed))
+    history: dict[str, list[float]] = {s: [] for s in SPLITS}
+    status, epochs_run = "ok", 0
+    for epoch in range(config.epochs):
+        run.run_epoch(epoch)
+        epochs_run = epoch + 1
+        if not run.finite():
+            status = "diverged"
+            break
+        if curves:
+            for split in SPLITS:
+                history[split].append(run.evaluate(*prob.split(split))[0])
+    final = {split: run.evaluate(*prob.split(split)) for split in SPLITS}
+    weights, biases = run.flat()
+    norm, zeros = weight_stats(weights)
+    return TrainResult(
+        config=config,
+        w=weights,
+        b=float(biases[-1]) if run.arch.dims[-1] == 1 else math.nan,
+        train_loss=final["train"][0],
+        val_loss=final["val"][0],
+        test_loss=final["test"][0],
+        w_norm=float(norm),
+        zero_fraction=float(zeros),
+        status=status,
+        epochs_run=epochs_run,
+        curves=history if curves else None,
+        train_acc=final["train"][1],
+        val_acc=final["val"][1],
+        test_acc=final["test"][1],
+        biases=biases,
     )
 
 
