@@ -253,7 +253,7 @@ def test_to_frame_has_one_row_per_problem_and_config() -> None:
     assert len(frame) == 6
     expected = (
         {"data_index", "config_index", *TrainResult.__dataclass_fields__}
-        - {"config", "w", "curves"}
+        - {"config", "w", "curves", "biases"}
         | {f.name for f in dataclasses.fields(TrainConfig)}
         | {"loop"}
     )

@@ -25,6 +25,7 @@ __all__ = ["CONFIG_FIELDS", "PopulationResult", "config_columns"]
 
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 SCALARS = ("b", "train_loss", "val_loss", "test_loss", "w_norm", "zero_fraction")
+ACCURACIES = ("train_acc", "val_acc", "test_acc")
 
 
 def config_columns(configs: tuple[TrainConfig, ...]) -> dict[str, np.ndarray]:
@@ -42,7 +43,11 @@ class PopulationResult:
     ``zero_fraction`` ``[S, K]`` float64; ``diverged [S, K]`` bool; ``epochs_run [S, K]`` int64.
     ``curves`` (when asked for) maps ``"train"``, ``"val"``, ``"test"`` to ``[S, K, E]`` float64
     with E the largest ``epochs``; entries past a configuration's last epoch are NaN.
-    A diverged run's losses are ``inf`` and its weights are not finite.
+    A diverged run's losses are ``inf`` and its weights are not finite. ``train_acc``,
+    ``val_acc``, ``test_acc`` ``[S, K]`` float64 for classification, ``None`` for regression.
+    For networks (``wdbench.networks``) ``w [S, K, P]`` holds every weight matrix flattened in
+    layer order and ``biases [S, K, Q]`` every bias (``None`` for the linear model, or when the
+    weights were not kept); ``b`` is as in ``TrainResult``.
     """
 
     configs: tuple[TrainConfig, ...]
@@ -57,6 +62,10 @@ class PopulationResult:
     diverged: torch.Tensor
     epochs_run: torch.Tensor
     curves: dict[str, torch.Tensor] | None = None
+    train_acc: torch.Tensor | None = None
+    val_acc: torch.Tensor | None = None
+    test_acc: torch.Tensor | None = None
+    biases: torch.Tensor | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -88,11 +97,18 @@ class PopulationResult:
             status="diverged" if bool(self.diverged[s, k]) else "ok",
             epochs_run=int(self.epochs_run[s, k]),
             curves=curves,
+            biases=None if self.biases is None else self.biases[s, k].clone(),
+            **{name: self._accuracy(name, k, s) for name in ACCURACIES},
         )
+
+    def _accuracy(self, name: str, k: int, s: int) -> float | None:
+        values: torch.Tensor | None = getattr(self, name)
+        return None if values is None else float(values[s, k])
 
     def to_frame(self) -> pd.DataFrame:
         """One row per (``data_index`` s, ``config_index`` k), s-major: the config fields and
-        the scalar results (the columns of ``TrainResult.to_row``, with the legacy ``loop``)."""
+        the scalar results (the columns of ``TrainResult.to_row``, with the legacy ``loop``; the
+        accuracies are ``None`` for regression, as there)."""
         n_problems, n_configs = self.shape
         frame: dict[str, Any] = {
             "data_index": np.repeat(np.arange(n_problems), n_configs),
@@ -107,4 +123,11 @@ class PopulationResult:
             frame[name] = getattr(self, name).reshape(-1).numpy()
         frame["status"] = self.status.reshape(-1)
         frame["epochs_run"] = self.epochs_run.reshape(-1).numpy()
+        for name in ACCURACIES:
+            values = getattr(self, name)
+            frame[name] = (
+                np.full(n_problems * n_configs, None, dtype=object)
+                if values is None
+                else values.reshape(-1).numpy()
+            )
         return pd.DataFrame(frame)
