@@ -50,7 +50,7 @@ from studies.grid import (
 )
 from studies.phases import Phases
 from studies.problem import StudyProblem
-from studies.replicate import Replication, replicate
+from studies.replicate import Replication, ReplicationSeeds, replicate
 from studies.scaleout.faults import is_disk_full, is_storage_lost, storage_lost_message
 from studies.scaleout.workers import apply_thread_policy, run_workers, thread_record
 from studies.space import enqueue_grid, make_sampler, penalty_order, with_train_defaults
@@ -134,6 +134,8 @@ def prepare(settings: Settings) -> Prepared:
     try:
         problem = StudyProblem.from_settings(settings)
         problem.draws(seeds.data_seeds)  # a draw the data cannot fill is refused here
+        if problem.table is not None:  # and so is a replication draw of a file (a rare class)
+            problem.draws(ReplicationSeeds.derive(seeds, settings.replications).data_seeds)
         device = resolve_device(settings.device)
     except ValueError as exc:
         raise UsageError(str(exc)) from None

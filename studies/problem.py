@@ -2,8 +2,9 @@
 
 Resolved once per process from ``Settings``: a spec is parsed and checked; a file is read, checked
 and hashed (SHA-256). Each data seed draws its own problem (``draws``). ``record`` is the ``data``
-object of ``run.json`` (docs/outputs.md), so the report shows what the study ran on and a rerun can
-refuse a file whose content changed. A ``ValueError`` from here is the user's mistake, one line.
+object of ``run.json`` (docs/outputs.md), so the report shows what the study ran on (its task and,
+for classification, its classes with their rows) and a rerun can refuse a file whose content
+changed. A ``ValueError`` from here is the user's mistake, one line.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from studies.cli import Settings
 from wdbench import Problem, ProblemSpec, Table, read_table
@@ -83,16 +86,19 @@ class StudyProblem:
             "splits": {s: int(problem.split(s)[1].shape[0]) for s in ("train", "val", "test")},
             "dim": problem.dim,
             "true_nonzero": None if true_w is None else int((true_w != 0).sum()),
+            "task": problem.task,
         }
         if self.table is None:
             assert self.spec is not None
             family = self.spec.family
+            classes = {"classes": _draw_classes(problem)} if problem.n_classes else {}
             return {
                 "kind": "registered",
                 "name": family.name,
                 "description": family.description,
                 "params": self.spec.resolved(),
                 **common,
+                **classes,
             }
         return {
             "kind": "file",
@@ -103,3 +109,11 @@ class StudyProblem:
             "test_fraction": self.test_fraction,
             **common,
         }
+
+
+def _draw_classes(problem: Problem) -> list[dict[str, Any]]:
+    """Each class of a registered classification problem with its rows in the draw's splits."""
+    names = problem.meta.get("classes") or [str(c) for c in range(problem.n_classes)]
+    labels = torch.cat([problem.split(s)[1] for s in ("train", "val", "test")])
+    counts = torch.bincount(labels.cpu(), minlength=problem.n_classes).tolist()
+    return [{"name": str(n), "rows": int(c)} for n, c in zip(names, counts, strict=True)]

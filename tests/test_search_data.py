@@ -16,8 +16,10 @@ from reports.sections import data_rows
 from studies.cli import parse_args
 from studies.crn import StudySeeds
 from studies.problem import StudyProblem
+from studies.replicate import ReplicationSeeds
 from studies.search import main
 from wdbench import ProblemSpec
+from wdbench.problems._tabular import frame_table
 
 TINY = ["--n-trials", "3", "--seeds", "2", "--epochs", "3", "--grid-points", "3", "--batch", "3"]
 
@@ -109,6 +111,37 @@ def test_each_data_seed_draws_its_own_split_and_the_same_one_every_time(tmp_path
     assert all(p.n_train == 30 and p.X_val.shape[0] == 16 for p in first)
 
 
+def _train_labels(frame: pd.DataFrame, data_seeds: tuple[int, ...]) -> list[set[str]]:
+    """The labels on the training rows each data seed draws (rows depend on the row count only)."""
+    numbered = frame.assign(kind=np.arange(len(frame), dtype=float))
+    labels = frame["kind"].to_numpy()
+    return [
+        set(labels[StudyProblem(str(s), table=frame_table(numbered)).draw(s).meta["rows"]["train"]])
+        for s in data_seeds
+    ]
+
+
+def test_a_class_missing_from_a_replication_draw_is_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = _frame().assign(kind=["cat", "dog"] * 38 + ["emu"] * 4)
+    path = _write(frame, tmp_path / "pets.csv")
+    for seed in range(200):  # search draws that all hold 'emu', a replication draw that does not
+        seeds = StudySeeds.from_settings(parse_args(["--seeds", "2", "--seed", str(seed)]))
+        fresh = ReplicationSeeds.derive(seeds, 20).data_seeds
+        if all("emu" in s for s in _train_labels(frame, seeds.data_seeds)) and not all(
+            "emu" in s for s in _train_labels(frame, fresh)
+        ):
+            break
+    else:
+        raise AssertionError("no such --seed")
+    out = tmp_path / "runs"
+    argv = ["--problem", str(path), "--seed", str(seed), "--out", str(out), *TINY]
+    line = _one_line(main(argv), capsys.readouterr().err)
+    assert "class 'emu' (4 rows) of the target 'kind' too rare: none on the 48 training" in line
+    assert not out.exists()
+
+
 @pytest.mark.slow
 def test_a_rerun_on_a_changed_file_is_refused_and_writes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -155,7 +188,9 @@ def _bad_files(tmp: Path) -> dict[str, tuple[Path, list[str], str]]:
     nan.loc[[1, 4], "x3"] = np.nan
     inf.loc[2, "price"] = np.inf
     const = frame.assign(price=4.0)
-    text = frame.assign(city="Paris", zip="7500x")
+    text = frame.assign(city="Paris", zip="7500x")[["city", "x0", "zip", "price"]]
+    one_class = frame.assign(kind="cat")
+    rare = frame.assign(kind=["cat", "dog"] * (len(frame) // 2 - 1) + ["emu"] * 2)
     return {
         "missing file": (tmp / "nope.csv", [], "no such file"),
         "empty file": (raw("empty.csv", b""), [], "the file is empty"),
@@ -167,6 +202,8 @@ def _bad_files(tmp: Path) -> dict[str, tuple[Path, list[str], str]]:
         "missing values": (_write(nan, tmp / "nan.csv"), [], "'x3' (2 missing)"),
         "infinities": (_write(inf, tmp / "inf.parquet"), [], "'price' (1 infinite)"),
         "constant target": (_write(const, tmp / "c.csv"), [], "the target 'price' is constant"),
+        "one class": (_write(one_class, tmp / "k.csv"), [], "the target 'kind' has one class"),
+        "rare class": (_write(rare, tmp / "e.csv"), [], "class 'emu' (2 rows) of the target"),
         "too few rows": (
             _write(frame, tmp / "r.csv"),
             ["--n-train", "15"],
@@ -181,7 +218,7 @@ def _bad_files(tmp: Path) -> dict[str, tuple[Path, list[str], str]]:
 BAD = [
     "missing file", "empty file", "unreadable file", "damaged parquet", "unknown target",
     "unknown feature", "non-numeric", "missing values", "infinities", "constant target",
-    "too few rows", "single row", "single column", "duplicate columns",
+    "one class", "rare class", "too few rows", "single row", "single column", "duplicate columns",
 ]  # fmt: skip
 
 

@@ -3,7 +3,8 @@
 ``PROBLEMS`` maps a name to a ``ProblemFamily`` (builder and one-line description); a
 ``ProblemSpec`` is a name with parameter values (``synthetic:n_train=100,rho=0.5``).
 ``read_table`` reads and checks a ``.csv``/``.parquet`` file; ``Problem.from_table``,
-``Problem.from_frame`` and ``Problem.from_arrays`` draw train/validation/test splits from rows.
+``Problem.from_frame`` and ``Problem.from_arrays`` draw train/validation/test splits from rows (a
+categorical target makes a classification problem).
 """
 
 from wdbench.problems._problem import Problem
@@ -16,6 +17,7 @@ from wdbench.problems._registry import (
     get_problem,
 )
 from wdbench.problems._tabular import (
+    MIN_CLASS_ROWS,
     TABLE_SUFFIXES,
     TEST_FRACTION,
     VAL_FRACTION,
@@ -28,6 +30,7 @@ from wdbench.problems._tabular import (
 )
 
 __all__ = [
+    "MIN_CLASS_ROWS",
     "PROBLEMS",
     "SPARSE_SUPPORT",
     "TABLE_SUFFIXES",

@@ -194,8 +194,9 @@ class Problem:
         test_fraction: float = TEST_FRACTION,
         dtype: torch.dtype = torch.float32,
     ) -> Problem:
-        """A draw of a data frame's rows: ``target`` (default: the last column) regressed on
-        ``features`` (default: every other column); splits and scaling as ``from_table``."""
+        """A draw of a data frame's rows: ``target`` (default: the last column) predicted from
+        ``features`` (default: every other column) — regression for a numeric target,
+        classification for a categorical one; splits and scaling as ``from_table``."""
         return cls.from_table(
             frame_table(frame, target, features),
             seed=seed,
@@ -241,7 +242,8 @@ class Problem:
     ) -> Problem:
         """One draw of a table's rows by ``seed``: test, validation (their fractions of the rows)
         and ``n_train`` training rows (default: the rest), disjoint. Features are standardized and
-        the target is centred and scaled with training statistics only, in float64, then cast."""
+        a numeric target is centred and scaled with training statistics only, in float64, then
+        cast; a categorical target (``Table.classes``) gives class labels (``n_classes``)."""
         from wdbench.problems._split import table_problem
 
         return table_problem(

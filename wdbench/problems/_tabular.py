@@ -1,8 +1,10 @@
 """Tables: a user's data as a float64 feature matrix and target, checked once, before any split.
 
-NumPy and the standard library only (pandas is imported when a file is read), so a command line can
-check a file before it imports torch. Every mistake a user can make in a file raises ``ValueError``
-with one line that starts with the file (or ``data frame`` / ``arrays``) and says what is wrong.
+A numeric target is regressed on; a categorical one (strings, a pandas ``category``, booleans) makes
+a classification table: its classes in sorted order, the target as class indices. NumPy and the
+standard library only (pandas is imported when a file is read), so a command line can check a file
+before it imports torch. Every mistake a user can make in a file raises ``ValueError`` with one
+line that starts with the file (or ``data frame`` / ``arrays``) and says what is wrong.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "MIN_CLASS_ROWS",
     "TABLE_SUFFIXES",
     "TEST_FRACTION",
     "VAL_FRACTION",
@@ -41,12 +44,16 @@ TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 #: Default fractions of the rows held out for validation and test.
 VAL_FRACTION = 0.2
 TEST_FRACTION = 0.2
+#: Rows a class of a categorical target needs at least: one for each split.
+MIN_CLASS_ROWS = 3
 
 
 @dataclass(frozen=True, eq=False)
 class Table:
-    """Rows of a regression data set: ``X`` ``[rows, features]`` and ``y`` ``[rows]``, float64.
+    """Rows of a data set: ``X`` ``[rows, features]`` (float64) and ``y`` ``[rows]``.
 
+    Regression (``classes == ()``): ``y`` is float64. Classification: ``classes`` names the
+    target's classes in sorted order and ``y`` holds each row's class index (int64).
     ``source`` names where the rows came from (a file path, ``data frame`` or ``arrays``);
     ``sha256`` and ``n_columns`` describe the file (``None`` / the used columns otherwise).
     """
@@ -58,14 +65,27 @@ class Table:
     features: tuple[str, ...]
     n_columns: int
     sha256: str | None = None
+    classes: tuple[str, ...] = ()
 
     @property
     def n_rows(self) -> int:
         return int(self.X.shape[0])
 
+    @property
+    def task(self) -> str:
+        """``"classification"`` for a categorical target, else ``"regression"``."""
+        return "classification" if self.classes else "regression"
+
+    def class_counts(self) -> list[int]:
+        """Rows of each class, in ``classes`` order (empty for regression)."""
+        if not self.classes:
+            return []
+        return [int(n) for n in np.bincount(self.y, minlength=len(self.classes))]
+
     def provenance(self) -> dict[str, Any]:
-        """What a run records about its data: path, hash, row and column counts, columns used."""
-        return {
+        """What a run records about its data: path, hash, row and column counts, columns used;
+        for a categorical target the task and each class with its rows."""
+        record: dict[str, Any] = {
             "path": self.source,
             "sha256": self.sha256,
             "rows": self.n_rows,
@@ -73,6 +93,13 @@ class Table:
             "target": self.target,
             "features": list(self.features),
         }
+        if self.classes:
+            record["task"] = self.task
+            record["classes"] = [
+                {"name": name, "rows": rows}
+                for name, rows in zip(self.classes, self.class_counts(), strict=True)
+            ]
+        return record
 
 
 def is_table_path(text: str) -> bool:
@@ -169,6 +196,7 @@ def read_table(
         features=table.features,
         n_columns=len(names),
         sha256=file_sha256(source),
+        classes=table.classes,
     )
 
 
@@ -179,7 +207,8 @@ def frame_table(
     source: str = "data frame",
 ) -> Table:
     """Check a data frame and take its target (default: last column) and features (default: the
-    other columns) as float64 arrays."""
+    other columns) as float64 arrays; a categorical target (strings, ``category``, booleans) as
+    class indices (``Table.classes``)."""
     columns = [str(c) for c in frame.columns]
     _check_unique(columns, source)
     if len(columns) < 2:
@@ -194,14 +223,17 @@ def frame_table(
     used = [c for c in columns if c != target] if features is None else list(features)
     _check_features(used, columns, target, source)
     frame = frame.set_axis(columns, axis=1)
-    non_numeric = [c for c in [*used, target] if not _numeric(frame[c])]
+    non_numeric = [c for c in used if not _numeric(frame[c])]
     if non_numeric:
         raise ValueError(
             f"{source}: non-numeric column{'s' * (len(non_numeric) > 1)} "
             f"{_listing(non_numeric)} (encode them as numbers, or leave them out of the features)"
         )
     X = frame[used].to_numpy(dtype=np.float64, copy=True, na_value=np.nan)
-    y = frame[target].to_numpy(dtype=np.float64, copy=True, na_value=np.nan)
+    column = frame[target]
+    if _categorical(column):
+        return _classified(X, column, target, tuple(used), source, n_columns=len(columns))
+    y = column.to_numpy(dtype=np.float64, copy=True, na_value=np.nan)
     return _checked(X, y, target, tuple(used), source, n_columns=len(columns))
 
 
@@ -248,6 +280,67 @@ def _checked(
     if np.all(y == y[0]):
         raise ValueError(f"{source}: the target {target!r} is constant ({y[0]:g} in every row)")
     return Table(source=source, X=X, y=y, target=target, features=features, n_columns=n_columns)
+
+
+def _classified(
+    X: np.ndarray,
+    column: pd.Series,
+    target: str,
+    features: tuple[str, ...],
+    source: str,
+    n_columns: int,
+) -> Table:
+    """A categorical target as class indices: classes sorted (by value; by text when the values
+    do not compare), each needing ``MIN_CLASS_ROWS`` rows; a missing target value is refused."""
+    bad = [
+        _nonfinite(name, col)
+        for name, col in zip(features, X.T, strict=True)
+        if not np.isfinite(col).all()
+    ]
+    missing = int(column.isna().sum())
+    if missing:
+        bad.append(f"{target!r} ({missing} missing)")
+    if bad:
+        raise ValueError(f"{source}: missing or infinite values in " + ", ".join(bad))
+    values = column.astype(object).to_numpy()
+    distinct = list(dict.fromkeys(values.tolist()))
+    try:
+        distinct.sort()
+    except TypeError:  # values of several types (a Parquet object column): sort by their text
+        distinct.sort(key=str)
+    names = tuple(str(v) for v in distinct)
+    if len(set(names)) < len(names):
+        raise ValueError(f"{source}: the target {target!r} has classes that read alike as text")
+    if len(names) == 1:
+        raise ValueError(
+            f"{source}: the target {target!r} has one class ({names[0]!r} in every row)"
+        )
+    index = {value: i for i, value in enumerate(distinct)}
+    y = np.fromiter((index[v] for v in values.tolist()), dtype=np.int64, count=len(values))
+    counts = np.bincount(y, minlength=len(names))
+    rare = [(name, int(n)) for name, n in zip(names, counts, strict=True) if n < MIN_CLASS_ROWS]
+    if rare:
+        shown = ", ".join(f"{name!r} ({n} row{'s' * (n != 1)})" for name, n in rare[:8])
+        raise ValueError(
+            f"{source}: class{'es' * (len(rare) > 1)} {shown} of the target {target!r} "
+            f"too rare: each class needs at least {MIN_CLASS_ROWS} rows (one per split)"
+        )
+    return Table(
+        source=source,
+        X=X,
+        y=y,
+        target=target,
+        features=features,
+        n_columns=n_columns,
+        classes=names,
+    )
+
+
+def _categorical(column: pd.Series) -> bool:
+    """A target column to classify: booleans, or anything not numeric (text, ``category``)."""
+    import pandas as pd
+
+    return bool(pd.api.types.is_bool_dtype(column) or not _numeric(column))
 
 
 def _nonfinite(name: str, col: np.ndarray) -> str:
