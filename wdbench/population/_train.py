@@ -19,6 +19,8 @@ import numpy as np
 import torch
 
 from wdbench.config import DTYPES, TrainConfig
+from wdbench.networks import uses_network
+from wdbench.networks._population import train_networks
 from wdbench.population._group import EpochHook, GroupOutput
 from wdbench.population._kernels import BACKENDS, cache_block, select_kernel
 from wdbench.population._plan import Data, auto_chunk, make_group, plan_groups, stack
@@ -53,7 +55,9 @@ def train_population(
     ``"torch"`` (the torch kernels only) or ``"triton"`` (the fused kernel of
     ``wdbench.population.triton`` wherever it applies). On the CPU the work follows the thread
     policy of ``wdbench.threads`` (independent chunks on a pool, torch at one intra-op thread).
-    The ``concise`` impl optimizes a different objective and is rejected.
+    The ``concise`` impl optimizes a different objective and is rejected. Networks
+    (``model="mlp"``, or a classification problem) are trained by ``wdbench.networks``, one
+    architecture per call, with ``"reference"`` its ``torch.func.vmap`` form.
     """
     problems = _as_problems(problem_or_problems)
     configs = _check_configs(configs)
@@ -62,6 +66,17 @@ def train_population(
     if chunk_size is not None and (isinstance(chunk_size, bool) or chunk_size < 1):
         raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
     dev = resolve_device(device)
+    networks = {uses_network(c.model, problems[0].task) for c in configs}
+    if networks == {True}:
+        if backend == "triton":
+            raise ValueError("backend 'triton' trains linear models only, not networks")
+        gradients = "vmap" if backend == "reference" else "stacked"
+        with one_op_thread():
+            return train_networks(
+                problems, configs, dev, curves, keep_weights, chunk_size, gradients
+            )
+    if len(networks) > 1:
+        raise ValueError("train_population trains linear models and networks in separate calls")
     with one_op_thread():
         return _train(problems, configs, dev, curves, keep_weights, chunk_size, backend)
 
