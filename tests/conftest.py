@@ -25,8 +25,9 @@ from pg import PostgresServer, missing_binaries
 #: besides those marked ``slow`` in place: Triton kernels under Triton's interpreter, every test on
 #: a real PostgreSQL, the modules that run whole studies, worker processes or signals, and the
 #: optimizer parity cases through the ``scratch`` and ``optim`` paths (the ``functional`` path
-#: stays in the lane against the same torch.optim references) and the network population's
-#: ``torch.func.vmap`` form (its stacked kernel stays in the lane). CI runs everything.
+#: stays in the lane against the same torch.optim references) and, of the network population,
+#: the ``torch.func.vmap`` form and the regression cases (the stacked kernel on classification
+#: stays in the lane). CI runs everything.
 SLOW_MODULE_PREFIX = "test_triton"
 SLOW_FIXTURES = frozenset({"postgres_url", "postgres_server"})
 SLOW_MODULES = frozenset(
@@ -49,6 +50,7 @@ SLOW_CASES = (
     "test_optimizers.py::test_each_optimizer_and_rule_is_the_torch_class_it_names[optim-",
     "test_search_inputs.py::test_bad_input_from_the_command_line_has_no_traceback",
     "test_network_population.py::test_population_equals_train[reference-",
+    "test_network_population.py::test_population_equals_train[auto-regression-",
 )
 
 

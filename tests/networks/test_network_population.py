@@ -44,8 +44,8 @@ def assert_matches(problem: Problem, pop_result: TrainResult, single: TrainResul
     assert math.isnan(single.b) == math.isnan(pop_result.b)
 
 
-@pytest.mark.parametrize("task", ["classification", "regression"])
 @pytest.mark.parametrize(("optimizer", "rule", "penalty"), CASES)
+@pytest.mark.parametrize("task", ["classification", "regression"])
 @pytest.mark.parametrize("backend", ["auto", "reference"])
 def test_population_equals_train(
     optimizer: str, rule: str, penalty: str, task: str, backend: str
