@@ -44,6 +44,15 @@ REQUIRED_INFO: dict[str, tuple[str, ...]] = {
     "scaling": ("device", "dtype", "d", "n_train", "kind"),
     "study": ("device", "dtype", "variant", "trials", "ratio"),
     "threads": ("device", "dtype", "K", "policy", "load", "trajectories_per_s"),
+    "networks-run": ("device", "dtype", "variant", "K", "seconds_per_network", "ratio_vs_torch_nn"),
+    "networks-step": (
+        "device",
+        "dtype",
+        "variant",
+        "K",
+        "seconds_per_network",
+        "ratio_vs_torch_nn",
+    ),
 }
 
 

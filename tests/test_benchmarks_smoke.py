@@ -22,7 +22,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SUITES = ("test_update_loops", "test_population", "test_scaling", "test_study", "test_threads")
+SUITES = (
+    "test_update_loops",
+    "test_population",
+    "test_scaling",
+    "test_study",
+    "test_threads",
+    "test_networks",
+)
 TIMEOUT_S = 900
 
 
