@@ -3,7 +3,9 @@
 (η = 0.05) with L2 on the weights (λ = 10⁻³), float32, CPU.
 
 Groups ``networks-run`` (``RUN_EPOCHS`` epochs = 400 steps, then the three splits' losses and
-accuracies) and ``networks-step`` (one step: a one-batch problem, n_train = 5, and one epoch).
+accuracies; set-up included) and ``networks-step`` (one step on five rows, everything built
+beforehand; for ``wdbench-train``, a whole call on a one-batch problem: set-up, one step and
+the evaluation of 15 rows).
 Variants (``variant`` in ``extra_info``):
 
 * ``seed-faithful`` — the lesson's style: autograd on Σ_batch[CE] + λ/2‖W‖², then
@@ -14,7 +16,8 @@ Variants (``variant`` in ``extra_info``):
 * ``wdbench-train`` — ``wdbench.train`` (autograd + ``Rule.update_``);
 * ``population-stacked`` / ``population-vmap`` — ``wdbench.train_population`` of K = 1024
   networks (λ log-spaced, one train seed) through the stacked kernel and its ``torch.func.vmap``
-  form (``backend="reference"``), on the thread pool of ``wdbench.threads``.
+  form (``backend="reference"``), on the thread pool of ``wdbench.threads``; a step is
+  ``BlockTrainer.step`` of every block of the call on that pool.
 
 ``seconds_per_network`` is the median seconds of a call divided by K (1 for single runs), and
 ``ratio_vs_torch_nn`` = the seconds per network of the single ``torch-nn-for-loop`` run (torch's
@@ -24,6 +27,7 @@ default SGD on the CPU; timed once per session, ``torch_nn_baseline``) divided b
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import statistics
 import time
@@ -40,8 +44,13 @@ from torch.nn import functional as F
 import wdbench
 from benchmarks._machine import device_info
 from benchmarks._measure import Rounds, is_smoke, measure, optim_impl_missing, record
+from wdbench.losses import get_loss
 from wdbench.networks import Architecture, init_network
+from wdbench.networks._batched import BlockTrainer
+from wdbench.networks._population import plan_blocks
 from wdbench.order import batch_order, batches
+from wdbench.population import config_columns
+from wdbench.threads import one_op_thread, run_parallel
 
 RUN_EPOCHS = 10
 K = 1024
@@ -210,6 +219,8 @@ def _target(variant: str, group: str, smoke: bool) -> tuple[Callable[[], object]
     if variant in POPULATION:
         k = SMOKE_K if smoke else K
         configs, backend = _population(k, epochs), POPULATION[variant]
+        if step:
+            return _population_step(problem, configs, backend), k, POPULATION_PLAN[group]
         return (
             lambda: wdbench.train_population(problem, configs, keep_weights=False, backend=backend),
             k,
@@ -222,6 +233,25 @@ def _target(variant: str, group: str, smoke: bool) -> tuple[Callable[[], object]
         idx = torch.arange(CONFIG.batch_size)
         return lambda: net.step(idx), 1, PLAN[group]
     return lambda: TorchNet(problem, config, variant).run(), 1, PLAN[group]
+
+
+def _population_step(
+    problem: wdbench.Problem, configs: list[wdbench.TrainConfig], backend: str
+) -> Callable[[], object]:
+    """One step of every block ``train_population`` would train, on its thread pool."""
+    loss = get_loss(problem.task)
+    arch = Architecture.of(configs[0], problem.dim, loss.outputs(problem.n_classes))
+    columns = config_columns(tuple(configs))
+    planned = plan_blocks((problem,), columns, arch, loss, torch.device("cpu"))
+    gradients = "vmap" if backend == "reference" else "stacked"
+    trainers = [BlockTrainer(block, gradients) for _, blocks in planned for _, block in blocks]
+    idx = torch.arange(CONFIG.batch_size)
+
+    def step() -> None:
+        with one_op_thread():
+            run_parallel([functools.partial(t.step, idx) for t in trainers])
+
+    return step
 
 
 VARIANTS = (*SINGLE, *POPULATION)

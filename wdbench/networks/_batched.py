@@ -34,7 +34,7 @@ from wdbench.penalties import Penalty
 from wdbench.population._group import DivergenceLog
 from wdbench.rules import Factors, Rule
 
-__all__ = ["GRADIENTS", "Block", "BlockOutput", "train_block"]
+__all__ = ["GRADIENTS", "Block", "BlockOutput", "BlockTrainer", "shared_forward", "train_block"]
 
 #: ``(params [S, K, …], X_b [S, 1 or K, B, d], y_b [S, 1 or K, B]) → [(∂ℓ/∂W, ∂ℓ/∂b)]``.
 Gradients = Callable[[Params, torch.Tensor, torch.Tensor], Params]
@@ -138,35 +138,51 @@ GRADIENTS: dict[str, Callable[[Loss, bool], Gradients]] = {
 }
 
 
+class BlockTrainer:
+    """A block's stacked parameters ``[S, K, …]``, optimizer state and factors, stepped one
+    batch at a time (``step``) by the gradients ``gradients`` (``GRADIENTS``)."""
+
+    def __init__(self, block: Block, gradients: str = "stacked") -> None:
+        X, _ = block.splits["train"]
+        S = int(X.shape[0])
+        self.block, self.shared = block, int(block.order.shape[0]) == 1
+        self.grads_of = GRADIENTS[gradients](block.loss, self.shared)
+        self.params = [(w.expand(S, *w.shape).clone(), b.expand(S, *b.shape).clone())
+                       for w, b in block.params]  # fmt: skip
+        self.w_factors, self.b_lr = _factors(block, self.params[0][0])
+        opt = block.optimizer
+        self.states = [(opt.state(w), opt.state(b)) for w, b in self.params]
+        self.buffers = [torch.empty_like(w) for w, _ in self.params]
+
+    @torch.no_grad()
+    def step(self, idx: torch.Tensor) -> None:
+        """One step on the training rows ``idx``: ``[B]`` (shared) or ``[K, B]``."""
+        X, y = self.block.splits["train"]
+        if self.shared:
+            Xb, yb = X[:, idx].unsqueeze(1), y[:, idx].unsqueeze(1)
+        else:
+            Xb, yb = X[:, idx], y[:, idx]
+        grads = self.grads_of(self.params, Xb, yb)
+        rule, opt = self.block.rule, self.block.optimizer
+        for (w, b), (gw, gb), (w_state, b_state), buffer in zip(
+            self.params, grads, self.states, self.buffers, strict=True
+        ):
+            rule.update_(w, gw, opt, w_state, self.w_factors, buffer)
+            opt.step_(b, gb, b_state, self.b_lr)
+
+
 @torch.no_grad()
 def train_block(block: Block, gradients: str = "stacked", curves: bool = False) -> BlockOutput:
     """Train the block's networks through every epoch (see the module docstring)."""
-    X, y = block.splits["train"]
-    S, K = int(X.shape[0]), int(block.lr.shape[0])
-    shared = int(block.order.shape[0]) == 1
-    grads_of = GRADIENTS[gradients](block.loss, shared)
-    params = [(w.expand(S, *w.shape).clone(), b.expand(S, *b.shape).clone())
-              for w, b in block.params]  # fmt: skip
-    w_factors, b_lr = _factors(block, params[0][0])
-    opt = block.optimizer
-    states = [(opt.state(w), opt.state(b)) for w, b in params]
-    buffers = [torch.empty_like(w) for w, _ in params]
+    trainer = BlockTrainer(block, gradients)
+    params = trainer.params
+    S, K = int(block.splits["train"][0].shape[0]), int(block.lr.shape[0])
     epochs = int(block.order.shape[1])
     log = DivergenceLog(epochs, params[0][1][..., 0])
     history = {s: torch.full((S, K, epochs), math.nan, dtype=torch.float64) for s in block.splits}
     for epoch in range(epochs):
         for idx in _batches(block.order, epoch, block.batch_size):
-            Xb, yb = (
-                (X[:, idx].unsqueeze(1), y[:, idx].unsqueeze(1))
-                if shared
-                else (X[:, idx], y[:, idx])
-            )
-            grads = grads_of(params, Xb, yb)
-            for (w, b), (gw, gb), (w_state, b_state), buffer in zip(
-                params, grads, states, buffers, strict=True
-            ):
-                block.rule.update_(w, gw, opt, w_state, w_factors, buffer)
-                opt.step_(b, gb, b_state, b_lr)
+            trainer.step(idx)
         _log_finite(log, params, epoch)
         if curves:
             for split, (loss, _) in _evaluate(block, params).items():
@@ -182,6 +198,18 @@ def train_block(block: Block, gradients: str = "stacked", curves: bool = False) 
         bad_epoch=log.bad_epoch(),
         curves=history if curves else None,
     )
+
+
+def shared_forward(params: Params, X: torch.Tensor) -> torch.Tensor:
+    """``forward`` of every network on the same rows ``X [S, m, d]`` → ``[S, K, m, outputs]``,
+    the first layer as one product with all K weight matrices side by side."""
+    w, b = params[0]
+    S, K, out, d = (int(v) for v in w.shape)
+    z = torch.baddbmm(b.reshape(S, 1, K * out), X, w.reshape(S, K * out, d).mT)
+    if len(params) == 1:
+        return z.view(S, -1, K, out).transpose(1, 2)
+    h = torch.relu_(z).view(S, -1, K, out).transpose(1, 2)
+    return forward(params[1:], h)
 
 
 def _log_finite(log: DivergenceLog, params: Params, epoch: int) -> None:
@@ -216,7 +244,7 @@ def _evaluate(block: Block, params: Params) -> dict[str, tuple[torch.Tensor, tor
     """Per split: the loss ``[S, K]`` float64 on the CPU (non-finite → inf) and the accuracy."""
     out = {}
     for split, (X, y) in block.splits.items():
-        z = forward(params, X.unsqueeze(1))
+        z = shared_forward(params, X)
         t = y.unsqueeze(1)
         loss = block.loss.value(z, t).to("cpu", torch.float64)
         loss = torch.where(torch.isfinite(loss), loss, math.inf)

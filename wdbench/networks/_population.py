@@ -30,10 +30,11 @@ from wdbench.rules import get_rule
 from wdbench.threads import cpu_threads, run_parallel
 from wdbench.training import SPLITS, check_batch_size
 
-__all__ = ["BLOCK", "train_networks"]
+__all__ = ["BLOCK", "make_block", "plan_blocks", "train_networks"]
 
-#: Most networks one block carries (measured on the digits MLP: larger blocks leave the cache).
-BLOCK = 32
+#: Most networks one block carries (the digits MLP, K = 1024 on 2 cores: blocks of 128–256 were
+#: the fastest, 16 about 2× slower, 512 slower again).
+BLOCK = 256
 
 
 def train_networks(
@@ -51,27 +52,32 @@ def train_networks(
     arch = _one_architecture(configs, problems[0].dim, loss.outputs(problems[0].n_classes))
     columns = config_columns(configs)
     out = _Outputs(len(problems), configs, columns, arch, loss.has_accuracy, keep_weights, curves)
+    for plan, blocks in plan_blocks(problems, columns, arch, loss, device, chunk_size):
+        tasks = [partial(train_block, block, gradients, curves) for _, block in blocks]
+        for (index, _), output in zip(blocks, run_parallel(tasks), strict=True):
+            out.store(index, output, plan.epochs)
+    return out.finish()
+
+
+def plan_blocks(
+    problems: tuple[Problem, ...],
+    columns: dict[str, np.ndarray],
+    arch: Architecture,
+    loss: Loss,
+    device: torch.device,
+    chunk_size: int | None = None,
+) -> list[tuple[GroupPlan, list[tuple[np.ndarray, Block]]]]:
+    """Every homogeneous group (``plan_groups``) cut into blocks: ``(configuration indices,
+    Block)`` of at most ``chunk_size`` (default: ``_block_size``) networks."""
+    planned = []
     for plan in plan_groups(columns):
         check_batch_size(plan.batch_size, problems[0].n_train)
         data = stack(problems, device, DTYPES[plan.dtype])
         size = _block_size(len(plan.index), chunk_size)
-        tasks = [
-            partial(
-                _train_chunk,
-                data,
-                plan,
-                plan.index[i : i + size],
-                columns,
-                arch,
-                loss,
-                gradients,
-                curves,
-            )
-            for i in range(0, len(plan.index), size)
-        ]
-        for index, output in run_parallel(tasks):
-            out.store(index, output, plan.epochs)
-    return out.finish()
+        chunks = [plan.index[i : i + size] for i in range(0, len(plan.index), size)]
+        blocks = [(index, make_block(data, plan, index, columns, arch, loss)) for index in chunks]
+        planned.append((plan, blocks))
+    return planned
 
 
 def _one_architecture(configs: Sequence[TrainConfig], features: int, outputs: int) -> Architecture:
@@ -91,16 +97,16 @@ def _block_size(n: int, chunk_size: int | None) -> int:
     return max(1, size)
 
 
-def _train_chunk(
+def make_block(
     data: Data,
     plan: GroupPlan,
     index: np.ndarray,
     columns: dict[str, np.ndarray],
     arch: Architecture,
     loss: Loss,
-    gradients: str,
-    curves: bool,
-) -> tuple[np.ndarray, BlockOutput]:
+) -> Block:
+    """The configurations ``index`` of ``plan`` as a ``Block``: each network's start
+    (``init_network`` of its seed, weights × its init_scale), batch order(s) and columns."""
     X, _ = data.train
     seeds = columns["seed"][index]
     scales = columns["init_scale"][index]
@@ -121,7 +127,7 @@ def _train_chunk(
         torch.from_numpy(columns[name][index].astype(np.float64)).unsqueeze(1)
         for name in ("lr", "lam", "l1_ratio")
     )
-    block = Block(
+    return Block(
         splits=data.splits,
         order=order.to(X.device),
         params=params,
@@ -132,11 +138,8 @@ def _train_chunk(
         rule=get_rule(plan.rule),
         optimizer=plan.optimizer,
         batch_size=plan.batch_size,
-        loss=get_loss(
-            "classification" if data.splits["train"][1].dtype == torch.long else "regression"
-        ),
+        loss=loss,
     )
-    return index, train_block(block, gradients, curves)
 
 
 class _Outputs:
