@@ -170,6 +170,22 @@ def _threads(benches: list[Bench]) -> list[str]:
     return [*_table(header, rows), "", *notes]
 
 
+def _networks(benches: list[Bench]) -> list[str]:
+    """Seconds per network and the ratio to the single torch.nn loop, per variant."""
+    rows = [
+        [
+            b["extra_info"]["variant"],
+            b["extra_info"]["K"],
+            f"{b['stats']['median']:.4g}",
+            f"{b['extra_info']['seconds_per_network'] * 1e3:.4g}",
+            f"{b['extra_info']['ratio_vs_torch_nn']:.1f}",
+        ]
+        for b in benches
+    ]
+    header = ["variant", "K", "median s / call", "ms / network", "× torch.nn loop"]
+    return _table(header, rows)
+
+
 def group_tables(doc: dict[str, Any]) -> list[str]:
     """Markdown lines: a heading and a table for each group present in ``doc``."""
     groups: dict[str, list[Bench]] = {}
@@ -182,6 +198,8 @@ def group_tables(doc: dict[str, Any]) -> list[str]:
         "scaling": _scaling,
         "study": _study,
         "threads": _threads,
+        "networks-step": _networks,
+        "networks-run": _networks,
     }
     lines: list[str] = []
     for name, make in makers.items():
