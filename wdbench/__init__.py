@@ -2,7 +2,9 @@
 
 Conventions (every path agrees): batch loss ℓ = (1/B) Σ (x·w + b − y)² / 2; penalties act on w
 only; reported losses are the mean half squared error of a split. The update rules are
-``wdbench.rules``; ``wdbench.population`` trains many configurations at once.
+``wdbench.rules``; ``wdbench.population`` trains many configurations at once. Networks
+(``TrainConfig.model == "mlp"``, and classification problems: ``wdbench.networks``) keep the
+conventions with the loss of their task (``wdbench.losses``) and weight matrices in place of w.
 """
 
 from wdbench import oracle

@@ -140,3 +140,17 @@ def test_user_mistakes_are_value_errors(cfgs: list[TrainConfig], message: str) -
 def test_triton_backend_is_for_linear_models() -> None:
     with pytest.raises(ValueError, match="linear models only"):
         train_population(classification(), [mlp()], backend="triton")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("backend", ["auto", "reference"])
+def test_cuda_equals_cpu_train(backend: str) -> None:
+    """Both gradient forms on CUDA in float64 against the single run on the CPU."""
+    problem = classification()
+    for cfgs in (configs("adam", "decoupled", "l2"), configs("momentum", "proximal", "elastic")):
+        pop = train_population(problem, cfgs, device="cuda", backend=backend)
+        for k, cfg in enumerate(cfgs):
+            assert_matches(problem, pop.result(k), train(problem, cfg, curves=False))
+        single = train(problem, cfgs[1], device="cuda", curves=False)
+        assert relative(single.w, pop.result(1).w) <= TOL

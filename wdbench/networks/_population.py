@@ -52,10 +52,16 @@ def train_networks(
     arch = _one_architecture(configs, problems[0].dim, loss.outputs(problems[0].n_classes))
     columns = config_columns(configs)
     out = _Outputs(len(problems), configs, columns, arch, loss.has_accuracy, keep_weights, curves)
-    for plan, blocks in plan_blocks(problems, columns, arch, loss, device, chunk_size):
-        tasks = [partial(train_block, block, gradients, curves) for _, block in blocks]
-        for (index, _), output in zip(blocks, run_parallel(tasks), strict=True):
-            out.store(index, output, plan.epochs)
+    wave = 2 * cpu_threads()  # blocks in memory at once: a wave is built, trained, stored
+    for plan, data, chunks in _plan_chunks(problems, columns, device, chunk_size):
+        for start in range(0, len(chunks), wave):
+            indices = chunks[start : start + wave]
+            tasks = [
+                partial(_train_chunk, data, plan, index, columns, arch, loss, gradients, curves)
+                for index in indices
+            ]
+            for index, output in zip(indices, run_parallel(tasks), strict=True):
+                out.store(index, output, plan.epochs)
     return out.finish()
 
 
@@ -67,17 +73,42 @@ def plan_blocks(
     device: torch.device,
     chunk_size: int | None = None,
 ) -> list[tuple[GroupPlan, list[tuple[np.ndarray, Block]]]]:
-    """Every homogeneous group (``plan_groups``) cut into blocks: ``(configuration indices,
-    Block)`` of at most ``chunk_size`` (default: ``_block_size``) networks."""
+    """Every block ``train_networks`` trains, built at once: ``(configuration indices, Block)``
+    of at most ``chunk_size`` (default: ``_block_size``) networks, per homogeneous group."""
+    return [
+        (plan, [(index, make_block(data, plan, index, columns, arch, loss)) for index in chunks])
+        for plan, data, chunks in _plan_chunks(problems, columns, device, chunk_size)
+    ]
+
+
+def _plan_chunks(
+    problems: tuple[Problem, ...],
+    columns: dict[str, np.ndarray],
+    device: torch.device,
+    chunk_size: int | None,
+) -> list[tuple[GroupPlan, Data, list[np.ndarray]]]:
+    """Every homogeneous group (``plan_groups``), its stacked data and its chunks of indices."""
     planned = []
     for plan in plan_groups(columns):
         check_batch_size(plan.batch_size, problems[0].n_train)
         data = stack(problems, device, DTYPES[plan.dtype])
         size = _block_size(len(plan.index), chunk_size)
         chunks = [plan.index[i : i + size] for i in range(0, len(plan.index), size)]
-        blocks = [(index, make_block(data, plan, index, columns, arch, loss)) for index in chunks]
-        planned.append((plan, blocks))
+        planned.append((plan, data, chunks))
     return planned
+
+
+def _train_chunk(
+    data: Data,
+    plan: GroupPlan,
+    index: np.ndarray,
+    columns: dict[str, np.ndarray],
+    arch: Architecture,
+    loss: Loss,
+    gradients: str,
+    curves: bool,
+) -> BlockOutput:
+    return train_block(make_block(data, plan, index, columns, arch, loss), gradients, curves)
 
 
 def _one_architecture(configs: Sequence[TrainConfig], features: int, outputs: int) -> Architecture:
