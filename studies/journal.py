@@ -13,6 +13,14 @@ under the journal's own lock:
   so a failed append never leaves a torn record behind; the error propagates;
 - a journal damaged anywhere but its tail (Optuna's reader refuses it) raises
   ``JournalDamaged`` and is never appended to.
+
+Durability: an append that ends a trial (its state and values), or changes the study itself, is
+flushed to the disk (``fsync``) before it returns, and with it every record before it; the
+records in between (a new trial, its parameters, attributes and heartbeats) are written but not
+flushed one by one. A process that dies loses nothing it wrote (the operating system holds the
+records); an operating-system crash or power cut can lose only those unflushed records: trials
+still running, which the stale-trial sweep re-queues. At 200 trials this is 200 flushes instead of
+1,400 (0.5 ms to several ms each, by disk).
 """
 
 from __future__ import annotations
@@ -27,9 +35,22 @@ from typing import Any
 
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
-__all__ = ["TORN_SUFFIX", "JournalDamaged", "JournalFile", "complete_length"]
+__all__ = ["FLUSHED_OPS", "TORN_SUFFIX", "JournalDamaged", "JournalFile", "complete_length"]
 
 TORN_SUFFIX = ".torn"
+#: The journal operations whose append is flushed to the disk before it returns (with every
+#: record before it): the study's own records and a trial's state and values (a completed,
+#: failed or re-queued trial). ``optuna.storages.journal._storage.JournalOperation`` numbers.
+FLUSHED_OPS = frozenset(
+    {
+        0,  # CREATE_STUDY
+        1,  # DELETE_STUDY
+        2,  # SET_STUDY_USER_ATTR
+        3,  # SET_STUDY_SYSTEM_ATTR
+        6,  # SET_TRIAL_STATE_VALUES
+        10,  # DISCARD_TRIALS
+    }
+)
 
 
 class JournalDamaged(ValueError):
@@ -78,7 +99,8 @@ class JournalFile(JournalFileBackend):
                     view = memoryview(data)
                     while view:
                         view = view[os.write(fd, view) :]
-                    os.fsync(fd)
+                    if any(log.get("op_code") in FLUSHED_OPS for log in logs):
+                        os.fsync(fd)
                 except BaseException as exc:
                     os.ftruncate(fd, start)  # never leave a partial record (frees space too)
                     if isinstance(exc, OSError) and exc.filename is None:

@@ -188,3 +188,32 @@ def test_an_append_whose_lock_was_taken_over_still_completes(
     monkeypatch.undo()
     journal.append_logs([{"b": 2}])
     assert path.read_bytes() == b'{"a":1}\n{"b":2}\n'
+
+
+def test_only_records_that_end_a_trial_or_change_the_study_are_flushed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial's state (COMPLETE, FAIL, re-queued) and the study's records are fsynced with
+    every record before them; a new trial, its parameters and attributes are not, one by one."""
+    from optuna.storages.journal._storage import JournalOperation as Op
+
+    flushed = {
+        Op.CREATE_STUDY,
+        Op.DELETE_STUDY,
+        Op.SET_STUDY_USER_ATTR,
+        Op.SET_STUDY_SYSTEM_ATTR,
+        Op.SET_TRIAL_STATE_VALUES,
+        Op.DISCARD_TRIALS,
+    }
+    calls: list[int] = []
+    monkeypatch.setattr("studies.journal.os.fsync", calls.append)
+    journal = JournalFile(tmp_path / "j.log")
+    for op in Op:
+        calls.clear()
+        journal.append_logs([{"op_code": int(op), "worker_id": "w"}])
+        assert len(calls) == (op in flushed), op.name
+    calls.clear()
+    journal.append_logs(
+        [{"op_code": int(Op.SET_TRIAL_PARAM)}, {"op_code": int(Op.SET_TRIAL_STATE_VALUES)}]
+    )
+    assert len(calls) == 1
