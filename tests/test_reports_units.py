@@ -7,6 +7,7 @@ import math
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -24,6 +25,39 @@ def test_ci_half_width_is_student_t() -> None:
     assert ci_half_width(1.0, 2) == pytest.approx(12.7062047 / math.sqrt(2), rel=1e-6)
     assert ci_half_width(2.0, 5) == pytest.approx(2.7764451 * 2.0 / math.sqrt(5), rel=1e-6)
     assert math.isnan(ci_half_width(1.0, 1))
+
+
+def test_grid_summary_intervals_are_ci_half_width_to_the_bit() -> None:
+    """The grid's intervals, computed for all groups at once, equal ``ci_half_width`` per group
+    exactly (one seed, a zero spread and a non-finite loss included)."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(300):
+        for seed in range(int(rng.integers(1, 9))):
+            loss = float(rng.lognormal()) * 10.0 ** int(rng.integers(-9, 4))
+            rows.append(
+                {
+                    "penalty": "l2",
+                    "loop": "proximal",
+                    "lam": float(i),
+                    "l1_ratio": 0.0,
+                    "data_seed": seed,
+                    "status": "ok",
+                    "val_loss": loss,
+                    "train_loss": loss,
+                    "w_norm": 1.0,
+                    "zero_fraction": 0.0,
+                }
+            )
+    rows += [{**rows[0], "lam": -1.0, "data_seed": s, "val_loss": 2.0} for s in range(3)]
+    summary = grid_summary(pd.DataFrame(rows))
+    spread = pd.DataFrame(rows).groupby("lam")["val_loss"].agg(["std", "count"])
+    assert len(summary) == len(spread)
+    for row in summary.itertuples():
+        expected = ci_half_width(
+            float(spread.loc[row.lam, "std"]), int(spread.loc[row.lam, "count"])
+        )
+        assert (math.isnan(row.val_ci95) and math.isnan(expected)) or row.val_ci95 == expected
 
 
 def test_grid_summary_averages_seeds_and_drops_diverged() -> None:
