@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from reports.redact import mask
 from reports.stats import grid_summary, oracle_summary
 from reports.verdicts import Budget, verdicts
 from studies import exports
+from studies.ahead import Ahead
 from studies.ask_tell import count_trials
 from studies.cli import EXIT_SIGINT, EXIT_STORAGE, EXIT_USAGE, Settings, UsageError
 from studies.console import Regret, reach_line, summary_lines, time_to_regret
@@ -186,15 +188,23 @@ def execute(
     settings, study, run_dir = prepared.settings, prepared.study, prepared.run_dir
     phases = phases or Phases()
     clock = time.perf_counter()
-    with phases.phase("search", quiet=True):  # the workers show a progress bar
-        if settings.sampler == "grid":
-            enqueue_grid(study, settings)
-        code = run_workers(settings)  # exit codes: studies.cli.EPILOG
+    ahead = _ahead(prepared)
+    try:
+        with phases.phase("search", quiet=True):  # the workers show a progress bar
+            if settings.sampler == "grid":
+                enqueue_grid(study, settings)
+            code = run_workers(settings)  # exit codes: studies.cli.EPILOG
+        ahead.search_done()
+        if code == 0:
+            with phases.phase("exports"):
+                trials = exports.trials_frame(study)
+                exports.write_table(trials, run_dir / "trials.parquet")
+    except BaseException:
+        ahead.cancel()
+        raise
     if code != 0:
+        ahead.cancel()
         return int(code)
-    with phases.phase("exports"):
-        trials = exports.trials_frame(study)
-        exports.write_table(trials, run_dir / "trials.parquet")
     n_complete = count_trials(study, TrialState.COMPLETE)
     info = exports.run_info(
         settings,
@@ -207,10 +217,11 @@ def execute(
     )
     info["threads"] = thread_record(settings)
     if n_complete == 0:
+        ahead.cancel()
         exports.write_json({**info, "finished": _now()}, run_dir / "run.json")
         print(_short_line(study, settings, run_dir), file=sys.stderr)
         return EXIT_USAGE
-    summary = _finish(prepared, info, trials, clock, phases)
+    summary = _finish(prepared, info, trials, clock, phases, ahead)
     print("\n".join(summary))
     code = 0
     if n_complete < settings.n_trials:  # every worker gave up: its trials kept failing
@@ -220,6 +231,7 @@ def execute(
         with phases.phase("report"):
             code = _report(run_dir)
     info["phases"] = phases.record()
+    info["phases_beside"] = phases.record_beside()
     exports.write_json({**info, "finished": _now()}, run_dir / "run.json")
     print(phases.line())
     return code
@@ -247,6 +259,7 @@ def _finish(
     trials: pd.DataFrame,
     clock: float,
     phases: Phases,
+    ahead: Ahead,
 ) -> list[str]:
     """Grid, oracle, selection and their files; returns the summary lines."""
     settings, study, run_dir, seeds = (
@@ -256,14 +269,15 @@ def _finish(
         prepared.seeds,
     )
     problems = prepared.problem.draws(seeds.data_seeds)
-    with phases.phase("grid"):
-        grid = cached_dense_grid(
-            run_dir / "grid.parquet", settings, problems, seeds, prepared.device
-        )
+    with phases.phase("grid"):  # the wait for it, when it ran beside the search
+        grid = ahead.result("grid")
     with phases.phase("exports"):
         exports.write_table(grid, run_dir / "grid.parquet")
     with phases.phase("oracles"):
-        oracle = oracle_table(settings, problems, seeds)
+        oracle = ahead.result("oracles")
+    if ahead.in_background:
+        for name, seconds in ahead.seconds.items():
+            phases.beside("search", name, seconds)
     with phases.phase("selection"):
         selection = exports.select(study, settings, problems, seeds, prepared.device)
     with phases.phase("exports"):
@@ -287,6 +301,7 @@ def _finish(
     )
     info["verdicts"] = {"recommended": found.recommended, "lines": list(found.lines)}
     info["phases"] = phases.record()
+    info["phases_beside"] = phases.record_beside()
     exports.write_json({**info, "finished": _now()}, run_dir / "run.json")
     n_fail = count_trials(study, TrialState.FAIL)
     header = (
@@ -301,6 +316,24 @@ def _finish(
         "",
         *found.lines,
     ]
+
+
+def _ahead(prepared: Prepared) -> Ahead:
+    """The dense grid and the oracles (they read no trial), beside the search on the CPU."""
+    settings, seeds = prepared.settings, prepared.seeds
+    problems = prepared.problem.draws(seeds.data_seeds)
+    jobs = {
+        "grid": partial(
+            cached_dense_grid,
+            prepared.run_dir / "grid.parquet",
+            settings,
+            problems,
+            seeds,
+            prepared.device,
+        ),
+        "oracles": partial(oracle_table, settings, problems, seeds),
+    }
+    return Ahead(jobs, background=prepared.device.type == "cpu")
 
 
 def replication_phase(prepared: Prepared, selection: exports.Selection, oracle: Any) -> Replication:

@@ -36,12 +36,19 @@ class Phases:
 
     def __init__(self, stream: TextIO | None = None, tick_s: float = 0.5) -> None:
         self.seconds: dict[str, float] = {}
+        #: work that ran beside a phase, on another thread: {host phase: {name: seconds}}
+        self.beside_seconds: dict[str, dict[str, float]] = {}
         self.stream = stream if stream is not None else sys.stderr
         self.tick_s = tick_s
 
     def add(self, name: str, seconds: float) -> None:
         """Count ``seconds`` towards phase ``name`` (one timed elsewhere, e.g. the imports)."""
         self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
+    def beside(self, host: str, name: str, seconds: float) -> None:
+        """Record ``seconds`` of work ``name`` that ran beside phase ``host`` (not in the total:
+        the phase called ``name`` keeps only the time spent waiting for it)."""
+        self.beside_seconds.setdefault(host, {})[name] = seconds
 
     @contextmanager
     def phase(self, name: str, quiet: bool = False) -> Iterator[None]:
@@ -84,7 +91,22 @@ class Phases:
         out["total"] = round(sum(self.seconds.values()), 3)
         return out
 
+    def record_beside(self) -> dict[str, dict[str, float]]:
+        """``{host phase: {work: seconds}}`` (rounded to ms): what ran beside which phase."""
+        return {
+            host: {name: round(s, 3) for name, s in work.items()}
+            for host, work in self.beside_seconds.items()
+        }
+
     def line(self) -> str:
-        """The closing line: every phase's seconds and the total."""
-        parts = " · ".join(f"{name} {s:.1f} s" for name, s in self.seconds.items())
+        """The closing line: every phase's seconds (and what ran beside it) and the total."""
+        parts = " · ".join(
+            f"{name} {s:.1f} s{self._beside(name)}" for name, s in self.seconds.items()
+        )
         return f"time: {parts} · total {sum(self.seconds.values()):.1f} s"
+
+    def _beside(self, host: str) -> str:
+        work = self.beside_seconds.get(host)
+        if not work:
+            return ""
+        return " (beside it: " + ", ".join(f"{n} {s:.1f} s" for n, s in work.items()) + ")"

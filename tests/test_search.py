@@ -167,6 +167,25 @@ def test_same_seed_gives_same_trials_and_best(tmp_path: Path) -> None:
     assert [t.params for t in a.trials] != [t.params for t in c.trials]
 
 
+def test_grid_and_oracles_beside_the_search_give_the_same_files(tmp_path: Path) -> None:
+    """With two pool threads the grid and the oracles run beside the search (``studies.ahead``);
+    with one, after it, as before: every table and the summary are the same."""
+    assert run(tmp_path / "one", "--threads", "1", n_trials=6) == 0
+    assert run(tmp_path / "two", "--threads", "2", n_trials=6) == 0
+    one, two = tmp_path / "one" / "weight-decay", tmp_path / "two" / "weight-decay"
+    for name in ("grid", "oracle", "selected", "replication", "comparisons"):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(one / f"{name}.parquet"), pd.read_parquet(two / f"{name}.parquet")
+        )
+    info_one, info_two = (json.loads((d / "run.json").read_text()) for d in (one, two))
+    assert info_two["phases_beside"]["search"].keys() == {"grid", "oracles"}
+    assert info_one["phases_beside"] == {}
+    assert info_one["verdicts"] == info_two["verdicts"]
+    assert trial_signature(journal_study(tmp_path / "one")) == trial_signature(
+        journal_study(tmp_path / "two")
+    )
+
+
 def test_rerun_with_another_objective_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

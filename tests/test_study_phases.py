@@ -35,6 +35,19 @@ def test_phases_add_up_and_a_long_phase_shows_progress() -> None:
     assert phases.line().startswith("time: imports 0.2 s · grid 1.")
 
 
+def test_work_beside_a_phase_is_shown_but_not_counted() -> None:
+    phases = Phases(stream=io.StringIO())
+    phases.add("search", 2.0)
+    phases.add("grid", 0.25)
+    phases.beside("search", "grid", 1.5)
+    phases.beside("search", "oracles", 0.75)
+    assert phases.record() == {"search": 2.0, "grid": 0.25, "total": 2.25}
+    assert phases.record_beside() == {"search": {"grid": 1.5, "oracles": 0.75}}
+    assert phases.line() == (
+        "time: search 2.0 s (beside it: grid 1.5 s, oracles 0.8 s) · grid 0.2 s · total 2.2 s"
+    )
+
+
 def trials_table(values: list[float], states: list[str] | None = None) -> pd.DataFrame:
     start = pd.Timestamp("2026-01-01T00:00:00")
     n = len(values)

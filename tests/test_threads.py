@@ -7,7 +7,14 @@ import threading
 import pytest
 import torch
 
-from wdbench.threads import cpu_threads, one_op_thread, run_parallel, set_cpu_threads, thread_source
+from wdbench.threads import (
+    cpu_threads,
+    in_this_thread,
+    one_op_thread,
+    run_parallel,
+    set_cpu_threads,
+    thread_source,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -86,3 +93,23 @@ def test_a_nested_call_runs_inline_instead_of_waiting_on_its_own_pool() -> None:
     assert run_parallel([lambda i=i: outer(i) for i in range(4)]) == [
         [10 * i + j for j in range(3)] for i in range(4)
     ]
+
+
+def test_in_this_thread_runs_here_until_told_then_hands_the_rest_to_the_pool() -> None:
+    set_cpu_threads(2)
+    here = threading.current_thread().name
+    release = threading.Event()
+
+    def task(i: int) -> tuple[int, str]:
+        if i == 2:
+            release.set()  # from the next task on, the pool takes over
+        return i, threading.current_thread().name
+
+    with in_this_thread(until=release.is_set):
+        out = run_parallel([lambda i=i: task(i) for i in range(6)])
+    assert [i for i, _ in out] == list(range(6))
+    assert [name for _, name in out[:3]] == [here] * 3
+    assert all(name.startswith("wdbench-pool") for _, name in out[3:])
+    with in_this_thread():
+        assert run_parallel([lambda: threading.current_thread().name] * 3) == [here] * 3
+    assert all(n != here for n in run_parallel([lambda: threading.current_thread().name] * 4))

@@ -26,6 +26,7 @@ import torch
 __all__ = [
     "MAX_THREADS",
     "cpu_threads",
+    "in_this_thread",
     "one_op_thread",
     "run_parallel",
     "set_cpu_threads",
@@ -39,6 +40,7 @@ _PREFIX = "wdbench-pool"
 _override: int | None = None
 _pools: dict[int, ThreadPoolExecutor] = {}
 _lock = threading.Lock()
+_local = threading.local()
 
 
 def set_cpu_threads(n: int | None) -> None:
@@ -95,6 +97,24 @@ def one_op_thread() -> Iterator[None]:
             torch.set_num_threads(saved)
 
 
+@contextmanager
+def in_this_thread(until: Callable[[], bool] | None = None) -> Iterator[None]:
+    """Inside the block, ``run_parallel`` called from this thread runs its tasks here, one after
+    another (until ``until()`` is true, if given: the tasks left then go to the pool): work
+    beside other work, which must not queue ahead of it on the pool."""
+    saved = getattr(_local, "inline", None)
+    _local.inline = until or (lambda: False)
+    try:
+        yield
+    finally:
+        _local.inline = saved
+
+
+def _inline() -> bool:
+    until = getattr(_local, "inline", None)
+    return until is not None and not until()
+
+
 def run_parallel(tasks: Sequence[Callable[[], T]]) -> list[T]:
     """Run independent ``tasks`` on the pool (in this thread when there is one worker or one
     task, or when this thread is a pool worker: a nested call never waits on its own pool) and
@@ -103,9 +123,14 @@ def run_parallel(tasks: Sequence[Callable[[], T]]) -> list[T]:
     nested = threading.current_thread().name.startswith(_PREFIX)
     if workers == 1 or len(tasks) <= 1 or nested:
         return [task() for task in tasks]
+    done: list[T] = []
+    while len(done) < len(tasks) and _inline():  # in_this_thread: here, task by task
+        done.append(tasks[len(done)]())
+    if len(done) == len(tasks):
+        return done
     with _lock:
         pool = _pools.get(workers)
         if pool is None:
             pool = _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix=_PREFIX)
-    futures = [pool.submit(task) for task in tasks]
-    return [future.result() for future in futures]
+    futures = [pool.submit(task) for task in tasks[len(done) :]]
+    return done + [future.result() for future in futures]
