@@ -10,27 +10,31 @@ pool once ``search_done`` is called. ``Ahead.result(name)`` waits for one and
 returns it, or raises the error it raised (a bug stays loud where the phase used to run).
 
 Only where the pool has two workers or more (one core: nothing to run beside) and on the CPU.
-``cancel`` (an interrupted or failed search) starts no further job; the thread is a daemon, so
-the process never waits for work nobody will read.
+``cancel`` (an interrupted or failed run) stops the thread before its next chunk and waits for
+it, so the process neither waits for work nobody will read nor exits under a running kernel.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from wdbench.threads import cpu_threads, in_this_thread
 
-__all__ = ["Ahead"]
+__all__ = ["Ahead", "Cancelled"]
+
+
+class Cancelled(Exception):
+    """Raised inside the background thread, before its next chunk, once ``cancel`` was called."""
 
 
 class Ahead:
     """Named jobs run in order on one background thread (or on demand, when ``background`` is
     false); their results, errors and seconds of work."""
 
-    def __init__(self, jobs: dict[str, Callable[[], Any]], background: bool) -> None:
+    def __init__(self, jobs: Mapping[str, Callable[[], Any]], background: bool) -> None:
         self._jobs = dict(jobs)
         self._done: dict[str, tuple[bool, Any]] = {}
         self.seconds: dict[str, float] = {}
@@ -39,7 +43,7 @@ class Ahead:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         if background and cpu_threads() >= 2:
-            self._thread = threading.Thread(target=self._run_all, name="wdbench-ahead", daemon=True)
+            self._thread = threading.Thread(target=self._run_all, name="wdbench-ahead")
             self._thread.start()
 
     @property
@@ -48,11 +52,18 @@ class Ahead:
         return self._thread is not None
 
     def _run_all(self) -> None:
-        with in_this_thread(until=self._search_done.is_set):
+        with in_this_thread(until=self._until):
             for name in self._jobs:
                 if self._cancelled.is_set():
                     return
                 self._run(name)
+
+    def _until(self) -> bool:
+        """Chunks run on this thread until the search is done (then on the pool); none after
+        ``cancel``."""
+        if self._cancelled.is_set():
+            raise Cancelled
+        return self._search_done.is_set()
 
     def _run(self, name: str) -> None:
         with self._lock:
@@ -84,5 +95,8 @@ class Ahead:
         self._search_done.set()
 
     def cancel(self) -> None:
-        """Start no further job (a search that ended early)."""
+        """Stop the background thread before its next chunk and wait for it (an interrupted or
+        failed run); the results not computed are never asked for."""
         self._cancelled.set()
+        if self._thread is not None:
+            self._thread.join()

@@ -185,26 +185,35 @@ def execute(
     prepared: Prepared, command: list[str], started: str, phases: Phases | None = None
 ) -> int:
     """Search, export, summarize and report; returns the exit code."""
-    settings, study, run_dir = prepared.settings, prepared.study, prepared.run_dir
     phases = phases or Phases()
     clock = time.perf_counter()
     ahead = _ahead(prepared)
     try:
-        with phases.phase("search", quiet=True):  # the workers show a progress bar
-            if settings.sampler == "grid":
-                enqueue_grid(study, settings)
-            code = run_workers(settings)  # exit codes: studies.cli.EPILOG
-        ahead.search_done()
-        if code == 0:
-            with phases.phase("exports"):
-                trials = exports.trials_frame(study)
-                exports.write_table(trials, run_dir / "trials.parquet")
+        return _search_and_finish(prepared, command, started, phases, clock, ahead)
     except BaseException:
-        ahead.cancel()
+        ahead.cancel()  # never leave a kernel running under an exiting interpreter
         raise
+
+
+def _search_and_finish(
+    prepared: Prepared,
+    command: list[str],
+    started: str,
+    phases: Phases,
+    clock: float,
+    ahead: Ahead,
+) -> int:
+    settings, study, run_dir = prepared.settings, prepared.study, prepared.run_dir
+    with phases.phase("search", quiet=True):  # the workers show a progress bar
+        if settings.sampler == "grid":
+            enqueue_grid(study, settings)
+        code = run_workers(settings)  # exit codes: studies.cli.EPILOG
     if code != 0:
         ahead.cancel()
         return int(code)
+    with phases.phase("exports"):
+        trials = exports.trials_frame(study)
+        exports.write_table(trials, run_dir / "trials.parquet")
     n_complete = count_trials(study, TrialState.COMPLETE)
     info = exports.run_info(
         settings,
@@ -221,6 +230,7 @@ def execute(
         exports.write_json({**info, "finished": _now()}, run_dir / "run.json")
         print(_short_line(study, settings, run_dir), file=sys.stderr)
         return EXIT_USAGE
+    ahead.search_done()  # what is left of the grid and the oracles may use the whole pool
     summary = _finish(prepared, info, trials, clock, phases, ahead)
     print("\n".join(summary))
     code = 0

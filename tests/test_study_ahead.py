@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from studies.ahead import Ahead
-from wdbench.threads import set_cpu_threads
+from studies.ahead import Ahead, Cancelled
+from wdbench.threads import run_parallel, set_cpu_threads
 
 
 @pytest.fixture(autouse=True)
@@ -60,19 +60,23 @@ def test_one_worker_runs_nothing_beside() -> None:
     assert not Ahead({"grid": lambda: 1}, True).in_background
 
 
-def test_cancel_starts_no_further_job() -> None:
+def test_cancel_stops_before_the_next_chunk_and_waits() -> None:
     started = threading.Event()
-    go_on = threading.Event()
-    ran: list[str] = []
+    ran: list[int] = []
 
-    def first() -> None:
+    def chunk(i: int) -> int:
         started.set()
-        go_on.wait(5)
-        ran.append("first")
+        time.sleep(0.05)
+        ran.append(i)
+        return i
 
-    ahead = Ahead({"grid": first, "oracles": lambda: ran.append("second")}, True)
+    def grid() -> list[int]:
+        return run_parallel([lambda i=i: chunk(i) for i in range(100)])
+
+    ahead = Ahead({"grid": grid, "oracles": lambda: ran.append(-1)}, True)
     started.wait(5)
-    ahead.cancel()
-    go_on.set()
-    ahead._thread.join(5)  # type: ignore[union-attr]
-    assert ran == ["first"]
+    ahead.cancel()  # returns once the thread has stopped
+    assert not ahead._thread.is_alive()  # type: ignore[union-attr]
+    assert 1 <= len(ran) < 100 and -1 not in ran
+    with pytest.raises(Cancelled):
+        ahead.result("grid")
