@@ -11,20 +11,25 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
+
+import pandas as pd
 
 from reports.bench_results import BenchData, default_benchmarks_dir, load_benchmarks
 from reports.conclusions import problem_name
-from reports.document import Document
+from reports.document import Document, Figure
 from reports.load import ReportInputError, RunData, load_run
 from reports.lr_lambda import reference_slice
+from reports.plotting import Missing
 from reports.render import render_html, render_markdown
-from reports.sections import bench_section, environment_section, study_sections
+from reports.sections import bench_section, environment_section, study_figures, study_sections
 from reports.stats import grid_summary, oracle_summary
 
-__all__ = ["ReportInputError", "build_report", "main"]
+__all__ = ["ReportInputError", "StagedReport", "build_report", "main", "serve"]
 
 
 def build_report(run_dir: Path, benchmarks_dir: Path | None = None) -> Path:
@@ -34,42 +39,99 @@ def build_report(run_dir: Path, benchmarks_dir: Path | None = None) -> Path:
     says how to produce them. Raises ``ReportInputError`` for a missing or empty study, or for an
     explicitly named benchmarks folder that does not exist.
     """
-    run_dir = Path(run_dir)
-    if benchmarks_dir is not None and not Path(benchmarks_dir).is_dir():
-        raise ReportInputError(f"no benchmarks directory at {benchmarks_dir}")
-    bench_dir = (
-        Path(benchmarks_dir) if benchmarks_dir is not None else default_benchmarks_dir(run_dir)
-    )
-    run = load_run(run_dir)
-    bench = load_benchmarks(bench_dir)
-    target = run_dir / "report"
-    try:
-        # mkdir, not mkdtemp: the report gets the umask's permissions, not mkdtemp's 0700
-        staging = run_dir / f".report-{uuid.uuid4().hex}"
-        staging.mkdir()
-    except OSError as exc:
-        raise ReportInputError(f"cannot write a report into {run_dir}: {exc.strerror}") from None
-    try:
-        document = _document(run, bench, bench_dir, staging)
-        (staging / "index.html").write_text(render_html(document), encoding="utf-8")
-        (staging / "summary.md").write_text(render_markdown(document), encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
-    return target / "index.html"
+    return StagedReport(run_dir, benchmarks_dir).finish()
 
 
-def _document(run: RunData, bench: BenchData, bench_dir: Path, out: Path) -> Document:
-    """Assemble every section; figures are written into ``out``."""
+class StagedReport:
+    """A report built in two steps: ``draw_figures`` once the selection is exported (figures 1–4
+    read nothing the replication writes), ``finish`` once every file is written — so a study can
+    draw its figures while its replication runs. ``build_report`` is both steps at once; the two
+    give the same files. ``discard`` drops a report that will not be finished."""
+
+    def __init__(self, run_dir: Path, benchmarks_dir: Path | None = None) -> None:
+        self.run_dir = Path(run_dir)
+        if benchmarks_dir is not None and not Path(benchmarks_dir).is_dir():
+            raise ReportInputError(f"no benchmarks directory at {benchmarks_dir}")
+        self.bench_dir = (
+            Path(benchmarks_dir)
+            if benchmarks_dir is not None
+            else default_benchmarks_dir(self.run_dir)
+        )
+        self._staging: Path | None = None
+        self._figures: dict[str, Figure | Missing] | None = None
+
+    def _stage(self) -> Path:
+        if self._staging is None:
+            try:
+                # mkdir, not mkdtemp: the report gets the umask's permissions, not mkdtemp's 0700
+                staging = self.run_dir / f".report-{uuid.uuid4().hex}"
+                staging.mkdir()
+            except OSError as exc:
+                raise ReportInputError(
+                    f"cannot write a report into {self.run_dir}: {exc.strerror}"
+                ) from None
+            self._staging = staging
+        return self._staging
+
+    def draw_figures(self) -> None:
+        """Draw the study figures 1–4 (``reports.sections.study_figures``) from the files now."""
+        run = load_run(self.run_dir)
+        staging = self._stage()
+        try:
+            grid, lam_grid, oracle = _summaries(run)
+            self._figures = study_figures(run, grid, oracle, staging, lam_grid)
+        except BaseException:
+            self.discard()
+            raise
+
+    def finish(self) -> Path:
+        """Write ``run_dir/report/`` from the files now (figures 1–4 drawn before, if they were);
+        returns the path of its ``index.html``."""
+        run = load_run(self.run_dir)
+        bench = load_benchmarks(self.bench_dir)
+        target = self.run_dir / "report"
+        staging = self._stage()
+        try:
+            document = _document(run, bench, self.bench_dir, staging, self._figures)
+            (staging / "index.html").write_text(render_html(document), encoding="utf-8")
+            (staging / "summary.md").write_text(render_markdown(document), encoding="utf-8")
+            if target.exists():
+                shutil.rmtree(target)
+            staging.rename(target)
+        finally:
+            self.discard()
+        return target / "index.html"
+
+    def discard(self) -> None:
+        """Remove the staging folder, if any (a finished report has already left it)."""
+        if self._staging is not None and self._staging.exists():
+            shutil.rmtree(self._staging)
+        self._staging = None
+        self._figures = None
+
+
+def _summaries(
+    run: RunData,
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
+    """The grid's summary, the slice the figures against λ show (the chosen optimizer at the grid
+    lr nearest the chosen one) and the oracle's summary."""
     grid = grid_summary(run.grid) if run.grid is not None else None
-    # the figures against λ: the chosen optimizer at the grid lr nearest the chosen one
     lam_grid = None if run.grid is None else grid_summary(reference_slice(run.grid, run.selected))
     oracle = oracle_summary(run.oracle) if run.oracle is not None else None
+    return grid, lam_grid, oracle
+
+
+def _document(
+    run: RunData,
+    bench: BenchData,
+    bench_dir: Path,
+    out: Path,
+    figures: dict[str, Figure | Missing] | None = None,
+) -> Document:
+    """Assemble every section; figures not drawn before are written into ``out``."""
+    grid, lam_grid, oracle = _summaries(run)
     sections = [
-        *study_sections(run, grid, oracle, bench, out, lam_grid),
+        *study_sections(run, grid, oracle, bench, out, lam_grid, figures),
         bench_section(bench, bench_dir, out),
         environment_section(run, bench_dir),
     ]
@@ -79,6 +141,45 @@ def _document(run: RunData, bench: BenchData, bench_dir: Path, out: Path) -> Doc
         f"problem {problem}, {len(run.trials)} trials."
     )
     return Document(f"Weight-decay study: {run.name}", subtitle, tuple(sections))
+
+
+def serve(steps: TextIO | None = None, out: TextIO | None = None) -> int:
+    """Build one report in the steps read from ``steps`` (default stdin), one per line, each
+    naming the study directory: ``figures RUN_DIR`` draws figures 1–4; ``finish RUN_DIR`` writes
+    the report, prints ``figures SECONDS`` (the time the figures took, when drawn before) and the
+    path of its ``index.html`` on ``out`` (default stdout) and returns 0.
+    The end of ``steps`` before ``finish`` writes nothing and returns 0 (the study stopped).
+    Unusable inputs: one line on stderr, 2; a bug raises (its traceback, exit 1).
+
+    ``studies.search`` runs this in a process of its own, started before it imports torch, so the
+    report's imports and its figures run beside the study (``studies.reporter``)."""
+    steps = sys.stdin if steps is None else steps
+    out = sys.stdout if out is None else out
+    report: StagedReport | None = None
+    try:
+        for line in steps:
+            step, _, run_dir = line.rstrip("\n").partition(" ")
+            if report is None:
+                report = StagedReport(Path(run_dir))
+            elif Path(run_dir) != report.run_dir:
+                raise ValueError(f"one report per process: {run_dir} after {report.run_dir}")
+            if step == "figures":
+                start = time.perf_counter()
+                report.draw_figures()
+                drawn = time.perf_counter() - start
+                print(f"figures {drawn:.3f}", file=out)
+            elif step == "finish":
+                print(report.finish(), file=out, flush=True)
+                return 0
+            else:
+                raise ValueError(f"unknown report step {step!r}")
+    except ReportInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if report is not None:
+            report.discard()
+    return 0
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -22,7 +22,13 @@ from reports.plotting import Missing
 from reports.redact import mask
 from reports.tables import bench_table, best_table, comparison_table, failure_table, state_table
 
-__all__ = ["bench_section", "environment_section", "study_sections"]
+__all__ = [
+    "STUDY_FIGURES",
+    "bench_section",
+    "environment_section",
+    "study_figures",
+    "study_sections",
+]
 
 
 def _blocks(result: Figure | Missing) -> tuple[Block, ...]:
@@ -32,6 +38,45 @@ def _blocks(result: Figure | Missing) -> tuple[Block, ...]:
     return (result,)
 
 
+#: The study's figures drawn from the trials, the grid, the oracle, the selection and the curves
+#: alone (none reads the replication or run.json), by file name.
+STUDY_FIGURES = (
+    "fig3a_wnorm_vs_lambda.png",
+    "fig3b_zero_fraction.png",
+    "fig1_curves.png",
+    "fig2_val_vs_lambda.png",
+    "fig4_history.png",
+)
+
+
+def study_figures(
+    run: RunData,
+    grid: pd.DataFrame | None,
+    oracle: pd.DataFrame | None,
+    out: Path,
+    lam_grid: pd.DataFrame | None = None,
+) -> dict[str, Figure | Missing]:
+    """Draw the study figures 1–4 into ``out``: ``{file name: figure or why it is missing}``.
+
+    They read ``run.trials``, ``grid``, ``oracle``, ``run.selected`` and ``run.curves`` only, so
+    they can be drawn as soon as the selection is exported, before the replication ends."""
+    lam_grid = grid if lam_grid is None else lam_grid
+    drawn = {
+        "fig3a_wnorm_vs_lambda.png": lam_figure(
+            run, lam_grid, oracle, W_NORM, out / "fig3a_wnorm_vs_lambda.png"
+        ),
+        "fig3b_zero_fraction.png": zero_fraction_figure(
+            run, lam_grid, oracle, out / "fig3b_zero_fraction.png"
+        ),
+        "fig1_curves.png": curves_figure(run, out / "fig1_curves.png"),
+        "fig2_val_vs_lambda.png": lam_figure(
+            run, lam_grid, oracle, VAL_LOSS, out / "fig2_val_vs_lambda.png"
+        ),
+        "fig4_history.png": history_figure(run, grid, out / "fig4_history.png"),
+    }
+    return drawn
+
+
 def study_sections(
     run: RunData,
     grid: pd.DataFrame | None,
@@ -39,12 +84,16 @@ def study_sections(
     bench: BenchData,
     out: Path,
     lam_grid: pd.DataFrame | None = None,
+    figures: dict[str, Figure | Missing] | None = None,
 ) -> list[Section]:
     """Conclusions, choices and trials, and the study figures 1–4 and 6 (written into ``out``).
 
     ``grid`` summarizes the whole dense grid; ``lam_grid`` (default ``grid``) the slice the
-    figures against λ show (``reports.lr_lambda.reference_slice``)."""
+    figures against λ show (``reports.lr_lambda.reference_slice``). ``figures``: figures 1–4
+    already drawn into ``out`` by ``study_figures`` (else they are drawn here)."""
     lam_grid = grid if lam_grid is None else lam_grid
+    if figures is None:
+        figures = study_figures(run, grid, oracle, out, lam_grid)
     choice: list[Block] = []
     if run.selected is not None:
         choice.append(best_table(run.selected, grid))
@@ -57,24 +106,16 @@ def study_sections(
     if failures is not None:
         choice.append(failures)
     weights = (
-        *_blocks(lam_figure(run, lam_grid, oracle, W_NORM, out / "fig3a_wnorm_vs_lambda.png")),
-        *_blocks(zero_fraction_figure(run, lam_grid, oracle, out / "fig3b_zero_fraction.png")),
+        *_blocks(figures["fig3a_wnorm_vs_lambda.png"]),
+        *_blocks(figures["fig3b_zero_fraction.png"]),
     )
     sections = [
         Section("Conclusions", "conclusions", (Bullets(conclusions(run, grid, oracle, bench)),)),
         Section("Chosen configurations and trials", "choice", tuple(choice)),
-        Section("Loss curves", "curves", _blocks(curves_figure(run, out / "fig1_curves.png"))),
-        Section(
-            "Validation loss against λ",
-            "lambda",
-            _blocks(lam_figure(run, lam_grid, oracle, VAL_LOSS, out / "fig2_val_vs_lambda.png")),
-        ),
+        Section("Loss curves", "curves", _blocks(figures["fig1_curves.png"])),
+        Section("Validation loss against λ", "lambda", _blocks(figures["fig2_val_vs_lambda.png"])),
         Section("Weights: norm and exact zeros", "weights", weights),
-        Section(
-            "Optimisation history",
-            "history",
-            _blocks(history_figure(run, grid, out / "fig4_history.png")),
-        ),
+        Section("Optimisation history", "history", _blocks(figures["fig4_history.png"])),
     ]
     if run.grid is not None and has_lr_axis(run.grid):
         sections.insert(4, lr_section(run, run.grid, out))

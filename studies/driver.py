@@ -19,7 +19,6 @@ import dataclasses
 import json
 import sys
 import time
-import traceback
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,6 +52,7 @@ from studies.grid import (
 from studies.phases import Phases
 from studies.problem import StudyProblem
 from studies.replicate import Replication, ReplicationSeeds, replicate
+from studies.reporter import Reporter
 from studies.scaleout.faults import is_disk_full, is_storage_lost, storage_lost_message
 from studies.scaleout.workers import apply_thread_policy, run_workers, thread_record
 from studies.space import enqueue_grid, make_sampler, penalty_order, with_train_defaults
@@ -83,9 +83,15 @@ class Prepared:
     problem: StudyProblem
 
 
-def run(settings: Settings, args: Sequence[str], imports_s: float = 0.0) -> int:
+def run(
+    settings: Settings,
+    args: Sequence[str],
+    imports_s: float = 0.0,
+    reporter: Reporter | None = None,
+) -> int:
     """Prepare and execute the parsed command line ``args``; returns the exit code.
-    ``imports_s``: the seconds the command took to import what it runs on (a phase)."""
+    ``imports_s``: the seconds the command took to import what it runs on (a phase);
+    ``reporter``: builds the report (default: in this process, at the end)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     started = _now()
     phases = Phases()
@@ -105,7 +111,7 @@ def run(settings: Settings, args: Sequence[str], imports_s: float = 0.0) -> int:
         return _lost(exc)
     command = [mask(a) for a in ["python", "-m", "studies.search", *args]]
     try:
-        return execute(prepared, command, started, phases)
+        return execute(prepared, command, started, phases, reporter)
     except KeyboardInterrupt:  # outside the workers (they handle their own): nothing in flight
         return _interrupted()
     except Exception as exc:
@@ -182,14 +188,19 @@ def _check_data_hash(old: Any, settings: Settings, problem: StudyProblem) -> Non
 
 
 def execute(
-    prepared: Prepared, command: list[str], started: str, phases: Phases | None = None
+    prepared: Prepared,
+    command: list[str],
+    started: str,
+    phases: Phases | None = None,
+    reporter: Reporter | None = None,
 ) -> int:
     """Search, export, summarize and report; returns the exit code."""
     phases = phases or Phases()
+    reporter = reporter or Reporter(beside=False)
     clock = time.perf_counter()
     ahead = _ahead(prepared)
     try:
-        return _search_and_finish(prepared, command, started, phases, clock, ahead)
+        return _search_and_finish(prepared, command, started, phases, clock, ahead, reporter)
     except BaseException:
         ahead.cancel()  # never leave a kernel running under an exiting interpreter
         raise
@@ -202,6 +213,7 @@ def _search_and_finish(
     phases: Phases,
     clock: float,
     ahead: Ahead,
+    reporter: Reporter,
 ) -> int:
     settings, study, run_dir = prepared.settings, prepared.study, prepared.run_dir
     with phases.phase("search", quiet=True):  # the workers show a progress bar
@@ -231,15 +243,17 @@ def _search_and_finish(
         print(_short_line(study, settings, run_dir), file=sys.stderr)
         return EXIT_USAGE
     ahead.search_done()  # what is left of the grid and the oracles may use the whole pool
-    summary = _finish(prepared, info, trials, clock, phases, ahead)
+    summary = _finish(prepared, info, trials, clock, phases, ahead, reporter)
     print("\n".join(summary))
     code = 0
     if n_complete < settings.n_trials:  # every worker gave up: its trials kept failing
         print(_short_line(study, settings, run_dir), file=sys.stderr)
         code = EXIT_USAGE
     if not settings.no_report:
-        with phases.phase("report"):
-            code = _report(run_dir)
+        with phases.phase("report"):  # the wait for it, when its process ran beside
+            code = reporter.finish(run_dir)
+        if reporter.figures_s is not None:
+            phases.beside("replication", "report figures", reporter.figures_s)
     info["phases"] = phases.record()
     info["phases_beside"] = phases.record_beside()
     exports.write_json({**info, "finished": _now()}, run_dir / "run.json")
@@ -270,6 +284,7 @@ def _finish(
     clock: float,
     phases: Phases,
     ahead: Ahead,
+    reporter: Reporter,
 ) -> list[str]:
     """Grid, oracle, selection and their files; returns the summary lines."""
     settings, study, run_dir, seeds = (
@@ -295,6 +310,8 @@ def _finish(
         selected = exports.selected_frame(selection)
         exports.write_table(selected, run_dir / "selected.parquet")
         exports.write_table(exports.curves_frame(selection, seeds), run_dir / "curves.parquet")
+    if not settings.no_report:
+        reporter.figures(run_dir)  # figures 1–4 read no file the replication writes
     with phases.phase("replication"):
         replication = replication_phase(prepared, selection, oracle)
     regret = Regret(float(study.best_value), best_grid_point(grid), len(grid_points(settings)))
@@ -372,19 +389,6 @@ def _summary_record(study: optuna.Study, regret: Regret, best_oracle: Any) -> di
         "grid_best": regret.grid_best,
         "oracle_best": best_oracle.to_dict(orient="records"),
     }
-
-
-def _report(run_dir: Path) -> int:
-    from reports.build import build_report  # seaborn and matplotlib: only when a report is built
-
-    try:
-        path = build_report(run_dir)
-    except Exception:
-        traceback.print_exc()
-        print(f"report failed; the study and its exports are saved in {run_dir}", file=sys.stderr)
-        return 1
-    print(f"report: {path}")
-    return 0
 
 
 def _now() -> str:

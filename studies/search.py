@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from reports.redact import mask
 from studies.cli import EXIT_USAGE, UsageError, parse_args
+from studies.reporter import Reporter, beside_possible
 
 __all__ = ["main"]
 
@@ -33,9 +34,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {mask(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
-    from studies import driver  # torch, Optuna, pandas: only for a command line that runs
+    # the report's process starts first: it imports matplotlib beside this one's imports
+    reporter = Reporter(beside=not settings.no_report and beside_possible(settings.threads))
+    try:
+        from studies import driver  # torch, Optuna, pandas: only for a command line that runs
 
-    return driver.run(settings, args, imports_s=time.perf_counter() - started)
+        return driver.run(
+            settings, args, imports_s=time.perf_counter() - started, reporter=reporter
+        )
+    finally:
+        reporter.stop()  # a run that ended without its report (else nothing left to stop)
 
 
 if __name__ == "__main__":
