@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -55,26 +56,22 @@ def study_figures(
     oracle: pd.DataFrame | None,
     out: Path,
     lam_grid: pd.DataFrame | None = None,
+    only: Collection[str] = STUDY_FIGURES,
 ) -> dict[str, Figure | Missing]:
-    """Draw the study figures 1–4 into ``out``: ``{file name: figure or why it is missing}``.
+    """Draw the study figures 1–4 named in ``only`` (default all, ``STUDY_FIGURES``) into
+    ``out``: ``{file name: figure or why it is missing}``.
 
     They read ``run.trials``, ``grid``, ``oracle``, ``run.selected`` and ``run.curves`` only, so
     they can be drawn as soon as the selection is exported, before the replication ends."""
     lam_grid = grid if lam_grid is None else lam_grid
-    drawn = {
-        "fig3a_wnorm_vs_lambda.png": lam_figure(
-            run, lam_grid, oracle, W_NORM, out / "fig3a_wnorm_vs_lambda.png"
-        ),
-        "fig3b_zero_fraction.png": zero_fraction_figure(
-            run, lam_grid, oracle, out / "fig3b_zero_fraction.png"
-        ),
-        "fig1_curves.png": curves_figure(run, out / "fig1_curves.png"),
-        "fig2_val_vs_lambda.png": lam_figure(
-            run, lam_grid, oracle, VAL_LOSS, out / "fig2_val_vs_lambda.png"
-        ),
-        "fig4_history.png": history_figure(run, grid, out / "fig4_history.png"),
+    draw: dict[str, Callable[[Path], Figure | Missing]] = {
+        "fig3a_wnorm_vs_lambda.png": lambda p: lam_figure(run, lam_grid, oracle, W_NORM, p),
+        "fig3b_zero_fraction.png": lambda p: zero_fraction_figure(run, lam_grid, oracle, p),
+        "fig1_curves.png": lambda p: curves_figure(run, p),
+        "fig2_val_vs_lambda.png": lambda p: lam_figure(run, lam_grid, oracle, VAL_LOSS, p),
+        "fig4_history.png": lambda p: history_figure(run, grid, p),
     }
-    return drawn
+    return {name: draw[name](out / name) for name in STUDY_FIGURES if name in only}
 
 
 def study_sections(
