@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,7 @@ from studies.space import SearchPoint
 from studies.train_batch import evaluate
 from wdbench import Problem, oracle
 from wdbench.seeding import derive_seed
+from wdbench.threads import run_parallel
 
 __all__ = [
     "NULL",
@@ -146,12 +148,11 @@ def budget_rows(
     rseeds: ReplicationSeeds,
     device: torch.device,
 ) -> pd.DataFrame:
-    """Each labelled point trained at the study's budget on every fresh draw (its own seed)."""
+    """Each labelled point trained at the study's budget on every fresh draw (its own seed);
+    one task per draw on the thread pool."""
     unique = list(dict.fromkeys(labelled.values()))
-    frames = []
-    for problem, data_seed, train_seed in zip(
-        problems, rseeds.data_seeds, rseeds.train_seeds, strict=True
-    ):
+
+    def on_draw(problem: Problem, data_seed: int, train_seed: int) -> pd.DataFrame:
         configs = [p.config(settings, train_seed) for p in unique]
         ev = evaluate([problem], configs, device=device)
         by_point = {
@@ -166,7 +167,16 @@ def budget_rows(
         rows = [
             {"label": label, **point.row(), **by_point[point]} for label, point in labelled.items()
         ]
-        frames.append(pd.DataFrame(rows).assign(data_seed=data_seed, train_seed=train_seed))
+        return pd.DataFrame(rows).assign(data_seed=data_seed, train_seed=train_seed)
+
+    frames = run_parallel(
+        [
+            partial(on_draw, problem, data_seed, train_seed)
+            for problem, data_seed, train_seed in zip(
+                problems, rseeds.data_seeds, rseeds.train_seeds, strict=True
+            )
+        ]
+    )
     return pd.concat(frames, ignore_index=True).assign(regime="budget")
 
 
@@ -195,10 +205,12 @@ def converged_choices(oracle_table: pd.DataFrame) -> dict[str, tuple[str, float]
 def converged_rows(
     oracle_table: pd.DataFrame, problems: Sequence[Problem], rseeds: ReplicationSeeds
 ) -> pd.DataFrame:
-    """The exact solution of each converged choice on every fresh draw."""
+    """The exact solution of each converged choice on every fresh draw; one task per draw on
+    the thread pool (coordinate descent runs without the GIL)."""
     choices = converged_choices(oracle_table)
-    rows = []
-    for problem, data_seed in zip(problems, rseeds.data_seeds, strict=True):
+
+    def on_draw(problem: Problem, data_seed: int) -> list[dict[str, object]]:
+        rows: list[dict[str, object]] = []
         for label, (penalty, lam) in choices.items():
             path = _oracle_path(problem, penalty, lam)
             rows.append(
@@ -213,6 +225,15 @@ def converged_rows(
                     **_path_stats(path),
                 }
             )
+        return rows
+
+    parts = run_parallel(
+        [
+            partial(on_draw, problem, data_seed)
+            for problem, data_seed in zip(problems, rseeds.data_seeds, strict=True)
+        ]
+    )
+    rows = [row for part in parts for row in part]
     frame = pd.DataFrame(rows, columns=[c for c in REPLICATION_COLUMNS if c != "regime"])
     return frame.assign(regime="converged")
 
