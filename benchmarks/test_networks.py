@@ -14,10 +14,11 @@ Variants (``variant`` in ``extra_info``):
   ``torch.optim.SGD([{weights, weight_decay=λ}, {biases}])`` in its for-loop, foreach and
   fused forms;
 * ``wdbench-train`` — ``wdbench.train`` (autograd + ``Rule.update_``);
-* ``population-stacked`` / ``population-vmap`` — ``wdbench.train_population`` of K = 1024
-  networks (λ log-spaced, one train seed) through the stacked kernel and its ``torch.func.vmap``
-  form (``backend="reference"``), on the thread pool of ``wdbench.threads``; a step is
-  ``BlockTrainer.step`` of every block of the call on that pool.
+* ``population-native`` / ``population-stacked`` / ``population-vmap`` —
+  ``wdbench.train_population`` of K = 1024 networks (λ log-spaced, one train seed) through the
+  compiled kernel (``backend="auto"``), the stacked torch kernel (``"torch"``) and its
+  ``torch.func.vmap`` form (``"reference"``), on the thread pool of ``wdbench.threads``; a step
+  is ``NativeTrainer.step`` / ``BlockTrainer.step`` of every block of the call on that pool.
 
 ``seconds_per_network`` is the median seconds of a call divided by K (1 for single runs), and
 ``ratio_vs_torch_nn`` = the seconds per network of the single ``torch-nn-for-loop`` run (torch's
@@ -47,6 +48,11 @@ from benchmarks._measure import Rounds, is_smoke, measure, optim_impl_missing, r
 from wdbench.losses import get_loss
 from wdbench.networks import Architecture, init_network
 from wdbench.networks._batched import BlockTrainer
+from wdbench.networks._native import (
+    NativeTrainer,
+    network_kernel_available,
+    network_kernel_unavailable_reason,
+)
 from wdbench.networks._population import plan_blocks
 from wdbench.order import batch_order, batches
 from wdbench.population import config_columns
@@ -65,7 +71,11 @@ SINGLE = (
     "torch-nn-fused",
     "wdbench-train",
 )
-POPULATION = {"population-stacked": "auto", "population-vmap": "reference"}
+POPULATION = {
+    "population-native": "auto",
+    "population-stacked": "torch",
+    "population-vmap": "reference",
+}
 OPTIM_IMPLS = {
     "for-loop": {"foreach": False},
     "foreach": {"foreach": True},
@@ -243,8 +253,13 @@ def _population_step(
     arch = Architecture.of(configs[0], problem.dim, loss.outputs(problem.n_classes))
     columns = config_columns(tuple(configs))
     planned = plan_blocks((problem,), columns, arch, loss, torch.device("cpu"))
-    gradients = "vmap" if backend == "reference" else "stacked"
-    trainers = [BlockTrainer(block, gradients) for _, blocks in planned for _, block in blocks]
+    blocks = [block for _, group in planned for _, block in group]
+    trainers: list[BlockTrainer | NativeTrainer]
+    if backend == "auto":
+        trainers = [NativeTrainer(block) for block in blocks]
+    else:
+        gradients = "vmap" if backend == "reference" else "stacked"
+        trainers = [BlockTrainer(block, gradients) for block in blocks]
     idx = torch.arange(CONFIG.batch_size)
 
     def step() -> None:
@@ -266,6 +281,8 @@ def test_networks(
     variant: str,
     group: str,
 ) -> None:
+    if variant == "population-native" and not network_kernel_available():
+        pytest.skip(f"the networks kernel is unavailable: {network_kernel_unavailable_reason()}")
     if variant.startswith("torch-nn-"):
         reason = optim_impl_missing(variant[len("torch-nn-") :], torch.device("cpu"))
         if reason is not None:

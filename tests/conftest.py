@@ -26,8 +26,8 @@ from pg import PostgresServer, missing_binaries
 #: a real PostgreSQL, the modules that run whole studies, worker processes or signals, and the
 #: optimizer parity cases through the ``scratch`` and ``optim`` paths (the ``functional`` path
 #: stays in the lane against the same torch.optim references) and, of the network population,
-#: the ``torch.func.vmap`` form and the regression cases (the stacked kernel on classification
-#: stays in the lane). CI runs everything.
+#: the ``torch.func.vmap`` form and the regression cases (the compiled and the stacked kernel on
+#: classification stay in the lane). CI runs everything.
 SLOW_MODULE_PREFIX = "test_triton"
 SLOW_FIXTURES = frozenset({"postgres_url", "postgres_server"})
 SLOW_MODULES = frozenset(
@@ -51,6 +51,8 @@ SLOW_CASES = (
     "test_search_inputs.py::test_bad_input_from_the_command_line_has_no_traceback",
     "test_network_population.py::test_population_equals_train[reference-",
     "test_network_population.py::test_population_equals_train[auto-regression-",
+    "test_network_population.py::test_population_equals_train[torch-regression-",
+    "test_network_native.py::test_kernel_equals_train[regression-",
 )
 
 

@@ -1,6 +1,7 @@
 """``train_population`` for networks: entry [s, k] ≡ ``train(problems[s], configs[k])`` for every
-optimizer × rule × penalty, on regression and classification, through the stacked kernel and
-the ``torch.func.vmap`` form (``backend="reference"``), float64 1e-10."""
+optimizer × rule × penalty, on regression and classification, through the compiled kernel where
+it applies (``backend="auto"``; ``test_network_native`` tests it on its own), the stacked torch
+kernel (``"torch"``) and the ``torch.func.vmap`` form (``"reference"``), float64 1e-10."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def assert_matches(problem: Problem, pop_result: TrainResult, single: TrainResul
 
 @pytest.mark.parametrize(("optimizer", "rule", "penalty"), CASES)
 @pytest.mark.parametrize("task", ["classification", "regression"])
-@pytest.mark.parametrize("backend", ["auto", "reference"])
+@pytest.mark.parametrize("backend", ["auto", "torch", "reference"])
 def test_population_equals_train(
     optimizer: str, rule: str, penalty: str, task: str, backend: str
 ) -> None:

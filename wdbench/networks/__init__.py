@@ -7,6 +7,9 @@
   ``wdbench.rules`` / ``wdbench.optimizers``, weights only penalized (``wdbench.train``).
 * ``_population``   — ``train_networks``: K networks × S problems at once
   (``wdbench.train_population``; imported by the population package, not here).
+* ``_batched``      — the stacked torch kernel (``BlockTrainer``) and its ``torch.func.vmap`` form.
+* ``_native``       — the compiled CPU kernel (``kernel.cpp``, built on first use) for the common
+  paths: networks along the SIMD lanes, a lane group's weights kept in cache for a whole epoch.
 
 The loss of each task and the accuracy are ``wdbench.losses``.
 """

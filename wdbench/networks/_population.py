@@ -20,6 +20,11 @@ from wdbench.config import DTYPES, TrainConfig
 from wdbench.losses import Loss, get_loss
 from wdbench.networks._architecture import Architecture, Params, init_network
 from wdbench.networks._batched import Block, BlockOutput, train_block
+from wdbench.networks._native import (
+    native_block_applies,
+    network_kernel_available,
+    train_block_native,
+)
 from wdbench.order import batch_order
 from wdbench.penalties import get_penalty
 from wdbench.population._plan import Data, GroupPlan, plan_groups, stack
@@ -44,10 +49,12 @@ def train_networks(
     curves: bool = False,
     keep_weights: bool = True,
     chunk_size: int | None = None,
-    gradients: str = "stacked",
+    gradients: str = "auto",
 ) -> PopulationResult:
     """K networks × S problems (see the module docstring); ``chunk_size`` bounds a block and
-    ``gradients`` picks ``"stacked"`` (the kernel) or ``"vmap"`` (the reference form)."""
+    ``gradients`` picks ``"auto"`` (the compiled kernel of ``_native`` where it applies, else the
+    stacked torch kernel), ``"stacked"`` (the torch kernel) or ``"vmap"`` (the reference
+    form)."""
     loss = get_loss(problems[0].task)
     arch = _one_architecture(configs, problems[0].dim, loss.outputs(problems[0].n_classes))
     columns = config_columns(configs)
@@ -108,7 +115,12 @@ def _train_chunk(
     gradients: str,
     curves: bool,
 ) -> BlockOutput:
-    return train_block(make_block(data, plan, index, columns, arch, loss), gradients, curves)
+    block = make_block(data, plan, index, columns, arch, loss)
+    if gradients == "auto":
+        if native_block_applies(block) and network_kernel_available():
+            return train_block_native(block, curves)
+        gradients = "stacked"
+    return train_block(block, gradients, curves)
 
 
 def _one_architecture(configs: Sequence[TrainConfig], features: int, outputs: int) -> Architecture:

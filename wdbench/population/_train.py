@@ -57,7 +57,9 @@ def train_population(
     policy of ``wdbench.threads`` (independent chunks on a pool, torch at one intra-op thread).
     The ``concise`` impl optimizes a different objective and is rejected. Networks
     (``model="mlp"``, or a classification problem) are trained by ``wdbench.networks``, one
-    architecture per call, with ``"reference"`` its ``torch.func.vmap`` form.
+    architecture per call: ``"auto"`` runs the compiled kernel of ``wdbench.networks`` where it
+    applies (the stacked torch kernel elsewhere), ``"torch"`` the stacked torch kernel and
+    ``"reference"`` the ``torch.func.vmap`` form.
     """
     problems = _as_problems(problem_or_problems)
     configs = _check_configs(configs)
@@ -70,7 +72,7 @@ def train_population(
     if networks == {True}:
         if backend == "triton":
             raise ValueError("backend 'triton' trains linear models only, not networks")
-        gradients = "vmap" if backend == "reference" else "stacked"
+        gradients = {"reference": "vmap", "torch": "stacked"}.get(backend, "auto")
         with one_op_thread():
             return train_networks(
                 problems, configs, dev, curves, keep_weights, chunk_size, gradients

@@ -1,5 +1,7 @@
 """Compiling ``kernel.cpp`` once per machine and loading it (``ctypes``; no Python headers).
 
+``compiled(source, stem)`` does the same for another kernel source (the networks' kernel).
+
 The library is built with the system C++ compiler (``$CXX``, else ``c++`` / ``g++`` / ``clang++``)
 into ``$WDBENCH_CACHE`` (default ``~/.cache/wdbench``), under a name that hashes the source, the
 compiler command and this CPU's instruction-set flags (the build targets the CPU it runs on). It
@@ -20,53 +22,57 @@ import tempfile
 import threading
 from pathlib import Path
 
-__all__ = ["library", "unavailable_reason"]
+__all__ = ["compiled", "library", "unavailable_reason"]
 
 SOURCE = Path(__file__).with_name("kernel.cpp")
 FLAGS = ("-O3", "-march=native", "-shared", "-fPIC", "-std=c++17", "-fno-math-errno")
+STEM = "wdbench-population"
 _lock = threading.Lock()
-_state: dict[str, object] = {}
+_state: dict[Path, tuple[ctypes.CDLL | None, str | None]] = {}
 
 
 def library() -> ctypes.CDLL | None:
     """The loaded kernel library, built on first use; ``None`` when unavailable."""
-    with _lock:
-        if "lib" not in _state:
-            try:
-                _state["lib"], _state["why"] = _load(), None
-            except _Unavailable as exc:
-                _state["lib"], _state["why"] = None, str(exc)
-        lib = _state["lib"]
-    return lib if isinstance(lib, ctypes.CDLL) else None
+    return compiled(SOURCE, STEM)[0]
 
 
 def unavailable_reason() -> str | None:
     """Why the kernel cannot be used here (``None`` once it is loaded)."""
-    library()
-    why = _state.get("why")
-    return why if isinstance(why, str) else None
+    return compiled(SOURCE, STEM)[1]
+
+
+def compiled(source: Path, stem: str) -> tuple[ctypes.CDLL | None, str | None]:
+    """``source`` built on first use into ``<cache>/<stem>-<hash>.so`` and loaded: the library,
+    or ``None`` and why it is unavailable."""
+    with _lock:
+        if source not in _state:
+            try:
+                _state[source] = (_load(source, stem), None)
+            except _Unavailable as exc:
+                _state[source] = (None, str(exc))
+        return _state[source]
 
 
 class _Unavailable(Exception):
     pass
 
 
-def _load() -> ctypes.CDLL:
+def _load(path: Path, stem: str) -> ctypes.CDLL:
     if os.environ.get("WDBENCH_NATIVE", "1") == "0":
         raise _Unavailable("turned off by WDBENCH_NATIVE=0")
     compiler = _compiler()
-    source = SOURCE.read_bytes()
+    source = path.read_bytes()
     key = hashlib.sha256(
         b"\0".join([source, compiler.encode(), " ".join(FLAGS).encode(), _cpu_flags().encode()])
     ).hexdigest()[:16]
-    target = _cache_dir() / f"wdbench-population-{key}.so"
+    target = _cache_dir() / f"{stem}-{key}.so"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
         os.close(fd)
         try:
             done = subprocess.run(
-                [compiler, *FLAGS, "-o", tmp, str(SOURCE)],
+                [compiler, *FLAGS, "-o", tmp, str(path)],
                 capture_output=True,
                 text=True,
                 check=False,
