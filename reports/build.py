@@ -30,6 +30,7 @@ from reports.lr_lambda import reference_slice
 from reports.plotting import Missing
 from reports.render import render_html, render_markdown
 from reports.sections import (
+    ACCURACY_FIGURE,
     STUDY_FIGURES,
     bench_section,
     environment_section,
@@ -102,7 +103,8 @@ class StagedReport:
                 finally:
                     drawn = theirs.result()  # waited for even when drawing here failed
                 drawn = {**mine, **drawn}
-                self._figures = {name: drawn[name] for name in STUDY_FIGURES}
+                order = (*STUDY_FIGURES, ACCURACY_FIGURE)
+                self._figures = {name: drawn[name] for name in order if name in drawn}
             else:
                 self._figures = study_figures(run, grid, oracle, staging, lam_grid)
         except BaseException:

@@ -27,9 +27,9 @@ from reports.lr_lambda import (
     slopes,
     steps_per_epoch,
 )
-from reports.stats import row_at
+from reports.stats import metric_of, row_at
 from reports.tables import fmt, grid_best_value, pm
-from reports.verdicts import Budget, verdicts
+from reports.verdicts import NO_ORACLE, Budget, verdicts
 
 __all__ = ["conclusions", "problem_name", "study_verdicts"]
 
@@ -60,6 +60,7 @@ def conclusions(
     """All findings the data supports, most important first."""
     found = [
         *(study_verdicts(run, grid, oracle) or (_choice(run),)),
+        NO_ORACLE if run.network else "",
         _lore(run),
         _regret(run, grid),
         _edge(run, grid),
@@ -365,10 +366,11 @@ def _replicated_decoupling(run: RunData) -> list[str]:
     for _, r in rows.iterrows():
         optimizer = str(r["a"])[len("best-") : -len("-decoupled")]
         low, high = float(r["ci_low"]), float(r["ci_high"])
+        what = "test accuracy" if metric_of(r) == "accuracy" else "test loss"
         if low <= 0 <= high:
-            verdict = "does not change the best test loss detectably"
+            verdict = f"does not change the best {what} detectably"
         else:
-            verdict = ("lowers" if float(r["mean_diff"]) < 0 else "raises") + " the best test loss"
+            verdict = ("lowers" if float(r["mean_diff"]) < 0 else "raises") + f" the best {what}"
         out.append(
             f"Decoupling under {optimizer}, replicated on {int(r['n'])} fresh draws: {verdict} — "
             f"best decoupled ({r['penalty_a']}) {fmt(r['mean_a'], 3)} vs best coupled "

@@ -1,4 +1,5 @@
-"""Figures against λ: validation loss (fig. 2), ‖w‖₂ (fig. 3a), fraction of exact zeros (fig. 3b).
+"""Figures against λ: validation loss (fig. 2; and validation accuracy, fig. 2b, for
+classification), ‖w‖₂ (fig. 3a), fraction of exact zeros (fig. 3b).
 
 In every panel: Optuna trials as points, the dense same-budget grid as a line (mean over data
 seeds) with its 95 % band, the converged oracle (ridge / lasso / elastic-net path, mean over data
@@ -7,6 +8,7 @@ seeds) as a dashed line. λ = 0 cannot sit on a log axis, so "no decay" is a hor
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ from reports.plotting import (
     figure_legend,
     in_range,
     log_axis,
+    loss_label,
     mpl_text,
     new_figure,
     null_line,
@@ -35,7 +38,7 @@ from reports.plotting import (
 )
 from reports.stats import chosen_penalty, ci_half_width, row_at
 
-__all__ = ["VAL_LOSS", "W_NORM", "Metric", "lam_figure", "zero_fraction_figure"]
+__all__ = ["VAL_ACC", "VAL_LOSS", "W_NORM", "Metric", "lam_figure", "zero_fraction_figure"]
 
 _ORACLE_NAMES = {"l2": "ridge", "l1": "lasso", "elastic": "elastic net"}
 NULL = "null"
@@ -59,6 +62,8 @@ class Metric:
 
 VAL_LOSS = Metric("value", "val_mean", "val_loss", "validation loss (½·MSE)", log=True)
 W_NORM = Metric("w_norm", "w_norm", "w_norm", "‖w‖₂ (mean over data seeds)", log=True)
+#: Classification only: trials' ``val_acc``, the grid summary's ``val_acc_mean`` (no oracle).
+VAL_ACC = Metric("val_acc", "val_acc_mean", "", "validation accuracy (mean over data seeds)", False)
 
 
 def lam_figure(
@@ -74,7 +79,10 @@ def lam_figure(
     penalties = [p for p in order_penalties(names) if p not in ("none", NULL)]
     if not penalties:
         return Missing("no trial or grid point has a penalty other than none")
-    zoom = _zoom_limits(run, grid) if metric is VAL_LOSS else None
+    if metric is VAL_ACC and (grid is None or VAL_ACC.grid not in grid):
+        return Missing("the dense grid has no accuracies (not a classification study)")
+    metric = dataclasses.replace(metric, label=loss_label(metric.label, run.classification))
+    zoom = _zoom_limits(run, grid) if _is_loss(metric) else None
     with theme():
         rows = 1 if zoom is None else 2
         fig = MplFigure(figsize=(5.0 * len(penalties), 3.8 * rows + 0.9), layout="constrained")
@@ -92,16 +100,26 @@ def lam_figure(
         "Points: COMPLETE Optuna trials (failed and pruned excluded; ○ proximal, △ "
         "(sub)gradient). Lines: dense same-budget grid, mean over data seeds (solid proximal, "
         "dash-dot (sub)gradient)"
-        + (f", with its 95 % t-interval as a band ({_seeds(grid)})" if metric is VAL_LOSS else "")
-        + ". Dashed black: the converged oracle (exact ridge / lasso / elastic-net path). "
-        "Dotted grey: no decay (λ = 0)."
+        + (f", with its 95 % t-interval as a band ({_seeds(grid)})" if _is_loss(metric) else "")
         + (
-            " Dotted black: the null model (w = 0, b = mean of y_train). Red star: the chosen "
+            ". No oracle line: a network has no closed-form solution"
+            if run.network
+            else ". Dashed black: the converged oracle (exact ridge / lasso / elastic-net path)"
+        )
+        + ". Dotted grey: no decay (λ = 0)."
+        + (
+            f" Dotted black: the null model ({_null_words(run)}). Red star: the chosen "
             "best of each penalty with its 95 % interval (hollow: every weight 0, i.e. the null "
             "model). On the log axis of the top row a band whose lower end is ≤ 0 is cut at the "
             f"panel's floor; the bottom row zooms on the optimum (linear y, up to {ZOOM:g}× the "
             "null loss)."
-            if metric is VAL_LOSS
+            if _is_loss(metric)
+            else ""
+        )
+        + (
+            f" Dotted black: the null model ({_null_words(run)}). Red star: the chosen best of "
+            "each penalty with its 95 % interval. Higher is better."
+            if metric.grid == VAL_ACC.grid
             else ""
         )
     )
@@ -121,10 +139,24 @@ def _panel(
     _trial_points(ax, run.complete, penalty, metric.trial)
     _oracle_line(ax, oracle, penalty, metric.oracle)
     _reference(ax, run, grid, metric)
-    if metric is VAL_LOSS:
+    if _is_loss(metric):
         null_line(ax, run.selected)
         _chosen(ax, run.selected, penalty)
+    elif metric.grid == VAL_ACC.grid:
+        null_line(ax, run.selected, "val_acc_mean")
+        _chosen(ax, run.selected, penalty, "val_acc")
     _finish(ax, penalty, metric, log_y=metric.log and not zoomed)
+
+
+def _is_loss(metric: Metric) -> bool:
+    """Whether ``metric`` is the validation loss (fig. 2: zoom row, band, null model)."""
+    return metric.grid == VAL_LOSS.grid
+
+
+def _null_words(run: RunData) -> str:
+    if run.classification:
+        return "predict the majority class of y_train"
+    return "w = 0, b = mean of y_train"
 
 
 def _zoom_limits(run: RunData, grid: pd.DataFrame | None) -> tuple[float, float] | None:
@@ -233,7 +265,7 @@ def _reference(ax: Axes, run: RunData, grid: pd.DataFrame | None, metric: Metric
     """No decay as a horizontal dotted line (selection for the loss, else the grid)."""
     value = math.nan
     sel = run.selected
-    if metric is VAL_LOSS and sel is not None and (sel["label"] == "no-decay").any():
+    if _is_loss(metric) and sel is not None and (sel["label"] == "no-decay").any():
         value = float(sel.loc[sel["label"] == "no-decay", "val_mean"].iloc[0])
     elif grid is not None and (grid["penalty"] == "none").any():
         value = float(grid.loc[grid["penalty"] == "none", metric.grid].mean())
@@ -241,10 +273,11 @@ def _reference(ax: Axes, run: RunData, grid: pd.DataFrame | None, metric: Metric
         ax.axhline(value, color="#7f7f7f", ls=":", lw=1.5, label="no decay (λ = 0)")
 
 
-def _chosen(ax: Axes, selected: pd.DataFrame | None, penalty: str) -> None:
+def _chosen(ax: Axes, selected: pd.DataFrame | None, penalty: str, column: str = "val") -> None:
     """The chosen best of this penalty: a star with its 95 % interval (capped bars); larger if
-    overall best, hollow when every weight is 0 (the null model)."""
-    if selected is None:
+    overall best, hollow when every weight is 0 (the null model). ``column``: ``val`` (the loss)
+    or ``val_acc``, read as ``<column>_mean`` ± ``<column>_ci95``."""
+    if selected is None or f"{column}_mean" not in selected:
         return
     rows = selected[(selected["label"] == f"best-{penalty}") & positive(selected["lam"].to_numpy())]
     best = penalty == chosen_penalty(selected)
@@ -253,8 +286,8 @@ def _chosen(ax: Axes, selected: pd.DataFrame | None, penalty: str) -> None:
         label = "chosen (overall best)" if best else "chosen for this penalty"
         ax.errorbar(
             [row["lam"]],
-            [row["val_mean"]],
-            yerr=_nan0(row["val_ci95"]),
+            [row[f"{column}_mean"]],
+            yerr=_nan0(row[f"{column}_ci95"]),
             fmt="*",
             ms=16 if best else 12,
             color="#d62728",

@@ -19,7 +19,16 @@ from matplotlib.colors import LogNorm
 from reports.document import Figure
 from reports.load import RunData
 from reports.lr_lambda import Slope
-from reports.plotting import Missing, color_for, log_axis, mpl_text, new_figure, save, theme
+from reports.plotting import (
+    Missing,
+    color_for,
+    log_axis,
+    loss_label,
+    mpl_text,
+    new_figure,
+    save,
+    theme,
+)
 from reports.stats import row_at
 
 __all__ = ["heatmap_figure", "heatmap_penalty", "optimum_figure"]
@@ -97,8 +106,12 @@ def heatmap_figure(
         fig.colorbar(mesh, ax=axes, label="validation loss (mean over data seeds)")
         save(fig, path)
     caption = (
-        f"Validation loss (½·MSE, mean over data seeds, log colour; the worst quarter saturates) "
-        f"of the "
+        loss_label(
+            "Validation loss (½·MSE, mean over data seeds, log colour; the worst quarter "
+            "saturates) ",
+            run.classification,
+        )
+        + "of the "
         f"dense grid over learning rate × λ for {penalty}, one panel per optimizer (rows) and "
         "coupling (columns: coupled = the penalty in the optimizer's gradient, torch.optim.SGD/"
         "Adam weight_decay; decoupled = AdamW / SGDW decay, the proximal step for l1 and "

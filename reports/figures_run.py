@@ -17,6 +17,7 @@ from reports.plotting import (
     color_for,
     figure_legend,
     log_axis,
+    loss_label,
     mpl_text,
     new_figure,
     null_line,
@@ -65,16 +66,22 @@ def curves_figure(run: RunData, path: Path) -> Figure | Missing:
             if split == "val":
                 null_line(ax, run.selected)
             log_axis(ax, "y")
-            ax.set(xlabel="epoch", ylabel="loss (½·MSE, mean over the split)", title=title)
+            ylabel = loss_label("loss (½·MSE, mean over the split)", run.classification)
+            ax.set(xlabel="epoch", ylabel=ylabel, title=title)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         figure_legend(fig, axes)
         save(fig, path)
     seeds = curves["data_seed"].nunique()
+    null = (
+        "predict the majority class of y_train"
+        if run.classification
+        else "w = 0, b = mean of y_train"
+    )
     caption = (
         "Training (left) and validation (right) loss per epoch, log y: no decay and the best "
         f"configuration of each penalty. Line: mean over {seeds} data seed(s); band: the min–max "
         "range over those seeds. A widening gap between the two panels is overfitting. Dotted "
-        "black: the null model (w = 0, b = mean of y_train) on the validation split."
+        f"black: the null model ({null}) on the validation split."
     )
     return Figure(path.name, caption, "training and validation loss against epoch")
 
@@ -132,7 +139,8 @@ def history_figure(run: RunData, grid: pd.DataFrame | None, path: Path) -> Figur
             )
         null_line(ax, run.selected)
         log_axis(ax, "y")
-        ax.set(xlabel="trial number", ylabel="validation loss (½·MSE, mean over seeds)")
+        ylabel = loss_label("validation loss (½·MSE, mean over seeds)", run.classification)
+        ax.set(xlabel="trial number", ylabel=ylabel)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         figure_legend(fig, [ax], columns=4)
         save(fig, path)

@@ -148,6 +148,23 @@ class RunData:
         return str(name) if name else self.run_dir.name
 
     @property
+    def classification(self) -> bool:
+        """Whether the study classified (run.json's ``data.task``; else accuracies in the
+        selection): its losses are cross-entropies and its comparisons test accuracies."""
+        data = self.run.get("data")
+        if isinstance(data, dict) and "task" in data:
+            return bool(data["task"] == "classification")
+        return self.selected is not None and "val_acc_mean" in self.selected.columns
+
+    @property
+    def network(self) -> bool:
+        """Whether the study trained a network (an MLP, or softmax regression on a
+        classification problem): then there is no closed-form oracle."""
+        settings = self.run.get("settings")
+        mlp = isinstance(settings, dict) and settings.get("model") == "mlp"
+        return mlp or self.classification
+
+    @property
     def complete(self) -> pd.DataFrame:
         """COMPLETE trials with a finite value: the only ones any fit or figure uses."""
         t = self.trials

@@ -32,6 +32,7 @@ __all__ = [
     "figure_legend",
     "in_range",
     "log_axis",
+    "loss_label",
     "mpl_text",
     "new_figure",
     "null_line",
@@ -184,18 +185,31 @@ def figure_legend(fig: MplFigure, axes: Sequence[Axes], columns: int = 3) -> Non
         )
 
 
-def null_value(selected: pd.DataFrame | None) -> float:
-    """The null model's mean validation loss (``selected.parquet``'s ``null`` row), or NaN."""
-    if selected is None or not (selected["label"] == "null").any():
+def null_value(selected: pd.DataFrame | None, column: str = "val_mean") -> float:
+    """The null model's mean validation loss (``selected.parquet``'s ``null`` row; or another
+    ``column``, e.g. ``val_acc_mean``), or NaN."""
+    if selected is None or column not in selected or not (selected["label"] == "null").any():
         return float("nan")
-    return float(selected.loc[selected["label"] == "null", "val_mean"].iloc[0])
+    return float(selected.loc[selected["label"] == "null", column].iloc[0])
 
 
-def null_line(ax: Axes, selected: pd.DataFrame | None) -> None:
-    """The null model's validation loss as a dotted black reference line."""
-    value = null_value(selected)
+def null_line(ax: Axes, selected: pd.DataFrame | None, column: str = "val_mean") -> None:
+    """The null model's validation loss (or ``column``) as a dotted black reference line."""
+    value = null_value(selected, column)
+    classify = selected is not None and "val_acc_mean" in selected.columns
+    what = "the majority class" if classify else "the mean"
     if value > 0:
-        ax.axhline(value, color="black", ls=":", lw=1.4, label="null model (predict the mean)")
+        ax.axhline(value, color="black", ls=":", lw=1.4, label=f"null model (predict {what})")
+
+
+#: What a study's loss is called in figures: the lesson's half squared error, or for
+#: classification the cross-entropy.
+LOSS_NAMES = {False: "½·MSE", True: "cross-entropy"}
+
+
+def loss_label(text: str, classification: bool) -> str:
+    """``text`` naming the loss of the study (½·MSE → cross-entropy for classification)."""
+    return text.replace(LOSS_NAMES[False], LOSS_NAMES[classification])
 
 
 #: Most decades a log axis shows: a run that blew up to 1e267 without overflowing (momentum or

@@ -14,7 +14,7 @@ from reports.bench_results import PRODUCE_HINT, BenchData
 from reports.conclusions import conclusions, problem_name
 from reports.document import Block, Bullets, Code, Figure, Paragraph, Section, Table
 from reports.figures_bench import loops_figure, population_figure
-from reports.figures_lam import VAL_LOSS, W_NORM, lam_figure, zero_fraction_figure
+from reports.figures_lam import VAL_ACC, VAL_LOSS, W_NORM, lam_figure, zero_fraction_figure
 from reports.figures_lr import heatmap_figure, heatmap_penalty, optimum_figure
 from reports.figures_run import curves_figure, history_figure
 from reports.load import RunData
@@ -24,6 +24,7 @@ from reports.redact import mask
 from reports.tables import bench_table, best_table, comparison_table, failure_table, state_table
 
 __all__ = [
+    "ACCURACY_FIGURE",
     "STUDY_FIGURES",
     "bench_section",
     "environment_section",
@@ -48,6 +49,8 @@ STUDY_FIGURES = (
     "fig2_val_vs_lambda.png",
     "fig4_history.png",
 )
+#: Classification only: the validation accuracy against λ, drawn with ``STUDY_FIGURES``.
+ACCURACY_FIGURE = "fig2b_val_accuracy.png"
 
 
 def study_figures(
@@ -59,7 +62,8 @@ def study_figures(
     only: Collection[str] = STUDY_FIGURES,
 ) -> dict[str, Figure | Missing]:
     """Draw the study figures 1–4 named in ``only`` (default all, ``STUDY_FIGURES``) into
-    ``out``: ``{file name: figure or why it is missing}``.
+    ``out``: ``{file name: figure or why it is missing}``; for classification the validation
+    accuracy (``ACCURACY_FIGURE``) with the validation loss.
 
     They read ``run.trials``, ``grid``, ``oracle``, ``run.selected`` and ``run.curves`` only, so
     they can be drawn as soon as the selection is exported, before the replication ends."""
@@ -71,7 +75,14 @@ def study_figures(
         "fig2_val_vs_lambda.png": lambda p: lam_figure(run, lam_grid, oracle, VAL_LOSS, p),
         "fig4_history.png": lambda p: history_figure(run, grid, p),
     }
-    return {name: draw[name](out / name) for name in STUDY_FIGURES if name in only}
+    if run.classification:  # the validation accuracy, drawn beside the loss it goes with
+        draw[ACCURACY_FIGURE] = lambda p: lam_figure(run, lam_grid, oracle, VAL_ACC, p)
+    wanted = [*only, ACCURACY_FIGURE] if "fig2_val_vs_lambda.png" in only else list(only)
+    return {
+        name: draw[name](out / name)
+        for name in (*STUDY_FIGURES, ACCURACY_FIGURE)
+        if name in wanted and name in draw
+    }
 
 
 def study_sections(
@@ -110,7 +121,14 @@ def study_sections(
         Section("Conclusions", "conclusions", (Bullets(conclusions(run, grid, oracle, bench)),)),
         Section("Chosen configurations and trials", "choice", tuple(choice)),
         Section("Loss curves", "curves", _blocks(figures["fig1_curves.png"])),
-        Section("Validation loss against λ", "lambda", _blocks(figures["fig2_val_vs_lambda.png"])),
+        Section(
+            "Validation loss against λ",
+            "lambda",
+            (
+                *_blocks(figures["fig2_val_vs_lambda.png"]),
+                *(_blocks(figures[ACCURACY_FIGURE]) if ACCURACY_FIGURE in figures else ()),
+            ),
+        ),
         Section("Weights: norm and exact zeros", "weights", weights),
         Section("Optimisation history", "history", _blocks(figures["fig4_history.png"])),
     ]
@@ -170,7 +188,7 @@ def environment_section(run: RunData, bench_dir: Path) -> Section:
     rows: list[tuple[str, str]] = [
         ("study", run.name),
         ("problem", _show(info.get("problem", problem_name(run)))),
-        *data_rows(info.get("data")),
+        *data_rows(info.get("data"), info.get("settings")),
         ("storage", mask(_show(info.get("storage", "")))),
         ("device", _show(info.get("device", ""))),
         ("started", _show(info.get("started", ""))),
@@ -182,7 +200,11 @@ def environment_section(run: RunData, bench_dir: Path) -> Section:
         rows += [(f"version: {k}", _show(v)) for k, v in sorted(versions.items())]
     settings = info.get("settings")
     if isinstance(settings, dict):
-        rows += [(f"setting: {k}", mask(_show(v))) for k, v in sorted(settings.items())]
+        rows += [
+            (f"setting: {k}", mask(_show(v)))
+            for k, v in sorted(settings.items())
+            if not _shown_elsewhere(k, v)
+        ]
     blocks: list[Block] = [
         Table(("item", "value"), tuple((k, v or "—") for k, v in rows)),
         Paragraph("The command that produced the run (passwords masked):"),
@@ -194,9 +216,42 @@ def environment_section(run: RunData, bench_dir: Path) -> Section:
     return Section("Environment", "environment", tuple(blocks))
 
 
-def data_rows(data: Any) -> list[tuple[str, str]]:
+#: Settings the data section shows as the model (``model_rows``), not as settings rows.
+MODEL_SETTINGS = ("model", "hidden", "layers")
+#: The lesson's minibatch size: a study at it (every linear regression study before the flag
+#: existed) shows no ``batch_size`` row.
+LESSON_BATCH = 5
+
+
+def _shown_elsewhere(key: str, value: Any) -> bool:
+    return key in MODEL_SETTINGS or (key == "batch_size" and value in (None, LESSON_BATCH))
+
+
+def model_rows(settings: Any, data: Any) -> list[tuple[str, str]]:
+    """The model of a network study (an MLP, or softmax regression on a classification
+    problem): model, hidden units and layers; none for the lesson's linear regression."""
+    if not isinstance(settings, dict):
+        return []
+    model = str(settings.get("model") or "linear")
+    classify = isinstance(data, dict) and data.get("task") == "classification"
+    if model == "mlp":
+        layers, hidden = settings.get("layers"), settings.get("hidden")
+        return [
+            (
+                "model",
+                f"mlp: {layers} hidden layer{'s' * (layers != 1)} of {hidden} ReLU units "
+                f"(hidden {hidden}, layers {layers})",
+            )
+        ]
+    if classify:
+        return [("model", "linear: softmax regression (a network with no hidden layer)")]
+    return []
+
+
+def data_rows(data: Any, settings: Any = None) -> list[tuple[str, str]]:
     """What the study ran on (run.json ``data``): the problem's parameters, or the file's path,
-    SHA-256, size and columns; and the split sizes."""
+    SHA-256, size and columns; the split sizes; and for classification the task and its classes
+    with their rows; and the model of a network study (``model_rows``)."""
     if not isinstance(data, dict):
         return []
     rows: list[tuple[str, str]] = []
@@ -226,7 +281,14 @@ def data_rows(data: Any) -> list[tuple[str, str]]:
                 f"test {splits.get('test')}, drawn afresh by each data seed",
             )
         )
-    return rows
+    if data.get("task") == "classification":
+        classes = [c for c in data.get("classes") or [] if isinstance(c, dict)]
+        shown = ", ".join(f"{c.get('name')} ({c.get('rows')} rows)" for c in classes[:20])
+        rows.append(("data: task", "classification (accuracy beside the cross-entropy)"))
+        rows.append(
+            (f"data: classes ({len(classes)})", shown + (", …" if len(classes) > 20 else ""))
+        )
+    return rows + model_rows(settings, data)
 
 
 def _command(command: Any) -> str:

@@ -1,9 +1,10 @@
 """Summaries over data seeds: means with Student-t 95 % intervals, grid optima, paired differences.
 
-Comparisons of the replication (``compare``): a paired t-test of loss(a) − loss(b) over draws,
-p-values adjusted by Holm's step-down method across the whole family, and each interval at the
-level Holm's step gives that comparison (1 − α/(m − i + 1) for the i-th smallest p-value, held
-at the first step that does not reject), so an interval excludes 0 exactly when p_holm < α.
+Comparisons of the replication (``compare``): a paired t-test of loss(a) − loss(b) over draws
+(of acc(a) − acc(b), the test accuracy, in a classification study), p-values adjusted by Holm's
+step-down method across the whole family, and each interval at the level Holm's step gives that
+comparison (1 − α/(m − i + 1) for the i-th smallest p-value, held at the first step that does not
+reject), so an interval excludes 0 exactly when p_holm < α.
 
 Every interval of the suite (the study's trial statistics, its printed summary and the report) is
 the two-sided 95 % Student-t interval of a mean over the S data seeds of a study:
@@ -26,6 +27,8 @@ __all__ = [
     "ALPHA",
     "COMPARISON_COLUMNS",
     "CONFIG_KEYS",
+    "METRICS",
+    "METRIC_COLUMN",
     "PairedDifference",
     "SeedSummary",
     "best_so_far",
@@ -33,8 +36,10 @@ __all__ = [
     "ci_half_width",
     "compare",
     "final_losses",
+    "gain",
     "grid_summary",
     "holm",
+    "metric_of",
     "oracle_summary",
     "paired_difference",
     "paired_t",
@@ -107,7 +112,8 @@ def grid_summary(grid: pd.DataFrame) -> pd.DataFrame:
     """Mean over data seeds of each dense-grid configuration, diverged points excluded.
 
     Columns: ``CONFIG_KEYS``, ``val_mean``, ``val_ci95``, ``n`` (seeds that finished) and the means
-    of ``train_loss``, ``w_norm``, ``zero_fraction``. Sorted by penalty, loop, λ.
+    of ``train_loss``, ``w_norm``, ``zero_fraction`` (and ``val_acc_mean``, ``val_acc_ci95`` for
+    classification). Sorted by penalty, loop, λ.
     """
     keys = [k for k in CONFIG_KEYS if k in grid.columns]
     ok = grid[(grid["status"] == "ok") & np.isfinite(grid["val_loss"].astype(float))]
@@ -120,6 +126,11 @@ def grid_summary(grid: pd.DataFrame) -> pd.DataFrame:
         .reset_index()
     )
     merged = val.merge(others, on=keys, how="left")
+    if "val_acc" in ok.columns:  # classification: the validation accuracy beside the loss
+        acc = _mean_ci(ok, keys, "val_acc").rename(
+            columns={"mean": "val_acc_mean", "ci95": "val_acc_ci95"}
+        )
+        merged = merged.merge(acc.drop(columns="n"), on=keys, how="left")
     return merged.sort_values(keys).reset_index(drop=True)
 
 
@@ -200,6 +211,11 @@ def chosen_penalty(selected: pd.DataFrame | None) -> str:
 
 #: Family-wise error rate of the replication's comparisons.
 ALPHA = 0.05
+#: What a comparison compares → the suffix of its column (``test_loss``, ``test_acc``).
+METRICS = {"loss": "loss", "accuracy": "acc"}
+#: Column of ``comparisons.parquet`` naming the metric of a classification study (absent for a
+#: regression study and older files: the loss).
+METRIC_COLUMN = "metric"
 #: Columns of ``comparisons.parquet``.
 COMPARISON_COLUMNS = [
     "a",
@@ -278,6 +294,7 @@ def compare(
     pairs: Sequence[tuple[str, str, str]],
     split: str = "test",
     alpha: float = ALPHA,
+    metric: str = "loss",
 ) -> pd.DataFrame:
     """One row per ``(regime, a, b)`` of ``pairs`` (columns ``COMPARISON_COLUMNS``).
 
@@ -286,9 +303,13 @@ def compare(
     loss(a) − loss(b); p_holm adjusts across every row; [ci_low, ci_high] is the t-interval at
     level ``ci_level`` (Holm's step level). ``empty_a`` / ``empty_b``: every weight of that
     configuration is exactly 0 on every draw (it is the null model's predictor).
+    ``metric="accuracy"`` compares ``<split>_acc`` instead (mean_diff = acc(a) − acc(b): higher
+    is better) and adds the column ``metric`` (``METRIC_COLUMN``; absent: the loss).
     """
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     rows = []
-    column = f"{split}_loss"
+    column = f"{split}_{METRICS[metric]}"
     for regime, a, b in pairs:
         part = losses[losses["regime"] == regime]
         la = part[part["label"] == a].set_index("data_seed")[column]
@@ -322,4 +343,17 @@ def compare(
     ]
     frame["ci_low"] = frame["mean_diff"] - half
     frame["ci_high"] = frame["mean_diff"] + half
-    return frame[COMPARISON_COLUMNS].reset_index(drop=True)
+    out = frame[COMPARISON_COLUMNS].reset_index(drop=True)
+    return out if metric == "loss" else out.assign(**{METRIC_COLUMN: metric})
+
+
+def metric_of(comparison: pd.Series) -> str:
+    """``"loss"`` (lower is better) or ``"accuracy"`` (higher is better) of one comparison."""
+    value = comparison.get(METRIC_COLUMN, "loss")
+    return "accuracy" if value == "accuracy" else "loss"
+
+
+def gain(comparison: pd.Series) -> float:
+    """How much better a is than b: loss(b) − loss(a), or acc(a) − acc(b)."""
+    diff = float(comparison["mean_diff"])
+    return diff if metric_of(comparison) == "accuracy" else -diff

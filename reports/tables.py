@@ -14,7 +14,7 @@ import pandas as pd
 from reports.bench_results import BenchData
 from reports.document import Table
 from reports.plotting import order_penalties
-from reports.stats import chosen_penalty
+from reports.stats import chosen_penalty, metric_of
 
 __all__ = [
     "STATES",
@@ -72,6 +72,7 @@ def best_table(selected: pd.DataFrame, grid: pd.DataFrame | None) -> Table:
     """One row per chosen configuration: λ, validation and test mean ± 95 % CI, regret."""
     rows = []
     star = {"best", f"best-{chosen_penalty(selected)}"}
+    accuracy = "test_acc_mean" in selected.columns
     for _, r in selected_rows(selected).iterrows():
         penalty = None if r["label"] == "best" else str(r["penalty"])
         ref = grid_best_value(grid, penalty)
@@ -90,8 +91,22 @@ def best_table(selected: pd.DataFrame, grid: pd.DataFrame | None) -> Table:
                 pm(r["test_mean"], r["test_ci95"]),
                 fmt(ref),
                 fmt(regret, 3) + rel,
+                *(
+                    (
+                        pm(r["val_acc_mean"], r["val_acc_ci95"]),
+                        pm(r["test_acc_mean"], r["test_acc_ci95"]),
+                    )
+                    if accuracy
+                    else ()
+                ),
             )
         )
+    loss = " cross-entropy" if accuracy else ""
+    null = (
+        "predict the majority class of y_train: the training class frequencies"
+        if accuracy
+        else "w = 0, b = mean of y_train"
+    )
     return Table(
         (
             "label",
@@ -99,14 +114,15 @@ def best_table(selected: pd.DataFrame, grid: pd.DataFrame | None) -> Table:
             "loop",
             "λ",
             "l1_ratio",
-            "validation (mean ± 95 % CI)",
-            "test (mean ± 95 % CI)",
+            f"validation{loss} (mean ± 95 % CI)",
+            f"test{loss} (mean ± 95 % CI)",
             "grid best (same penalty)",
             "regret vs grid",
+            *(("validation accuracy", "test accuracy") if accuracy else ()),
         ),
         tuple(rows),
         "Chosen configurations (★ = overall best), over the search's data draws. 'null' is the "
-        "null model (w = 0, b = mean of y_train); a row marked '= null (w = 0)' sets every "
+        f"null model ({null}); a row marked '= null (w = 0)' sets every "
         "weight exactly to 0, so it is the null model whatever its λ. Test losses are computed "
         "for every trained configuration but read only after selection; no decision reads them. "
         "The 'best' row's grid reference is the overall grid best. Every comparison is drawn "
@@ -117,6 +133,7 @@ def best_table(selected: pd.DataFrame, grid: pd.DataFrame | None) -> Table:
 def comparison_table(comparisons: pd.DataFrame) -> Table:
     """The replication's family of comparisons: d = test(a) − test(b), Holm-adjusted."""
     rows = []
+    accuracy = bool(len(comparisons)) and metric_of(comparisons.iloc[0]) == "accuracy"
     for _, c in comparisons.iterrows():
         separated = bool(c["p_holm"] < 0.05)
         a = str(c["a"]) + (" (w = 0)" if bool(c["empty_a"]) and c["a"] != "null" else "")
@@ -142,8 +159,8 @@ def comparison_table(comparisons: pd.DataFrame) -> Table:
             "a",
             "b",
             "draws",
-            "test a",
-            "test b",
+            "test accuracy a" if accuracy else "test a",
+            "test accuracy b" if accuracy else "test b",
             "d = a − b",
             "Holm-adjusted CI",
             "p",
@@ -152,7 +169,9 @@ def comparison_table(comparisons: pd.DataFrame) -> Table:
         ),
         tuple(rows),
         f"The {len(rows)} comparisons of the family, each paired over fresh data draws (a fresh "
-        "train seed each) never seen by the search, on the test split; p-values Holm-adjusted "
+        "train seed each) never seen by the search, on the test split"
+        + (" (its accuracy: higher is better)" if accuracy else "")
+        + "; p-values Holm-adjusted "
         "across all of them; each interval at its Holm step level (it excludes 0 exactly when "
         "p (Holm) < 0.05). budget = SGD at the study's epochs, lr and init scale; converged = "
         "the exact oracles at the λ each chose on the search's validation split.",

@@ -1,8 +1,9 @@
 """The verdicts of a study: one function, read by the console, ``run.json`` and the report alike.
 
 Every verdict rests on ``comparisons.parquet`` (the replication's paired comparisons on fresh
-draws, test split, Holm-adjusted across the whole family) and names its regime: ``budget`` (SGD
-at the study's epochs, lr and init scale) or ``converged`` (the exact oracles). Two options are
+draws, test split, Holm-adjusted across the whole family: on the test loss, or on the test accuracy
+in a classification study) and names its regime: ``budget`` (SGD at the study's epochs, lr and
+init scale, and the network when there is one) or ``converged`` (the exact oracles). Two options are
 called different only when the adjusted p-value is below α (then the interval, at Holm's step
 level, excludes 0); otherwise the verdict says they cannot be separated and prefers the simpler
 (null < none < l2 < l1 < elastic). A configuration whose every weight is exactly zero is the null
@@ -21,9 +22,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reports.stats import ALPHA
+from reports.stats import ALPHA, gain, metric_of
 
 __all__ = [
+    "NO_ORACLE",
     "SIMPLICITY",
     "Budget",
     "LamRange",
@@ -32,6 +34,11 @@ __all__ = [
     "verdicts",
 ]
 
+#: The one line the console, summary.md and the report give a study without closed-form oracles.
+NO_ORACLE = (
+    "oracle: none — a network (an MLP, or softmax regression on a classification problem) has "
+    "no closed-form solution, so the dense grid is the reference"
+)
 #: Simpler first: what a tie is resolved to.
 SIMPLICITY = ("null", "none", "l2", "l1", "elastic")
 NULL = "null"
@@ -42,24 +49,50 @@ WITHIN = 0.01
 
 @dataclass(frozen=True)
 class Budget:
-    """The training setting every budget-regime verdict is about."""
+    """The training setting every budget-regime verdict is about (``hidden`` and ``layers`` of
+    an MLP; ``batch_size`` None: the lesson's 5)."""
 
     epochs: int
     lr: float
     init_scale: float
+    model: str = "linear"
+    hidden: int | None = None
+    layers: int | None = None
+    batch_size: int | None = None
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> Budget | None:
         """From ``run.json``'s ``settings`` (None when a value is missing)."""
         try:
+            network = {
+                k: None if settings.get(k) is None else int(settings[k])
+                for k in ("hidden", "layers", "batch_size")
+            }
             return cls(
-                int(settings["epochs"]), float(settings["lr"]), float(settings["init_scale"])
+                int(settings["epochs"]),
+                float(settings["lr"]),
+                float(settings["init_scale"]),
+                str(settings.get("model") or "linear"),
+                **network,
             )
         except (KeyError, TypeError, ValueError):
             return None
 
     def describe(self) -> str:
-        return f"{self.epochs} epochs of SGD, lr {_g(self.lr)}, init scale {_g(self.init_scale)}"
+        text = f"{self.epochs} epochs of SGD, lr {_g(self.lr)}, init scale {_g(self.init_scale)}"
+        if self.batch_size is not None and self.batch_size != LESSON_BATCH:
+            text += f", minibatch {self.batch_size}"
+        if self.model == "mlp":
+            text += f", an MLP of {_layers(self.layers or 1)} of {self.hidden} ReLU units"
+        return text
+
+
+#: The lesson's minibatch size (``wdbench.TrainConfig``'s default; not named in the verdicts).
+LESSON_BATCH = 5
+
+
+def _layers(n: int) -> str:
+    return "1 hidden layer" if n == 1 else f"{n} hidden layers"
 
 
 @dataclass(frozen=True)
@@ -109,15 +142,32 @@ def _separated(c: pd.Series) -> bool:
 
 
 def _interval(c: pd.Series) -> str:
+    if metric_of(c) == "accuracy":
+        return (
+            f"d = {_points(c['mean_diff'])} points, Holm-adjusted {100 * c['ci_level']:.3g} % CI "
+            f"[{_points(c['ci_low'])}, {_points(c['ci_high'])}] points, "
+            f"p_holm = {_g(c['p_holm'], 2)}"
+        )
     return (
         f"d = {_g(c['mean_diff'])}, Holm-adjusted {100 * c['ci_level']:.3g} % CI "
         f"[{_g(c['ci_low'])}, {_g(c['ci_high'])}], p_holm = {_g(c['p_holm'], 2)}"
     )
 
 
-def _name(label: str, penalty: str, empty: bool) -> str:
+def _points(x: float) -> str:
+    """An accuracy difference in percentage points, signed."""
+    return f"{100 * float(x):+.3g}" if math.isfinite(float(x)) else "—"
+
+
+def _pct(x: float) -> str:
+    """An accuracy as a percentage."""
+    return f"{100 * float(x):.4g} %" if math.isfinite(float(x)) else "—"
+
+
+def _name(label: str, penalty: str, empty: bool, classify: bool = False) -> str:
     if label == NULL:
-        return "the null model (predict the training mean)"
+        what = "the majority class" if classify else "the training mean"
+        return f"the null model (predict {what})"
     if empty:
         return f"{penalty} ({label}: every weight 0, i.e. the null model)"
     if label == "no-decay":
@@ -126,9 +176,12 @@ def _name(label: str, penalty: str, empty: bool) -> str:
 
 
 def _describe(c: pd.Series) -> str:
-    """One comparison as a sentence: which is lower on the test split, or that none is."""
-    a = _name(str(c["a"]), str(c["penalty_a"]), bool(c["empty_a"]))
-    b = _name(str(c["b"]), str(c["penalty_b"]), bool(c["empty_b"]))
+    """One comparison as a sentence: which is better on the test split, or that none is."""
+    classify = metric_of(c) == "accuracy"
+    a = _name(str(c["a"]), str(c["penalty_a"]), bool(c["empty_a"]), classify)
+    b = _name(str(c["b"]), str(c["penalty_b"]), bool(c["empty_b"]), classify)
+    if classify:
+        return _describe_accuracy(c, a, b)
     d = f"d = test({c['a']}) − test({c['b']})"
     tail = _interval(c).replace("d = ", f"{d} = ", 1)
     if not _separated(c):
@@ -142,6 +195,24 @@ def _describe(c: pd.Series) -> str:
     ratio = float(high) / float(low) if float(low) > 0 else math.inf
     gain = f"{_g(ratio)}× lower" if ratio >= 2 else f"{100 * (1 - 1 / ratio):.3g} % lower"
     return f"{winner} beats {loser}: test loss {_g(low, 4)} vs {_g(high, 4)}, {gain} ({tail})"
+
+
+def _describe_accuracy(c: pd.Series, a: str, b: str) -> str:
+    """A comparison of test accuracies: which is higher, by how many points, or that none is."""
+    d = f"d = acc({c['a']}) − acc({c['b']})"
+    tail = _interval(c).replace("d = ", f"{d} = ", 1)
+    if not _separated(c):
+        return (
+            f"{a} and {b} cannot be separated: test accuracy {_pct(c['mean_a'])} vs "
+            f"{_pct(c['mean_b'])} ({tail})"
+        )
+    a_wins = gain(c) > 0
+    winner, loser = (a, b) if a_wins else (b, a)
+    high, low = (c["mean_a"], c["mean_b"]) if a_wins else (c["mean_b"], c["mean_a"])
+    return (
+        f"{winner} beats {loser}: test accuracy {_pct(high)} vs {_pct(low)}, "
+        f"{100 * abs(float(c['mean_diff'])):.3g} points higher ({tail})"
+    )
 
 
 def lam_range(
@@ -231,7 +302,7 @@ def _recommend(
             tied.add("none")
         if a == "best" and b == NULL:
             vs_null = c
-            if not _separated(c) or c["mean_diff"] >= 0:
+            if not _separated(c) or gain(c) <= 0:
                 tied.add(NULL)
     order = sorted(tied, key=_simplicity)
     return order[0], order, vs_null
@@ -247,20 +318,28 @@ def _headline(
     n_draws: int,
 ) -> str:
     setting = budget.describe() if budget is not None else "the training budget"
+    classify = vs_null is not None and metric_of(vs_null) == "accuracy"
+    mean = "the majority class" if classify else "the training mean"
     if recommended == NULL:
-        worse = vs_null is not None and _separated(vs_null) and vs_null["mean_diff"] > 0
+        worse = vs_null is not None and _separated(vs_null) and gain(vs_null) < 0
         verdict = "is worse than" if worse else "cannot be told apart from"
         text = (
             f"No feature helps at this budget ({setting}): the best configuration the search "
-            f"found {verdict} predicting the training mean"
+            f"found {verdict} predicting {mean}"
         )
         if vs_null is not None:
             text += f" on {n_draws} fresh draws ({_interval(vs_null)})"
-        return text + "; predict the mean (the null model)."
+        return text + f"; predict {'it' if classify else 'the mean'} (the null model)."
     text = f"Recommendation at this budget ({setting}): {recommended}"
     if recommended == str(_row(selected, "best")["penalty"]) and ranges is not None:  # type: ignore[index]
         text += f" with {_span(ranges.near)} (within 1 % of the grid's best)"
-    if vs_null is not None and _separated(vs_null) and vs_null["mean_diff"] < 0:
+    if vs_null is not None and _separated(vs_null) and gain(vs_null) > 0 and classify:
+        text += (
+            f", {100 * float(vs_null['mean_diff']):.3g} points of test accuracy above predicting "
+            f"{mean} on {n_draws} fresh draws ({_pct(vs_null['mean_a'])} vs "
+            f"{_pct(vs_null['mean_b'])}; {_interval(vs_null)})"
+        )
+    elif vs_null is not None and _separated(vs_null) and gain(vs_null) > 0:
         pct = 100 * (1 - float(vs_null["mean_a"]) / float(vs_null["mean_b"]))
         text += (
             f", {pct:.3g} % better than predicting the mean on {n_draws} fresh draws "
@@ -297,7 +376,16 @@ def verdicts(
     recommended, tied, vs_null = _recommend(budget_part, selected)
     lines.append(_headline(recommended, tied, vs_null, selected, ranges, budget, n_draws))
     null = _row(selected, NULL)
-    if null is not None:
+    classify = metric_of(comparisons.iloc[0]) == "accuracy"
+    if null is not None and classify:
+        lines.append(
+            "Null baseline (predict the majority class of y_train; its loss is the cross-entropy "
+            f"of the training class frequencies): validation accuracy "
+            f"{_pct(null.get('val_acc_mean', math.nan))} and cross-entropy "
+            f"{_g(null['val_mean'], 4)} on the search's draws, test accuracy "
+            f"{_pct(_null_test(comparisons))} on the {n_draws} fresh draws."
+        )
+    elif null is not None:
         lines.append(
             f"Null baseline (w = 0, b = mean of y_train): validation {_g(null['val_mean'], 4)} "
             f"on the search's draws, test {_g(_null_test(comparisons), 4)} on the "
@@ -311,9 +399,10 @@ def verdicts(
     if empties:
         names = " and ".join(sorted(set(empties), key=_simplicity))
         setting = f" ({budget.describe()})" if budget is not None else ""
+        trained = "the biases are" if classify or _is_network(budget) else "the intercept is"
         lines.append(
             f"No feature helps at this budget{setting} for {names}: the best configuration "
-            "sets every weight exactly to 0, so it is the null model (only the intercept is "
+            f"sets every weight exactly to 0, so it is the null model (only {trained} "
             "trained), and its λ means only 'large enough to erase every weight'."
         )
     if ranges is not None and recommended not in (NULL, "none"):
@@ -328,13 +417,22 @@ def _null_test(comparisons: pd.DataFrame) -> float:
     return float(part["mean_b"].iloc[0]) if not part.empty else math.nan
 
 
+def _is_network(budget: Budget | None) -> bool:
+    return budget is not None and budget.model == "mlp"
+
+
 def _family(comparisons: pd.DataFrame, selected: pd.DataFrame, budget: Budget | None) -> list[str]:
     m = int(np.isfinite(comparisons["p_value"].astype(float)).sum())
     n = int(comparisons["n"].max())
+    split = (
+        "the test split's accuracy"
+        if metric_of(comparisons.iloc[0]) == "accuracy"
+        else "the test split"
+    )
     lines = [
         f"Comparisons: {m} in one family ({', '.join(_counts(comparisons))}), each paired over "
-        f"{n} fresh data draws with a fresh train seed each, never seen by the search, on the "
-        "test split; p-values Holm-adjusted across all of them, each interval at its Holm step "
+        f"{n} fresh data draws with a fresh train seed each, never seen by the search, on "
+        f"{split}; p-values Holm-adjusted across all of them, each interval at its Holm step "
         "level."
     ]
     for _, c in comparisons.iterrows():

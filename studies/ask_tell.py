@@ -52,7 +52,8 @@ __all__ = [
 ]
 
 #: User attribute of a COMPLETE trial: per-seed validation losses, their std and 95% CI
-#: half-width, and the means over seeds of train loss, ‖w‖₂ and the fraction of exact zeros.
+#: half-width, and the means over seeds of train loss, ‖w‖₂ and the fraction of exact zeros;
+#: for classification also the validation accuracy (mean and per seed) and the train accuracy.
 STATS_ATTR = "stats"
 #: User attribute of a trial told without training: the number of the COMPLETE trial it reuses.
 CACHED_ATTR = "cached_from"
@@ -228,6 +229,10 @@ def tell(
         "w_norm": float(evaluation.w_norm[:, k].mean()),
         "zero_fraction": float(evaluation.zero_fraction[:, k].mean()),
     }
+    if evaluation.val_acc is not None and evaluation.train_acc is not None:
+        stats["val_acc"] = float(evaluation.val_acc[:, k].mean())
+        stats["val_acc_per_seed"] = [float(v) for v in evaluation.val_acc[:, k]]
+        stats["train_acc"] = float(evaluation.train_acc[:, k].mean())
     trial.set_user_attr(STATS_ATTR, stats)  # one storage write (each attribute is one)
     study.tell(trial, summary.mean)
     return True

@@ -5,8 +5,10 @@ Precedence: built-in defaults < ``--config FILE.toml`` (keys are the flag names,
 Every invalid value raises ``UsageError`` with one line naming the problem.
 
 Standard library only: ``--help`` and every refusal of bad input answer before torch, Optuna or
-pandas are imported. ``lr``, ``epochs`` and ``init_scale`` left unset mean ``wdbench.TrainConfig``'s
-defaults (the lesson's), which the driver fills in (``studies.space.with_train_defaults``).
+pandas are imported. ``lr``, ``epochs``, ``init_scale`` and ``batch_size`` left unset mean the
+problem's study defaults where it has them (``studies.space.PROBLEM_BUDGETS``: digits) and
+``wdbench.TrainConfig``'s (the lesson's) otherwise, which the driver fills in
+(``studies.space.with_train_defaults``); so are ``hidden`` and ``layers`` of ``--model mlp``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, NoReturn
 
-from studies.names import DECAYS, OPTIMIZERS, PENALTIES, PROBLEM_PARAMS, PROBLEMS, TABLE_SUFFIXES
+from studies.names import (
+    DECAYS,
+    MODELS,
+    OPTIMIZERS,
+    PENALTIES,
+    PROBLEM_PARAMS,
+    PROBLEMS,
+    TABLE_SUFFIXES,
+)
 
 __all__ = [
     "DEFAULTS",
@@ -58,7 +68,13 @@ EPILOG = f"""\
 problems (--problem NAME, or NAME:key=value,..., e.g. synthetic:n_train=100,rho=0.5):
 {_PROBLEM_LINES}
   {"FILE.csv|.parquet":<17} your own rows: --target (default: the last column) on --features
-                    (default: the other columns); splits drawn by each data seed
+                    (default: the other columns); splits drawn by each data seed; a
+                    categorical target (text, booleans) is classified
+
+models (--model): linear (the lesson's x·w + b; softmax regression on a classification problem)
+  or mlp (--layers hidden layers of --hidden ReLU units). A network has no closed-form oracle:
+  the dense grid is the reference. Classification reports accuracy beside the cross-entropy, and
+  the replication compares test accuracy.
 
 exit codes:
   {EXIT_OK:<4} the study holds --n-trials COMPLETE trials (and its exports and report are written)
@@ -80,8 +96,9 @@ class UsageError(ValueError):
 class Settings:
     """Every resolved option of one study run (picklable: worker processes receive it).
 
-    ``lr``, ``epochs`` and ``init_scale`` are None until the driver fills in
-    ``wdbench.TrainConfig``'s defaults.
+    ``lr``, ``epochs``, ``init_scale`` and ``batch_size`` are None until the driver fills in the
+    problem's or ``wdbench.TrainConfig``'s defaults; ``hidden`` and ``layers`` are None for
+    ``model == "linear"`` (they do not apply) and filled in for ``"mlp"``.
     """
 
     problem: str = "synthetic"
@@ -106,6 +123,10 @@ class Settings:
     lr: float | None = None
     epochs: int | None = None
     init_scale: float | None = None
+    batch_size: int | None = None
+    model: str = "linear"
+    hidden: int | None = None
+    layers: int | None = None
     seed: int = 0
     out: str = "runs"
     no_report: bool = False
@@ -127,6 +148,9 @@ MAX_SEEDS = 1_000
 MAX_GRID_POINTS = 100_000
 MAX_BATCH = 100_000
 MAX_EPOCHS = 1_000_000
+MAX_BATCH_SIZE = 1_000_000
+MAX_HIDDEN = 4_096
+MAX_LAYERS = 16
 MAX_REPLICATIONS = 10_000
 MAX_HEARTBEAT_S = 3_600.0
 MAX_STALE_AFTER_S = 7 * 86_400.0
@@ -269,7 +293,8 @@ def _parser() -> argparse.ArgumentParser:
     positive, at_least_0 = _number(positive=True), _number(positive=False)
     p = _Parser(
         prog="python -m studies.search",
-        description="Search penalty type × λ (× update rule) against validation loss with Optuna.",
+        description="Search penalty type × λ (× update rule) against validation loss with Optuna "
+        "(the cross-entropy for classification).",
         epilog=EPILOG,
         formatter_class=_Formatter,
         allow_abbrev=False,
@@ -283,12 +308,40 @@ def _parser() -> argparse.ArgumentParser:
         help="a registered problem, NAME or NAME:key=value,... (listed below), or a "
         ".csv/.parquet FILE of your own",
     )
-    g.add_argument("--lr", type=positive, help="learning rate η (default: TrainConfig's)")
     g.add_argument(
-        "--epochs", type=_integer(1, MAX_EPOCHS), help="epochs per run (default: TrainConfig's)"
+        "--lr", type=positive, help="learning rate η (default: TrainConfig's 0.003; digits: 0.05)"
     )
     g.add_argument(
-        "--init-scale", type=at_least_0, help="w₀ ~ N(0, scale²) (default: TrainConfig's)"
+        "--epochs",
+        type=_integer(1, MAX_EPOCHS),
+        help="epochs per run (default: TrainConfig's 100; digits: 30)",
+    )
+    g.add_argument(
+        "--init-scale",
+        type=at_least_0,
+        help="w₀ ~ N(0, scale²); for mlp, the scale of torch's nn.Linear init (default: "
+        "TrainConfig's)",
+    )
+    g.add_argument(
+        "--batch-size",
+        type=_integer(1, MAX_BATCH_SIZE),
+        help="minibatch size, <= the training rows (default: TrainConfig's 5; digits: 20)",
+    )
+    g.add_argument(
+        "--model",
+        choices=MODELS,
+        default=d.model,
+        help="linear: x·w + b (softmax regression for classification); mlp: a ReLU network",
+    )
+    g.add_argument(
+        "--hidden",
+        type=_integer(1, MAX_HIDDEN),
+        help="units per hidden layer of --model mlp (default: TrainConfig's 64)",
+    )
+    g.add_argument(
+        "--layers",
+        type=_integer(1, MAX_LAYERS),
+        help="hidden layers of --model mlp (default: TrainConfig's 1)",
     )
     g.add_argument(
         "--seeds", type=_integer(1, MAX_SEEDS), default=d.seeds, help="data draws per trial"
@@ -447,6 +500,7 @@ def parse_args(argv: Sequence[str]) -> Settings:
         raise UsageError("--lr and --lr-range exclude each other (--lr-range searches the lr)")
     check_heartbeat(settings)
     _check_file_flags(settings)
+    _check_model_flags(settings)
     _check_workers(settings)
     return settings
 
@@ -509,6 +563,14 @@ def _check_file_flags(settings: Settings) -> None:
                 f"{flag} applies to --problem FILE (.csv/.parquet), not to {settings.problem!r}"
                 + (" (write NAME:n_train=N)" if name == "n_train" else "")
             )
+
+
+def _check_model_flags(settings: Settings) -> None:
+    if settings.model == "mlp":
+        return
+    for name in ("hidden", "layers"):
+        if getattr(settings, name) is not None:
+            raise UsageError(f"--{name} applies to --model mlp, not to --model {settings.model}")
 
 
 def check_heartbeat(settings: Settings) -> None:

@@ -8,6 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from reports.verdicts import NO_ORACLE
+
 __all__ = ["REACH_REGRET", "Regret", "reach_line", "rule_name", "summary_lines", "time_to_regret"]
 
 #: The regret a search must reach for ``time_to_regret``: within 1 % of the dense grid's best.
@@ -55,6 +57,14 @@ def _fmt_ci(mean: float, half: float) -> str:
     return f"{mean:.5g} ± {half:.2g}"
 
 
+def _fmt_acc(row: dict[Any, Any], split: str) -> str:
+    """An accuracy as a percentage ± its 95 % CI half-width in points."""
+    mean, half = float(row[f"{split}_acc_mean"]), float(row[f"{split}_acc_ci95"])
+    if not math.isfinite(mean):
+        return "—"
+    return f"{100 * mean:.2f} %" + (f" ± {100 * half:.2g}" if math.isfinite(half) else "")
+
+
 def _optimizer_shown(selected: pd.DataFrame) -> bool:
     """Whether the selection names more than plain SGD at one lr (then its columns are shown)."""
     if not {"optimizer", "lr"} <= set(selected.columns):
@@ -64,14 +74,22 @@ def _optimizer_shown(selected: pd.DataFrame) -> bool:
 
 def selection_lines(selected: pd.DataFrame) -> list[str]:
     """One line per selected configuration: rule, λ, val and test mean ± 95% CI (over the
-    search's draws; and the optimizer and lr when the study searched them); an all-zero
-    configuration is marked as the null model."""
+    search's draws; and the optimizer and lr when the study searched them; for classification
+    the validation and test accuracy too); an all-zero configuration is marked as the null
+    model."""
     width = max(12, *(len(str(v)) for v in selected["label"]))
     extra = _optimizer_shown(selected)
+    accuracy = "test_acc_mean" in selected.columns
+    val_head, test_head = (
+        ("val CE (mean ± 95% CI)", "test CE (mean ± 95% CI)")  # CE: the cross-entropy
+        if accuracy
+        else ("val (mean ± 95% CI)", "test (mean ± 95% CI)")
+    )
     head = (
         f"{'':{width}} {'penalty':8} {'rule':12} "
         + (f"{'optimizer':9} {'lr':>9} " if extra else "")
-        + f"{'λ':>9} {'l1_ratio':>8}  {'val (mean ± 95% CI)':24} {'test (mean ± 95% CI)':24}"
+        + f"{'λ':>9} {'l1_ratio':>8}  {val_head:24} {test_head:24}"
+        + (f" {'val accuracy':17} {'test accuracy':17}" if accuracy else "")
     )
     lines = [head]
     for row in selected.to_dict(orient="records"):
@@ -82,7 +100,9 @@ def selection_lines(selected: pd.DataFrame) -> list[str]:
             f"{row['label']!s:{width}} {row['penalty']!s:8} "
             f"{rule_name(row['penalty'], row['loop']):12} {opt}{_fmt_lam(row['lam']):>9} "
             f"{l1:>8}  {_fmt_ci(row['val_mean'], row['val_ci95']):24} "
-            f"{_fmt_ci(row['test_mean'], row['test_ci95']):24}{empty}"
+            f"{_fmt_ci(row['test_mean'], row['test_ci95']):24}"
+            + (f" {_fmt_acc(row, 'val'):17} {_fmt_acc(row, 'test'):17}" if accuracy else "")
+            + empty
         )
     return lines
 
@@ -104,7 +124,10 @@ def regret_line(r: Regret) -> str:
     )
 
 
-def oracle_line(best_value: float, oracle_best: pd.DataFrame) -> str:
+def oracle_line(best_value: float, oracle_best: pd.DataFrame | None) -> str:
+    """The converged oracles beside the search's best; ``None``: the model has none."""
+    if oracle_best is None:
+        return NO_ORACLE
     if oracle_best.empty:
         return "oracle (converged closed form): n/a for the chosen penalties"
     names = {"l2": "ridge", "l1": "lasso", "elastic": "elastic net"}
@@ -119,9 +142,10 @@ def oracle_line(best_value: float, oracle_best: pd.DataFrame) -> str:
 
 
 def summary_lines(
-    header: str, selected: pd.DataFrame, r: Regret, oracle_best: pd.DataFrame
+    header: str, selected: pd.DataFrame, r: Regret, oracle_best: pd.DataFrame | None
 ) -> list[str]:
-    """The whole summary: a header, the selection table, regret and oracle comparison."""
+    """The whole summary: a header, the selection table, regret and oracle comparison
+    (``oracle_best`` None: the model has no closed-form oracle, said in one line)."""
     return [
         header,
         *selection_lines(selected),

@@ -129,10 +129,13 @@ DEFINING: tuple[Defining, ...] = (
     _flag("init_scale"),
     Defining(
         "batch_size",
-        lambda s, p: _TRAIN_DEFAULTS["batch_size"],
-        "the minibatch size (TrainConfig.batch_size)",
+        lambda s, p: _TRAIN_DEFAULTS["batch_size"] if s.batch_size is None else s.batch_size,
+        "--batch-size",
         _same_number,
     ),
+    _flag("model", operator.eq),
+    _flag("hidden"),
+    _flag("layers"),
     Defining("sampler", lambda s, p: s.sampler, "--sampler", _same_sampler),
 )
 

@@ -46,6 +46,7 @@ from studies.grid import (
     best_grid_point,
     cached_dense_grid,
     grid_points,
+    has_oracle,
     oracle_best,
     oracle_table,
 )
@@ -141,12 +142,18 @@ def prepare(settings: Settings) -> Prepared:
     seeds = StudySeeds.from_settings(settings)
     try:
         problem = StudyProblem.from_settings(settings)
-        problem.draws(seeds.data_seeds)  # a draw the data cannot fill is refused here
+        drawn = problem.draws(seeds.data_seeds)  # a draw the data cannot fill is refused here
         if problem.table is not None:  # and so is a replication draw of a file (a rare class)
             problem.draws(ReplicationSeeds.derive(seeds, settings.replications).data_seeds)
         device = resolve_device(settings.device)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    n_train = min(p.n_train for p in drawn)
+    if settings.batch_size is not None and settings.batch_size > n_train:
+        raise UsageError(
+            f"--batch-size {settings.batch_size} exceeds the {n_train} training rows of "
+            f"{settings.problem}"
+        )
     settings = dataclasses.replace(settings, problem=problem.label)
     run_dir = run_directory(settings.out, settings.study_name)
     check_writable(run_dir)
@@ -298,8 +305,11 @@ def _finish(
         grid = ahead.result("grid")
     with phases.phase("exports"):
         exports.write_table(grid, run_dir / "grid.parquet")
-    with phases.phase("oracles"):
-        oracle = ahead.result("oracles")
+    if has_oracle(settings, problems):
+        with phases.phase("oracles"):
+            oracle = ahead.result("oracles")
+    else:  # a network has no closed form: no oracle phase, the dense grid is the reference
+        oracle = oracle_table(settings, problems, seeds)  # no rows
     if ahead.in_background:
         for name, seconds in ahead.seconds.items():
             phases.beside("search", name, seconds)
@@ -324,7 +334,7 @@ def _finish(
         replication.comparisons,
         grid_summary(grid),
         oracle_summary(oracle) if not oracle.empty else None,
-        Budget(int(settings.epochs or 0), float(settings.lr or 0), float(settings.init_scale or 0)),
+        Budget.from_settings(dataclasses.asdict(settings)),
     )
     info["verdicts"] = {"recommended": found.recommended, "lines": list(found.lines)}
     info["phases"] = phases.record()
@@ -338,7 +348,9 @@ def _finish(
         f"{time.perf_counter() - clock:.1f} s"
     )
     return [
-        *summary_lines(header, selected, regret, best_oracle),
+        *summary_lines(
+            header, selected, regret, best_oracle if has_oracle(settings, problems) else None
+        ),
         reach_line(reach),
         "",
         *found.lines,
@@ -358,8 +370,9 @@ def _ahead(prepared: Prepared) -> Ahead:
             seeds,
             prepared.device,
         ),
-        "oracles": partial(oracle_table, settings, problems, seeds),
     }
+    if has_oracle(settings, problems):  # a network has none
+        jobs["oracles"] = partial(oracle_table, settings, problems, seeds)
     return Ahead(jobs, background=prepared.device.type == "cpu")
 
 

@@ -33,13 +33,15 @@ from studies.space import SearchPoint, point_from_params
 from studies.train_batch import Evaluation, evaluate
 from wdbench import Problem, oracle
 
-#: Label of the null model (w = 0, b = mean of y_train) in every table.
+#: Label of the null model (w = 0, b = mean of y_train; for classification the training class
+#: frequencies: the majority class) in every table.
 NULL_LABEL = "null"
 
 __all__ = [
     "NULL_LABEL",
     "Selection",
     "curves_frame",
+    "null_scores",
     "run_info",
     "select",
     "selected_frame",
@@ -78,6 +80,10 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     floats = ("lr", "lam", "l1_ratio", "value", "val_std", "val_ci95", "w_norm", "zero_fraction")
     for column in floats:
         frame[column] = frame[column].astype("float64")
+    for column in ("val_acc", "train_acc"):  # classification: accuracies beside the loss
+        values = [r.get(column, math.nan) for r in rows]
+        if any(math.isfinite(v) for v in values):
+            frame[column] = np.asarray(values, dtype=np.float64)
     fixed_lr = (study.user_attrs.get("objective") or {}).get("lr")
     if fixed_lr is not None:  # the study's fixed lr where the trial did not search it
         frame["lr"] = frame["lr"].fillna(float(fixed_lr))
@@ -110,7 +116,7 @@ def _trial_row(trial: FrozenTrial) -> dict[str, Any]:
         datetime_complete=trial.datetime_complete,
     )
     stats = attrs.get(STATS_ATTR) or {}
-    for key in ("val_std", "val_ci95", "w_norm", "zero_fraction"):
+    for key in ("val_std", "val_ci95", "w_norm", "zero_fraction", "val_acc", "train_acc"):
         value = stats.get(key)
         row[key] = math.nan if value is None else float(value)
     return row
@@ -120,12 +126,14 @@ def _trial_row(trial: FrozenTrial) -> dict[str, Any]:
 class Selection:
     """Labelled configurations (``best``, ``best-<penalty>``, ``best-<optimizer>-<decay>`` when
     the study searched more than plain SGD, ``no-decay``) and their runs, and the null model's
-    ``null_losses`` (``val`` / ``test`` ``[S]``) on the same draws."""
+    ``null_losses`` (``val`` / ``test`` ``[S]``) on the same draws (and its ``null_accuracies``
+    for classification)."""
 
     labels: tuple[str, ...]
     points: tuple[SearchPoint, ...]
     evaluation: Evaluation
     null_losses: dict[str, np.ndarray]
+    null_accuracies: dict[str, np.ndarray] | None = None
 
     @property
     def labelled(self) -> dict[str, SearchPoint]:
@@ -170,9 +178,34 @@ def select(
     )
     configs = [p.config(settings, seeds.train_seed) for p in points]
     evaluation = evaluate(problems, configs, device=device, curves=True)
-    nulls = [oracle.null_model(p).losses for p in problems]
-    null_losses = {s: np.array([float(n[s][0]) for n in nulls]) for s in ("val", "test")}
-    return Selection(tuple(labelled), points, evaluation, null_losses)
+    nulls = [null_scores(p) for p in problems]
+    null_losses = {s: np.array([n[f"{s}_loss"] for n in nulls]) for s in ("val", "test")}
+    null_accuracies = None
+    if evaluation.classification:
+        null_accuracies = {s: np.array([n[f"{s}_acc"] for n in nulls]) for s in ("val", "test")}
+    return Selection(tuple(labelled), points, evaluation, null_losses, null_accuracies)
+
+
+def null_scores(problem: Problem) -> dict[str, float]:
+    """The null model on one draw: ``val_loss``, ``test_loss``, ``w_norm`` (0) and
+    ``zero_fraction`` (1); for classification (the majority class, ``wdbench.oracle.
+    null_classifier``) also ``train_acc``, ``val_acc``, ``test_acc``."""
+    if problem.n_classes:
+        null = oracle.null_classifier(problem)
+        return {
+            "val_loss": null.losses["val"],
+            "test_loss": null.losses["test"],
+            "w_norm": 0.0,
+            "zero_fraction": 1.0,
+            **{f"{s}_acc": null.accuracies[s] for s in ("train", "val", "test")},
+        }
+    path = oracle.null_model(problem)
+    return {
+        "val_loss": float(path.losses["val"][0]),
+        "test_loss": float(path.losses["test"][0]),
+        "w_norm": 0.0,
+        "zero_fraction": 1.0,
+    }
 
 
 def _best(trials: list[FrozenTrial]) -> FrozenTrial:
@@ -183,12 +216,16 @@ def selected_frame(selection: Selection) -> pd.DataFrame:
     """One row per label, then the null model (columns of ``selected.parquet``).
 
     ``empty`` marks a configuration whose every weight is exactly zero on every draw: it is the
-    null model's predictor (only its intercept was trained).
+    null model's predictor (only its intercept was trained). For classification each row also
+    has ``val_acc_mean``, ``val_acc_ci95``, ``test_acc_mean``, ``test_acc_ci95``.
     """
     rows = []
     ev = selection.evaluation
     for k, (label, point) in enumerate(zip(selection.labels, selection.points, strict=True)):
         val, test = summarize(ev.val_loss[:, k]), summarize(ev.test_loss[:, k])
+        accuracy = {}
+        if ev.val_acc is not None and ev.test_acc is not None:
+            accuracy = _accuracy_columns(ev.val_acc[:, k], ev.test_acc[:, k])
         rows.append(
             {
                 "label": label,
@@ -200,8 +237,12 @@ def selected_frame(selection: Selection) -> pd.DataFrame:
                 "is_best": label == "best",
                 "zero_fraction": float(ev.zero_fraction[:, k].mean()),
                 "empty": bool((ev.zero_fraction[:, k] == 1).all()),
+                **accuracy,
             }
         )
+    null_accuracy = {}
+    if selection.null_accuracies is not None:
+        null_accuracy = _accuracy_columns(*(selection.null_accuracies[s] for s in ("val", "test")))
     val, test = (summarize(selection.null_losses[s]) for s in ("val", "test"))
     rows.append(
         {
@@ -222,9 +263,20 @@ def selected_frame(selection: Selection) -> pd.DataFrame:
             "is_best": False,
             "zero_fraction": 1.0,
             "empty": True,
+            **null_accuracy,
         }
     )
     return pd.DataFrame(rows)
+
+
+def _accuracy_columns(val_acc: np.ndarray, test_acc: np.ndarray) -> dict[str, float]:
+    val, test = summarize(val_acc), summarize(test_acc)
+    return {
+        "val_acc_mean": val.mean,
+        "val_acc_ci95": val.ci95,
+        "test_acc_mean": test.mean,
+        "test_acc_ci95": test.ci95,
+    }
 
 
 def curves_frame(selection: Selection, seeds: StudySeeds) -> pd.DataFrame:

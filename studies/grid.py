@@ -5,7 +5,9 @@ The dense grid trains ``--grid-points`` log-spaced λ per optimizer, penalty and
 train seed and budget as the trials; with ``--lr-range`` each branch is a √G × √G lattice of
 lr × λ instead (G = ``--grid-points``), the lr × λ picture of the report. The oracle solves
 each penalized objective to convergence (ridge exactly, lasso and elastic net by coordinate
-descent) on the same draws. Relative regret of the search:
+descent) on the same draws — for the linear model on regression only: a network (``--model mlp``,
+or any model on a classification problem) has no closed form, and there the dense grid alone is
+the reference (``has_oracle``). Relative regret of the search:
 
     regret = (best trial's mean val − best grid point's mean val) / best grid point's mean val
 
@@ -29,6 +31,7 @@ from studies.crn import StudySeeds
 from studies.space import SearchPoint, lam_grid, lattice
 from studies.train_batch import evaluate
 from wdbench import Problem, TrainConfig, oracle
+from wdbench.networks import uses_network
 from wdbench.threads import run_parallel
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "dense_grid",
     "grid_key",
     "grid_points",
+    "has_oracle",
     "oracle_best",
     "oracle_table",
     "steps_per_epoch",
@@ -81,6 +85,8 @@ def dense_grid(
             w_norm=ev.w_norm[s],
             zero_fraction=ev.zero_fraction[s],
         )
+        if ev.val_acc is not None and ev.train_acc is not None:
+            frame = frame.assign(val_acc=ev.val_acc[s], train_acc=ev.train_acc[s])
         frame["status"] = np.where(ev.diverged[s], "diverged", "ok")
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
@@ -88,7 +94,7 @@ def dense_grid(
 
 def steps_per_epoch(settings: Settings, problems: Sequence[Problem]) -> int:
     """Optimizer steps per epoch: ⌈n_train / batch size⌉ (τ_epoch = τ_iter / this)."""
-    batch_size = TrainConfig().batch_size
+    batch_size = TrainConfig().batch_size if settings.batch_size is None else settings.batch_size
     return -(-problems[0].n_train // batch_size)
 
 
@@ -107,6 +113,10 @@ def grid_key(settings: Settings, device: torch.device) -> str:
         "optimizers",
         "decay",
         "lr_range",
+        "batch_size",
+        "model",
+        "hidden",
+        "layers",
     )
     key = {name: getattr(settings, name) for name in fields}
     key.update({name: getattr(settings, name) for name in FILE_FLAGS if getattr(settings, name)})
@@ -162,10 +172,17 @@ def _varies(grid: pd.DataFrame, column: str) -> bool:
     return len(values) > 1 or (column == "optimizer" and values != {"sgd"})
 
 
+def has_oracle(settings: Settings, problems: Sequence[Problem]) -> bool:
+    """Whether the study's model has closed-form oracles: the linear model on regression. A
+    network (``--model mlp``, or softmax regression on a classification problem) has none."""
+    return not uses_network(settings.model, problems[0].task)
+
+
 def oracle_table(
     settings: Settings, problems: Sequence[Problem], seeds: StudySeeds
 ) -> pd.DataFrame:
-    """Converged solutions per λ and data seed (columns of ``oracle.parquet``)."""
+    """Converged solutions per λ and data seed (columns of ``oracle.parquet``); no rows for a
+    study without oracles (``has_oracle``)."""
     dense = torch.tensor(lam_grid(settings, settings.grid_points), dtype=torch.float64)
     # large → small, finely spaced whatever --grid-points: each warm start is then close
     sparse = torch.tensor(lam_grid(settings, ORACLE_CD_POINTS), dtype=torch.float64).flip(0)
@@ -186,6 +203,7 @@ def oracle_table(
     tasks = [
         partial(paths_of, problem, data_seed)
         for problem, data_seed in zip(problems, seeds.data_seeds, strict=True)
+        if has_oracle(settings, problems)
     ]
     frames = [frame for part in run_parallel(tasks) for frame in part]
     columns = [

@@ -5,12 +5,21 @@ descriptions and parameter names of ``wdbench.PROBLEMS``, the names of ``wdbench
 the file suffixes ``--problem`` reads as tables are listed here too; a test asserts that they are
 the library's, in the same order. ``OPTIMIZERS``
 (``wdbench.optimizers.OPTIMIZERS``, asserted the same way) and ``DECAYS`` (where the penalty goes
-relative to the optimizer: ``studies.space``) are the study's other choices.
+relative to the optimizer: ``studies.space``) are the study's other choices; ``MODELS`` are
+``wdbench.config.MODELS`` (asserted the same way).
 """
 
 from __future__ import annotations
 
-__all__ = ["DECAYS", "OPTIMIZERS", "PENALTIES", "PROBLEMS", "PROBLEM_PARAMS", "TABLE_SUFFIXES"]
+__all__ = [
+    "DECAYS",
+    "MODELS",
+    "OPTIMIZERS",
+    "PENALTIES",
+    "PROBLEMS",
+    "PROBLEM_PARAMS",
+    "TABLE_SUFFIXES",
+]
 
 #: Registered problems: name → one-line description (``wdbench.PROBLEMS``).
 PROBLEMS = {
@@ -32,3 +41,5 @@ PENALTIES = ("none", "l2", "l1", "elastic")
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 OPTIMIZERS = ("sgd", "momentum", "adam")
 DECAYS = ("coupled", "decoupled")
+#: Model families (``wdbench.config.MODELS``): the lesson's linear model, or a ReLU network.
+MODELS = ("linear", "mlp")

@@ -13,7 +13,10 @@ regimes, on the same draws:
   least-squares solution (ridge at λ = 0).
 
 Every comparison (``comparison_pairs``) is paired over the draws, on the test split, with Holm's
-adjustment across the whole family (``reports.stats.compare``).
+adjustment across the whole family (``reports.stats.compare``): on the test loss, or on the test
+accuracy for classification. A network (``--model mlp``, or a classification problem) has no exact
+oracle, so only the budget regime is replicated; its null model predicts the majority class of the
+training rows (``studies.exports.null_scores``).
 """
 
 from __future__ import annotations
@@ -30,12 +33,12 @@ import torch
 from reports.stats import compare
 from studies.cli import Settings
 from studies.crn import StudySeeds
-from studies.exports import NULL_LABEL
+from studies.exports import NULL_LABEL, null_scores
 from studies.grid import ORACLE_CD_TOL, ORACLE_L1_RATIO, oracle_best
 from studies.names import OPTIMIZERS, PENALTIES
 from studies.problem import StudyProblem
 from studies.space import SearchPoint
-from studies.train_batch import evaluate
+from studies.train_batch import ACCURACIES, evaluate
 from wdbench import Problem, oracle
 from wdbench.seeding import derive_seed
 from wdbench.threads import run_parallel
@@ -136,9 +139,12 @@ def replicate(
     rows = pd.concat(parts, ignore_index=True)
     for column in ("optimizer", "decay"):  # the oracles and the null model have none
         rows[column] = rows[column].fillna("") if column in rows else ""
-    rows = rows.reindex(columns=REPLICATION_COLUMNS)
+    accuracy = "test_acc" in rows
+    rows = rows.reindex(columns=[*REPLICATION_COLUMNS, *(ACCURACIES if accuracy else ())])
     ranking = {"budget": dict(search_val), "converged": converged_val(oracle_table)}
-    return Replication(rseeds, rows, compare(rows, comparison_pairs(rows, ranking)))
+    pairs = comparison_pairs(rows, ranking)
+    metric = "accuracy" if accuracy else "loss"
+    return Replication(rseeds, rows, compare(rows, pairs, metric=metric))
 
 
 def budget_rows(
@@ -161,6 +167,11 @@ def budget_rows(
                 "test_loss": ev.test_loss[0, k],
                 "w_norm": ev.w_norm[0, k],
                 "zero_fraction": ev.zero_fraction[0, k],
+                **{
+                    name: values[0, k]
+                    for name in ACCURACIES
+                    if (values := getattr(ev, name)) is not None
+                },
             }
             for k, point in enumerate(unique)
         }
@@ -257,7 +268,8 @@ def _path_stats(path: oracle.OraclePath) -> dict[str, float]:
 
 
 def null_rows(problems: Sequence[Problem], rseeds: ReplicationSeeds) -> pd.DataFrame:
-    """The null model (w = 0, b = mean of y_train) on every fresh draw."""
+    """The null model (w = 0, b = mean of y_train; the majority class for classification) on
+    every fresh draw."""
     rows = [
         {
             "label": NULL,
@@ -267,7 +279,7 @@ def null_rows(problems: Sequence[Problem], rseeds: ReplicationSeeds) -> pd.DataF
             "l1_ratio": math.nan,
             "data_seed": data_seed,
             "train_seed": -1,
-            **_path_stats(oracle.null_model(problem)),
+            **null_scores(problem),
         }
         for problem, data_seed in zip(problems, rseeds.data_seeds, strict=True)
     ]

@@ -6,7 +6,9 @@
 
 Our λ is scikit-learn's ``alpha`` for ``Lasso`` / ``ElasticNet`` (same 1/(2n) data term); for
 ``Ridge``, whose data term has no 1/(2n), ``alpha = n·λ``. ``null_model`` is the limit λ → ∞ of
-every path: w = 0, b = mean of y_train (predict the training mean).
+every path: w = 0, b = mean of y_train (predict the training mean). For classification the null
+model is ``null_classifier``: no weights, the logits b = log of the training class frequencies
+(the intercept-only softmax regression), i.e. predict the majority class of the training rows.
 """
 
 from __future__ import annotations
@@ -22,7 +24,15 @@ from wdbench.losses import half_mse
 from wdbench.problems import Problem
 from wdbench.training import SPLITS
 
-__all__ = ["OraclePath", "elastic_net_path", "lasso_path", "null_model", "ridge_path"]
+__all__ = [
+    "NullClassifier",
+    "OraclePath",
+    "elastic_net_path",
+    "lasso_path",
+    "null_classifier",
+    "null_model",
+    "ridge_path",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,3 +136,33 @@ def null_model(problem: Problem) -> OraclePath:
     w = torch.zeros(1, prob.dim, dtype=torch.float64)
     b = prob.y_train.mean().reshape(1)
     return _path(prob, "null", torch.tensor([math.inf], dtype=torch.float64), w, b)
+
+
+@dataclass(frozen=True, eq=False)
+class NullClassifier:
+    """The intercept-only classifier of a problem's training rows: class ``frequencies`` ``[C]``,
+    the ``majority`` class (the lowest index among ties), and per split the cross-entropy of the
+    frequencies (``losses``; inf when a class of the split never occurs in training) and the
+    accuracy of always predicting the majority class (``accuracies``)."""
+
+    frequencies: torch.Tensor
+    majority: int
+    losses: dict[str, float]
+    accuracies: dict[str, float]
+
+
+def null_classifier(problem: Problem) -> NullClassifier:
+    """The null model of a classification problem: predict the training class frequencies."""
+    if not problem.n_classes:
+        raise ValueError("null_classifier needs a classification problem (use null_model)")
+    y_train = problem.y_train.cpu()
+    counts = torch.bincount(y_train, minlength=problem.n_classes).to(torch.float64)
+    frequencies = counts / counts.sum()
+    majority = int(torch.argmax(counts))
+    log_f = torch.log(frequencies)
+    losses, accuracies = {}, {}
+    for split in SPLITS:
+        y = problem.split(split)[1].cpu()
+        losses[split] = float(-log_f[y].mean())
+        accuracies[split] = float((y == majority).to(torch.float64).mean())
+    return NullClassifier(frequencies, majority, losses, accuracies)
