@@ -100,7 +100,9 @@ def study_verdicts(
 ) -> tuple[str, ...]:
     """The replication's verdicts (``reports.verdicts``), as the console and run.json give them."""
     settings = run.run.get("settings")
-    budget = Budget.from_settings(settings) if isinstance(settings, dict) else None
+    budget = (
+        Budget.from_settings(settings, network=run.network) if isinstance(settings, dict) else None
+    )
     return verdicts(run.selected, run.comparisons, grid, oracle, budget).lines
 
 
@@ -366,16 +368,25 @@ def _replicated_decoupling(run: RunData) -> list[str]:
     for _, r in rows.iterrows():
         optimizer = str(r["a"])[len("best-") : -len("-decoupled")]
         low, high = float(r["ci_low"]), float(r["ci_high"])
-        what = "test accuracy" if metric_of(r) == "accuracy" else "test loss"
+        accuracy = metric_of(r) == "accuracy"
+        what = "test accuracy" if accuracy else "test loss"
         if low <= 0 <= high:
             verdict = f"does not change the best {what} detectably"
         else:
             verdict = ("lowers" if float(r["mean_diff"]) < 0 else "raises") + f" the best {what}"
+        if accuracy:  # percentages, and the difference in points
+            means = (f"{100 * float(r['mean_a']):.4g} %", f"{100 * float(r['mean_b']):.4g} %")
+            diff = (
+                f"difference {100 * float(r['mean_diff']):+.3g} points, CI "
+                f"[{100 * low:+.3g}, {100 * high:+.3g}] points"
+            )
+        else:
+            means = (fmt(r["mean_a"], 3), fmt(r["mean_b"], 3))
+            diff = f"difference {fmt(r['mean_diff'], 3)}, CI [{fmt(low, 3)}, {fmt(high, 3)}]"
         out.append(
             f"Decoupling under {optimizer}, replicated on {int(r['n'])} fresh draws: {verdict} — "
-            f"best decoupled ({r['penalty_a']}) {fmt(r['mean_a'], 3)} vs best coupled "
-            f"({r['penalty_b']}) {fmt(r['mean_b'], 3)}, "
-            f"difference {fmt(r['mean_diff'], 3)}, CI [{fmt(low, 3)}, {fmt(high, 3)}], "
+            f"best decoupled ({r['penalty_a']}) {means[0]} vs best coupled "
+            f"({r['penalty_b']}) {means[1]}, {diff}, "
             f"Holm-adjusted p = {fmt(r['p_holm'], 2)} (test split, the report's whole family)."
         )
     return out

@@ -49,8 +49,9 @@ WITHIN = 0.01
 
 @dataclass(frozen=True)
 class Budget:
-    """The training setting every budget-regime verdict is about (``hidden`` and ``layers`` of
-    an MLP; ``batch_size`` None: the lesson's 5)."""
+    """The training setting every budget-regime verdict is about. For a ``network`` (an MLP, or
+    softmax regression on a classification problem) also its model (``hidden`` and ``layers`` of
+    an MLP), ``batch_size``, the ``optimizers`` searched and the ``lr_range``."""
 
     epochs: int
     lr: float
@@ -59,34 +60,56 @@ class Budget:
     hidden: int | None = None
     layers: int | None = None
     batch_size: int | None = None
+    network: bool = False
+    optimizers: tuple[str, ...] = ("sgd",)
+    lr_range: tuple[float, float] | None = None
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> Budget | None:
+    def from_settings(cls, settings: Mapping[str, Any], network: bool = False) -> Budget | None:
         """From ``run.json``'s ``settings`` (None when a value is missing)."""
         try:
-            network = {
+            sizes = {
                 k: None if settings.get(k) is None else int(settings[k])
                 for k in ("hidden", "layers", "batch_size")
             }
+            lr_range = settings.get("lr_range")
             return cls(
                 int(settings["epochs"]),
                 float(settings["lr"]),
                 float(settings["init_scale"]),
                 str(settings.get("model") or "linear"),
-                **network,
+                **sizes,
+                network=network,
+                optimizers=tuple(str(o) for o in settings.get("optimizers") or ("sgd",)),
+                lr_range=None if not lr_range else (float(lr_range[0]), float(lr_range[1])),
             )
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, IndexError):
             return None
 
     def describe(self) -> str:
-        text = f"{self.epochs} epochs of SGD, lr {_g(self.lr)}, init scale {_g(self.init_scale)}"
-        if self.batch_size is not None and self.batch_size != LESSON_BATCH:
-            text += f", minibatch {self.batch_size}"
-        if self.model == "mlp":
-            text += f", an MLP of {_layers(self.layers or 1)} of {self.hidden} ReLU units"
-        return text
+        if not self.network:  # the lesson's linear regression: as it always read
+            return (
+                f"{self.epochs} epochs of SGD, lr {_g(self.lr)}, init scale {_g(self.init_scale)}"
+            )
+        names = " or ".join(_OPTIMIZER_NAMES.get(o, o) for o in self.optimizers)
+        lr = (
+            f"lr {_g(self.lr)}"
+            if self.lr_range is None
+            else f"the searched lr ({_g(self.lr_range[0])} to {_g(self.lr_range[1])})"
+        )
+        batch = LESSON_BATCH if self.batch_size is None else self.batch_size
+        model = (
+            f"an MLP of {_layers(self.layers or 1)} of {self.hidden} ReLU units"
+            if self.model == "mlp"
+            else "softmax regression"
+        )
+        return (
+            f"{self.epochs} epochs of {names} at {lr}, minibatch {batch}, init scale "
+            f"{_g(self.init_scale)}, {model}"
+        )
 
 
+_OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD with momentum", "adam": "Adam"}
 #: The lesson's minibatch size (``wdbench.TrainConfig``'s default; not named in the verdicts).
 LESSON_BATCH = 5
 
@@ -294,16 +317,22 @@ def _recommend(
     top = NULL if _is_empty(selected, "best") else str(best["penalty"])
     tied = {top}
     vs_null = None
+    better: list[pd.Series] = []
     for _, c in budget_part.iterrows():
         a, b = str(c["a"]), str(c["b"])
         if b == "best" and a.startswith("best-") and not _separated(c):
             tied.add(NULL if bool(c["empty_a"]) else str(c["penalty_a"]))
         if b == "no-decay" and not _separated(c):
             tied.add("none")
+        if b == "best" and a.startswith("best-") and _separated(c) and gain(c) > 0:
+            better.append(c)  # the fresh draws prefer another penalty's best to the search's
         if a == "best" and b == NULL:
             vs_null = c
             if not _separated(c) or gain(c) <= 0:
                 tied.add(NULL)
+    if better:  # the largest gain on the fresh draws; the simpler among equal gains
+        winner = max(better, key=lambda c: (gain(c), -_simplicity(str(c["penalty_a"]))))
+        return str(winner["penalty_a"]), [str(winner["penalty_a"])], vs_null
     order = sorted(tied, key=_simplicity)
     return order[0], order, vs_null
 
@@ -331,8 +360,33 @@ def _headline(
             text += f" on {n_draws} fresh draws ({_interval(vs_null)})"
         return text + f"; predict {'it' if classify else 'the mean'} (the null model)."
     text = f"Recommendation at this budget ({setting}): {recommended}"
-    if recommended == str(_row(selected, "best")["penalty"]) and ranges is not None:  # type: ignore[index]
+    chosen = str(_row(selected, "best")["penalty"])  # type: ignore[index]
+    if recommended == chosen and ranges is not None:
         text += f" with {_span(ranges.near)} (within 1 % of the grid's best)"
+    elif len(tied) == 1 and recommended != chosen:  # another penalty's best won the replication
+        text += (
+            f" (best-{recommended} beats the search's choice, {chosen}, on the {n_draws} fresh "
+            "draws; below)"
+        )
+        return (
+            text
+            + _vs_null(vs_null, mean, n_draws, classify).replace(
+                ", ", "; the search's choice is ", 1
+            )
+            + "."
+        )
+    text += _vs_null(vs_null, mean, n_draws, classify)
+    if len(tied) > 1:
+        text += (
+            f". {', '.join(tied)} cannot be separated after adjustment; the simplest, "
+            f"{recommended}, is recommended"
+        )
+    return text + "."
+
+
+def _vs_null(vs_null: pd.Series | None, mean: str, n_draws: int, classify: bool) -> str:
+    """``, <how much better> than predicting <mean> (...)`` when the best beats the null model."""
+    text = ""
     if vs_null is not None and _separated(vs_null) and gain(vs_null) > 0 and classify:
         text += (
             f", {100 * float(vs_null['mean_diff']):.3g} points of test accuracy above predicting "
@@ -346,12 +400,7 @@ def _headline(
             f"(test loss {_g(vs_null['mean_a'], 4)} vs {_g(vs_null['mean_b'], 4)}; "
             f"{_interval(vs_null)})"
         )
-    if len(tied) > 1:
-        text += (
-            f". {', '.join(tied)} cannot be separated after adjustment; the simplest, "
-            f"{recommended}, is recommended"
-        )
-    return text + "."
+    return text
 
 
 def verdicts(
@@ -405,7 +454,8 @@ def verdicts(
             f"sets every weight exactly to 0, so it is the null model (only {trained} "
             "trained), and its λ means only 'large enough to erase every weight'."
         )
-    if ranges is not None and recommended not in (NULL, "none"):
+    overruled = len(tied) == 1 and ranges is not None and recommended != ranges.penalty
+    if ranges is not None and recommended not in (NULL, "none") and not overruled:
         lines.append(_lam_sentence(ranges, budget))
     lines += _family(comparisons, selected, budget)
     lines += _agreement(comparisons)

@@ -6,7 +6,7 @@ Every invalid value raises ``UsageError`` with one line naming the problem.
 
 Standard library only: ``--help`` and every refusal of bad input answer before torch, Optuna or
 pandas are imported. ``lr``, ``epochs``, ``init_scale`` and ``batch_size`` left unset mean the
-problem's study defaults where it has them (``studies.space.PROBLEM_BUDGETS``: digits) and
+problem's study defaults where it has them (``studies.defaults``: digits) and
 ``wdbench.TrainConfig``'s (the lesson's) otherwise, which the driver fills in
 (``studies.space.with_train_defaults``); so are ``hidden`` and ``layers`` of ``--model mlp``.
 """
@@ -23,6 +23,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, NoReturn
 
+from studies.defaults import problem_default
 from studies.names import (
     DECAYS,
     MODELS,
@@ -419,8 +420,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--grid-points",
         type=_integer(2, MAX_GRID_POINTS),
-        default=d.grid_points,
-        help="dense-grid λ points per penalty and rule (the regret's reference)",
+        default=None,
+        help=f"dense-grid λ points per penalty and rule, the regret's reference (default: "
+        f"{d.grid_points}; digits: {problem_default('digits', 'grid_points')})",
     )
     g.add_argument(
         "--replications",
@@ -486,6 +488,9 @@ def parse_args(argv: Sequence[str]) -> Settings:
         except UsageError as exc:
             raise UsageError(f"config file {config}: {exc}") from None
     args = vars(parser.parse_args([*base, *argv]))
+    if args["grid_points"] is None:  # the problem's default, else the suite's
+        default = problem_default(args["problem"], "grid_points") or DEFAULTS.grid_points
+        args["grid_points"] = int(default)
     args["lam_range"] = tuple(args["lam_range"])
     if args["lr_range"] is not None:
         args["lr_range"] = tuple(args["lr_range"])

@@ -334,7 +334,9 @@ def _finish(
         replication.comparisons,
         grid_summary(grid),
         oracle_summary(oracle) if not oracle.empty else None,
-        Budget.from_settings(dataclasses.asdict(settings)),
+        Budget.from_settings(
+            dataclasses.asdict(settings), network=not has_oracle(settings, problems)
+        ),
     )
     info["verdicts"] = {"recommended": found.recommended, "lines": list(found.lines)}
     info["phases"] = phases.record()

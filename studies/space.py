@@ -35,6 +35,7 @@ import numpy as np
 import optuna
 
 from studies.cli import DEFAULTS, Settings
+from studies.defaults import problem_default
 from studies.names import DECAYS, OPTIMIZERS, PENALTIES
 from wdbench import TrainConfig, get_penalty
 from wdbench.config import Dtype, loop_name
@@ -44,7 +45,6 @@ __all__ = [
     "BUDGET",
     "L1_RATIO_RANGE",
     "MODEL",
-    "PROBLEM_BUDGETS",
     "RULES",
     "SUBGRADIENT_DTYPE",
     "SearchPoint",
@@ -69,13 +69,6 @@ __all__ = [
 BUDGET = ("lr", "epochs", "init_scale", "batch_size")
 #: ``Settings`` fields that are ``TrainConfig`` fields: the model every trial trains.
 MODEL = ("model", "hidden", "layers")
-#: A registered problem's study defaults where ``TrainConfig``'s (the lesson's linear budget) do
-#: not suit it: digits trains a network (softmax regression or an MLP) on 200 rows; 30 epochs of
-#: minibatches of 20 (300 steps) reach a plateau of the validation loss for SGD at lr 0.05
-#: and keep the default study, and the lr × λ study of the README, within a few minutes.
-PROBLEM_BUDGETS: dict[str, dict[str, Any]] = {
-    "digits": {"epochs": 30, "batch_size": 20, "lr": 0.05},
-}
 _DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 #: Update rule name in the study → ``(TrainConfig.rule, TrainConfig.impl)``.
 RULES: dict[str, tuple[str, str]] = {
@@ -187,11 +180,13 @@ def decay_of(rule: str) -> str:
 
 def with_train_defaults(settings: Settings) -> Settings:
     """``settings`` with each unset budget field (None) set to the problem's study default
-    (``PROBLEM_BUDGETS``) or ``TrainConfig``'s, and for ``--model mlp`` unset ``hidden`` and
+    (``studies.defaults``) or ``TrainConfig``'s, and for ``--model mlp`` unset ``hidden`` and
     ``layers`` set to ``TrainConfig``'s."""
-    family = settings.problem.partition(":")[0].strip()
-    defaults = {**_DEFAULTS, **PROBLEM_BUDGETS.get(family, {})}
-    unset = {k: defaults[k] for k in BUDGET if getattr(settings, k) is None}
+    unset: dict[str, Any] = {
+        k: _DEFAULTS[k] if (value := problem_default(settings.problem, k)) is None else value
+        for k in BUDGET
+        if getattr(settings, k) is None
+    }
     if settings.model == "mlp":
         unset.update(
             {k: _DEFAULTS[k] for k in ("hidden", "layers") if getattr(settings, k) is None}

@@ -1,6 +1,7 @@
 """The one place the study trains: S problems × K configs → ``[S, K]`` arrays.
 
-``wdbench.train_population`` trains the whole batch in one computation; entry ``[s, k]`` equals
+``wdbench.train_population`` trains the whole batch in one computation (linear models, or
+networks: an MLP, or any model on a classification problem); entry ``[s, k]`` equals
 ``wdbench.train(problems[s], configs[k])``.
 """
 
@@ -12,8 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from wdbench import PopulationResult, Problem, TrainConfig, train, train_population
-from wdbench.networks import uses_network
+from wdbench import PopulationResult, Problem, TrainConfig, train_population
 from wdbench.training import SPLITS
 
 __all__ = ["ACCURACIES", "Evaluation", "evaluate"]
@@ -55,8 +55,6 @@ def evaluate(
     curves: bool = False,
 ) -> Evaluation:
     """Train every config on every problem (same train seed semantics as ``wdbench.train``)."""
-    if any(uses_network(c.model, p.task) for c in configs for p in problems):
-        return _one_by_one(problems, configs, device, curves)
     result = train_population(
         list(problems), list(configs), device=device, curves=curves, keep_weights=False
     )
@@ -85,43 +83,3 @@ def _from_population(result: PopulationResult) -> Evaluation:
 
 def _maybe(value: torch.Tensor | None) -> np.ndarray | None:
     return None if value is None else _array(value)
-
-
-def _one_by_one(
-    problems: Sequence[Problem],
-    configs: Sequence[TrainConfig],
-    device: torch.device,
-    curves: bool,
-) -> Evaluation:
-    """``evaluate`` through ``wdbench.train``, one network at a time."""
-    runs = [[train(p, c, device=device, curves=curves) for c in configs] for p in problems]
-
-    def grid(name: str) -> np.ndarray:
-        return np.array([[float(getattr(r, name)) for r in row] for row in runs])
-
-    accuracies = {name: grid(name) if problems[0].n_classes else None for name in ACCURACIES}
-    history = None
-    if curves:
-        epochs = max(c.epochs for c in configs)
-        history = {
-            split: np.array(
-                [
-                    [
-                        list(r.curves[split]) + [np.nan] * (epochs - len(r.curves[split]))  # type: ignore[index]
-                        for r in row
-                    ]
-                    for row in runs
-                ]
-            )
-            for split in SPLITS
-        }
-    return Evaluation(
-        train_loss=grid("train_loss"),
-        val_loss=grid("val_loss"),
-        test_loss=grid("test_loss"),
-        w_norm=grid("w_norm"),
-        zero_fraction=grid("zero_fraction"),
-        diverged=np.array([[r.status == "diverged" for r in row] for row in runs]),
-        curves=history,
-        **accuracies,
-    )

@@ -5,6 +5,7 @@ printed and reported numbers are recomputed from its exported files."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import html as html_lib
 import io
 import json
@@ -40,6 +41,9 @@ def test_model_flags_reach_every_train_config() -> None:
     settings = with_train_defaults(parse_args(["--problem", "digits", "--model", "mlp"]))
     assert (settings.model, settings.hidden, settings.layers) == ("mlp", 64, 1)
     assert (settings.epochs, settings.batch_size, settings.lr) == (30, 20, 0.05)
+    assert settings.grid_points == 64 and parse_args([]).grid_points == 256
+    given = parse_args(["--problem", "digits:n_train=300", "--grid-points", "9", "--epochs", "5"])
+    assert given.grid_points == 9 and with_train_defaults(given).epochs == 5
     point = SearchPoint.of("l2", "subgradient", 1e-3, optimizer="adam", lr=0.01)
     config = point.config(settings, train_seed=7)
     assert (config.model, config.hidden, config.layers, config.batch_size) == ("mlp", 64, 1, 20)
@@ -196,7 +200,7 @@ def _selected() -> pd.DataFrame:
     )  # fmt: skip
 
 
-MLP = Budget(30, 0.05, 1.0, "mlp", 64, 1, 20)
+MLP = Budget(30, 0.05, 1.0, "mlp", 64, 1, 20, network=True)
 
 
 def test_verdicts_on_accuracy_say_how_much_decay_helps_in_points() -> None:
@@ -208,11 +212,44 @@ def test_verdicts_on_accuracy_say_how_much_decay_helps_in_points() -> None:
     assert "l2 (best-l2) beats no decay: test accuracy 90" in text
     assert f"{d:.3g} points higher (d = acc(best-l2) − acc(no-decay) = {d:+.3g} points" in text
     assert "predict the majority class" in text and "predicting the mean" not in text
-    assert "an MLP of 1 hidden layer of 64 ReLU units, minibatch 20" not in text
-    assert "minibatch 20, an MLP of 1 hidden layer of 64 ReLU units" in found.lines[0]
+    setting = "30 epochs of SGD at lr 0.05, minibatch 20, init scale 1, an MLP of 1 hidden layer"
+    assert f"({setting} of 64 ReLU units)" in found.lines[0]
     assert found.recommended == "l2" and "points of test accuracy above predicting" in text
     null = table.iloc[1]
     assert f"test accuracy {100 * null['mean_b']:.4g} % on the 10 fresh draws" in text
+
+
+def test_a_network_budget_names_the_searched_optimizers_and_lr() -> None:
+    settings = dataclasses.asdict(
+        with_train_defaults(
+            parse_args(
+                ["--problem", "digits", "--optimizers", "sgd,adam", "--lr-range", "1e-3", "0.1"]
+            )
+        )
+    )
+    budget = Budget.from_settings(settings, network=True)
+    assert budget is not None and budget.describe() == (
+        "30 epochs of SGD or Adam at the searched lr (0.001 to 0.1), minibatch 20, init scale 1, "
+        "softmax regression"
+    )
+    linear = Budget.from_settings(settings)  # the lesson's wording, as every linear study's
+    assert linear is not None and linear.describe() == "30 epochs of SGD, lr 0.05, init scale 1"
+
+
+def test_the_replication_overrules_the_search_when_another_penalty_beats_its_choice() -> None:
+    rows = _accuracy_rows(gap=0.02)
+    rows.loc[rows["label"] == "best-l2", "penalty"] = "l2"
+    rows.loc[rows["label"] == "best", "penalty"] = "elastic"
+    rows.loc[rows["label"] == "best", "test_acc"] -= 0.01 + 0.001 * Z  # the choice does worse
+    table = compare(rows, [("budget", "best-l2", "best"), *PAIRS[1:]], metric="accuracy")
+    selected = _selected().assign(penalty=["elastic", "l2", "none", "null"])
+    found = verdicts(selected, table, budget=MLP)
+    assert found.recommended == "l2"
+    assert (
+        "l2 (best-l2 beats the search's choice, elastic, on the 10 fresh draws; below); "
+        in (found.lines[0])
+    )
+    assert "the search's choice is " in found.lines[0]
 
 
 def test_verdicts_say_when_the_data_cannot_separate_decay_from_none() -> None:
