@@ -382,3 +382,32 @@ def test_console_run_json_summary_and_report_give_the_same_verdicts(
         assert line.replace("[", "\\[").replace("]", "\\]").replace("_", "\\_") in summary
     assert "fig2b_val_accuracy.png" in page and "validation accuracy" in summary
     assert "cross-entropy" in summary and "½·MSE" not in summary
+
+
+@pytest.mark.slow
+def test_a_file_with_a_text_target_is_a_softmax_regression_study(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 3))
+    kinds = np.array(["bream", "perch", "pike"])[np.argmax(X @ rng.normal(size=(3, 3)), axis=1)]
+    path = tmp_path / "fish.csv"
+    pd.DataFrame(X, columns=["a", "b", "c"]).assign(kind=kinds).to_csv(path, index=False)
+    out = tmp_path / "runs"
+    tiny = ["--n-trials", "4", "--seeds", "2", "--epochs", "3", "--grid-points", "3"]
+    argv = ["--problem", str(path), "--penalties", "none,l2", *tiny, "--replications", "3"]
+    assert main([*argv, "--out", str(out)]) == 0
+    run_dir = out / "weight-decay"
+    info = json.loads((run_dir / "run.json").read_text())
+    counts = {str(k): int(n) for k, n in zip(*np.unique(kinds, return_counts=True), strict=True)}
+    assert info["data"]["task"] == "classification" and info["settings"]["model"] == "linear"
+    assert {c["name"]: c["rows"] for c in info["data"]["classes"]} == counts
+    replication = _read(run_dir, "replication")
+    null = replication[replication["label"] == "null"]
+    table = wdbench.read_table(path)
+    for _, row in null.iterrows():  # the majority class of each fresh draw's training rows
+        draw = Problem.from_table(table, seed=int(row["data_seed"]))
+        majority = np.bincount(draw.y_train.numpy()).argmax()
+        assert row["test_acc"] == pytest.approx(np.mean(draw.y_test.numpy() == majority))
+    assert (replication["test_acc"].between(0, 1)).all()
+    page = (run_dir / "report" / "index.html").read_text(encoding="utf-8")
+    assert "softmax regression" in page and "bream (" in page
+    assert "oracle: none" in page and _read(run_dir, "oracle").empty
