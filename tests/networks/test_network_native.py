@@ -130,6 +130,15 @@ def test_lane_groups_and_problems() -> None:
 
 
 @needs_kernel
+@pytest.mark.parametrize("model", ["linear", "one-layer"])
+def test_softmax_regression_and_one_hidden_layer(model: str) -> None:
+    """No hidden layer (``model="linear"`` on classification: the output layer alone) and the
+    benchmark's shape, one hidden layer."""
+    fields: dict[str, Any] = {"model": "linear"} if model == "linear" else {"layers": 1}
+    check_native([classification()], family("momentum", "l2", "decoupled", **fields))
+
+
+@needs_kernel
 def test_float32_kernel_equals_float32_train() -> None:
     problem = classification().to(dtype=torch.float32)
     cfgs = [dataclasses.replace(c, dtype="float32") for c in family("sgd", "l2", "coupled")]
