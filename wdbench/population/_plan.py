@@ -13,7 +13,6 @@ import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 import torch
 
 from wdbench.optimizers import Optimizer
@@ -61,38 +60,53 @@ OPTIMIZER_KEYS = ["optimizer", "momentum", "nesterov", "beta1", "beta2", "eps"]
 
 
 def plan_groups(columns: dict[str, np.ndarray]) -> list[GroupPlan]:
-    """Split the configurations into homogeneous groups; rare train seeds are pooled."""
+    """Split the configurations into homogeneous groups; rare train seeds are pooled.
+
+    Groups come in the order of their keys (epochs, batch size, dtype, penalty, rule, optimizer
+    fields), a group's shared seeds in increasing order, then its pool; every index in the order
+    of the configurations."""
     keys = ["epochs", "batch_size", "dtype", "penalty", "rule"]
-    frame = pd.DataFrame({k: columns[k] for k in (*keys, *OPTIMIZER_KEYS, "seed")})
+    values = [columns[k].tolist() for k in (*keys, *OPTIMIZER_KEYS)]
+    seeds = columns["seed"].tolist()
+    buckets: dict[tuple[object, ...], list[int]] = {}
+    for i, key in enumerate(zip(*values, strict=True)):
+        buckets.setdefault(key, []).append(i)
     plans: list[GroupPlan] = []
-    for key, part in frame.groupby([*keys, *OPTIMIZER_KEYS], sort=True):
-        epochs, batch_size, dtype, penalty, rule = (str(v) for v in key[: len(keys)])
-        first = part.iloc[0]
+    for key in sorted(buckets):
+        members = buckets[key]
+        epochs, batch_size, dtype, penalty, rule = key[: len(keys)]
+        momentum, nesterov, beta1, beta2, eps = key[len(keys) + 1 :]
         optimizer = Optimizer(
-            str(first["optimizer"]),
-            float(first["momentum"]),
-            bool(first["nesterov"]),
-            float(first["beta1"]),
-            float(first["beta2"]),
-            float(first["eps"]),
+            str(key[len(keys)]),
+            float(momentum),  # type: ignore[arg-type]
+            bool(nesterov),
+            float(beta1),  # type: ignore[arg-type]
+            float(beta2),  # type: ignore[arg-type]
+            float(eps),  # type: ignore[arg-type]
         )
         base = GroupPlan(
             np.empty(0, np.int64),
-            int(epochs),
-            int(batch_size),
-            dtype,
-            penalty,
-            rule,
+            int(epochs),  # type: ignore[call-overload]
+            int(batch_size),  # type: ignore[call-overload]
+            str(dtype),
+            str(penalty),
+            str(rule),
             shared_order=True,
             optimizer=optimizer,
         )
-        counts = part["seed"].map(part["seed"].value_counts())
-        own = (counts >= MIN_SHARED) | (part["seed"].nunique() <= FEW_SEEDS)
-        for _, shared in part[own].groupby("seed", sort=True):
-            plans.append(dataclasses.replace(base, index=shared.index.to_numpy(np.int64)))
-        pooled = part[~own]
-        if len(pooled):
-            index = pooled.index.to_numpy(np.int64)
+        by_seed: dict[int, list[int]] = {}
+        for i in members:
+            by_seed.setdefault(seeds[i], []).append(i)
+        few = len(by_seed) <= FEW_SEEDS
+        pooled: list[int] = []
+        for seed in sorted(by_seed):
+            part = by_seed[seed]
+            if few or len(part) >= MIN_SHARED:
+                plans.append(dataclasses.replace(base, index=np.asarray(part, np.int64)))
+            else:
+                pooled.extend(part)
+        if pooled:
+            index = np.sort(np.asarray(pooled, np.int64))
             plans.append(dataclasses.replace(base, index=index, shared_order=False))
     return plans
 

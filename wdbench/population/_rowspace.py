@@ -67,18 +67,40 @@ class RowSpace:
         Xq = X.to(torch.float64) @ self.basis
         return torch.cat([Xq, torch.zeros_like(Xq[..., :1])], dim=-1)
 
-    def start(self, w0: torch.Tensor) -> torch.Tensor:
-        """``[z₀, 1] = [w₀ Q, 1]`` ``[S, K, R + 1]`` for the starting weights ``w0 [K, d]``."""
-        z0 = w0.to(torch.float64) @ self.basis
+    def project(self, w0: torch.Tensor) -> torch.Tensor:
+        """``z₀ = w₀ Q`` ``[S, K, R]`` float64 for ``w0 [K, d]``; when every row of ``w0`` is the
+        same (one seed and init scale: the usual group), computed once and expanded."""
+        w0 = w0.to(self.basis.device, torch.float64)
+        if int(w0.shape[0]) > 1 and bool((w0 == w0[:1]).all()):
+            return (w0[:1] @ self.basis).expand(-1, int(w0.shape[0]), -1)
+        return w0 @ self.basis
+
+    def start(self, w0: torch.Tensor, z0: torch.Tensor | None = None) -> torch.Tensor:
+        """``[z₀, 1] = [w₀ Q, 1]`` ``[S, K, R + 1]`` for the starting weights ``w0 [K, d]``
+        (``z0``: ``project(w0)`` if already at hand)."""
+        z0 = self.project(w0) if z0 is None else z0
         return torch.cat([z0, torch.ones_like(z0[..., :1])], dim=-1)
 
-    def weights(self, z: torch.Tensor, w0: torch.Tensor) -> torch.Tensor:
+    def weights(
+        self, z: torch.Tensor, w0: torch.Tensor, z0: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``w = Q z + σ·w⊥₀ = (z − σ z₀)Qᵀ + σ w₀`` ``[S, K, d]`` float64, for the orthonormal
-        coordinates ``z [S, K, R + 1]`` started from ``w0 [K, d]``."""
+        coordinates ``z [S, K, R + 1]`` started from ``w0 [K, d]`` (``z0``: ``project(w0)`` if
+        already at hand)."""
         z = z.to(torch.float64)
         w0 = w0.to(torch.float64)
+        z0 = self.project(w0) if z0 is None else z0
         sigma = z[..., -1:]
-        return (z[..., :-1] - sigma * (w0 @ self.basis)) @ self.basis.mT + sigma * w0
+        return (z[..., :-1] - sigma * z0) @ self.basis.mT + sigma * w0
+
+    def null_l1(self, w0: torch.Tensor, z0: torch.Tensor) -> torch.Tensor:
+        """``‖w₀⊥‖₁`` ``[S, K]`` float64 (w₀⊥ = w₀ − Q z₀, ``z0 = project(w0)``); computed once
+        when ``z0`` is one row expanded."""
+        w0 = w0.to(self.basis.device, torch.float64)
+        if int(z0.shape[1]) > 1 and z0.stride(1) == 0:
+            one = (w0[:1] - z0[:, :1] @ self.basis.mT).abs().sum(-1)
+            return one.expand(-1, int(w0.shape[0]))
+        return (w0 - z0 @ self.basis.mT).abs().sum(-1)
 
     def split(self, w0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(w₀⊥ [S, K, d], β [S, n, K])`` float64 with w₀ = w₀⊥ + Xᵀβ, w₀⊥ ⟂ rows of X."""

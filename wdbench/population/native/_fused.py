@@ -110,9 +110,10 @@ def _train(group: Group, on_epoch: EpochHook | None) -> tuple[GroupOutput, bool]
     space = RowSpace.of(X) if rowspace_applies(group) else None
     bound: _NullBound | None = None
     if space is not None:  # the scale σ of w₀⊥ only decays: κ^steps in float64 at the end
+        z0 = space.project(group.w0)
         rows = space.rows(X)[..., :-1].to(dtype).contiguous()
-        w = space.start(group.w0)[..., :-1].to(dtype).contiguous()
-        bound = _NullBound(space, group)
+        w = z0.to(dtype, copy=True).contiguous()  # the kernel writes it in place
+        bound = _NullBound(space, group, z0)
     else:
         rows = X.contiguous()
         w = group.w0.expand(S, -1, -1).contiguous()
@@ -140,7 +141,7 @@ def _train(group: Group, on_epoch: EpochHook | None) -> tuple[GroupOutput, bool]
                 None if bound is None else _ptr(bound.columns), _ptr(log.sums[first]), S * K,
             )  # fmt: skip
             if space is not None and last == group.epochs and not code:
-                w_out[:, k0:k1] = _weights(w[:, k0:k1], space, group, slice(k0, k1), last)
+                w_out[:, k0:k1] = _weights(w[:, k0:k1], space, group, z0, slice(k0, k1), last)
             return int(code)
 
         codes = run_parallel([partial(chunk, k0) for k0 in range(0, K, per_chunk)])
@@ -149,7 +150,7 @@ def _train(group: Group, on_epoch: EpochHook | None) -> tuple[GroupOutput, bool]
         if bound is not None:
             bound.add(log.sums, first, last)
         if on_epoch is not None:
-            w_now = w if space is None else _weights(w, space, group, slice(0, K), last)
+            w_now = w if space is None else _weights(w, space, group, z0, slice(0, K), last)
             on_epoch(last - 1, w_now, b.unsqueeze(-1))
     return GroupOutput(w=w_out, b=b, bad_epoch=log.bad_epoch()), bound is not None
 
@@ -212,19 +213,19 @@ class _NullBound:
     the kernel sums the first part (``columns`` = ‖qᵢ‖₁, ``[S, R]``), ``add`` the second. The
     bound never misses a diverged run; the runs it flags are checked exactly."""
 
-    def __init__(self, space: RowSpace, group: Group) -> None:
+    def __init__(self, space: RowSpace, group: Group, z0: torch.Tensor) -> None:
         dtype = group.X.dtype
-        self.group = group
         self.columns = space.basis.abs().sum(1).to(dtype).contiguous()
-        null, _ = space.split(group.w0)
-        self.null_l1 = null.abs().sum(-1)  # [S, K] float64
+        self.null_l1 = space.null_l1(group.w0, z0)  # [S, K] float64
         self.steps = math.ceil(int(group.X.shape[1]) / group.batch_size)
+        self.kappa = null_decay(group, 1).abs().T  # [1, K]
 
     def add(self, sums: torch.Tensor, first: int, last: int) -> None:
-        """Add |σ|·‖w₀⊥‖₁ to the log of epochs [first, last) (``sums [E, S, K]``)."""
-        for epoch in range(first, last):
-            sigma = null_decay(self.group, self.steps * (epoch + 1)).abs().T  # [1, K]
-            sums[epoch].add_((sigma * self.null_l1).to(sums.dtype))
+        """Add |σ|·‖w₀⊥‖₁ to the log of epochs [first, last) (``sums [E, S, K]``), σ = κ^steps
+        after each epoch (all epochs in one power)."""
+        steps = self.steps * torch.arange(first + 1, last + 1, dtype=torch.float64)
+        sigma = self.kappa.unsqueeze(0) ** steps.view(-1, 1, 1)  # [E', 1, K]
+        sums[first:last].add_((sigma * self.null_l1).to(sums.dtype))
 
 
 def _factors(group: Group) -> tuple[torch.Tensor, ...]:
@@ -234,7 +235,7 @@ def _factors(group: Group) -> tuple[torch.Tensor, ...]:
 
 
 def _weights(
-    z: torch.Tensor, space: RowSpace, group: Group, part: slice, epochs: int
+    z: torch.Tensor, space: RowSpace, group: Group, z0: torch.Tensor, part: slice, epochs: int
 ) -> torch.Tensor:
     """Row-space coordinates ``z [S, k, R]`` of the configurations ``part`` after ``epochs``
     epochs as weights ``[S, k, d]`` in the group's dtype, with σ = κ^steps (what the decay
@@ -242,7 +243,7 @@ def _weights(
     steps = epochs * math.ceil(int(group.X.shape[1]) / group.batch_size)
     sigma = null_decay(group, steps)[part].expand(z.shape[0], -1, -1)
     full = torch.cat([z.to(torch.float64), sigma], dim=-1)
-    return space.weights(full, group.w0[part]).to(group.X.dtype)
+    return space.weights(full, group.w0[part], z0[:, part]).to(group.X.dtype)
 
 
 def _ptr(t: torch.Tensor) -> ctypes.c_void_p:
