@@ -12,7 +12,7 @@ trained by one kernel call (``_kernels`` picks it; ``_group`` defines the contra
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 
 import numpy as np
@@ -21,10 +21,13 @@ import torch
 from wdbench.config import DTYPES, TrainConfig
 from wdbench.networks import uses_network
 from wdbench.networks._population import train_networks
-from wdbench.population._group import EpochHook, GroupOutput
+from wdbench.population._group import EpochHook, Group, GroupOutput
 from wdbench.population._kernels import BACKENDS, cache_block, select_kernel
-from wdbench.population._plan import Data, auto_chunk, make_group, plan_groups, stack
+from wdbench.population._plan import Data, GroupPlan, auto_chunk, make_group, plan_groups, stack
 from wdbench.population._result import PopulationResult, config_columns
+from wdbench.population._rowspace import rowspace_applies
+from wdbench.population.native import train_group_native
+from wdbench.population.triton import triton_applies
 from wdbench.problems import Problem
 from wdbench.result import weight_stats
 from wdbench.threads import cpu_threads, one_op_thread, run_parallel
@@ -94,19 +97,69 @@ def _train(
 ) -> PopulationResult:
     columns = config_columns(configs)
     out = _Outputs(problems, configs, columns, keep_weights, curves)
+    stacked: dict[torch.dtype, Data] = {}
+    units: list[tuple[float, Callable[[], None]]] = []
+    alone: list[tuple[float, Callable[[], None]]] = []
     for plan in plan_groups(columns):
         check_batch_size(plan.batch_size, problems[0].n_train)
-        data = stack(problems, dev, DTYPES[plan.dtype])
+        dtype = DTYPES[plan.dtype]
+        if dtype not in stacked:
+            stacked[dtype] = stack(problems, dev, dtype)
+        data = stacked[dtype]
         probe = make_group(data, plan, plan.index[:1], columns)
-        block = cache_block(select_kernel(probe, backend), probe)
-        size = chunk_size or auto_chunk(data, plan, dev, block)
+        kernel = select_kernel(probe, backend)
+        size = chunk_size or auto_chunk(data, plan, dev, cache_block(kernel, probe))
+        if chunk_size is None and kernel is train_group_native:
+            size = min(size, _unit_size(len(plan.index)))
+        cost = _unit_cost(probe)
+        # Triton's interpreter (the CPU's Triton path, for tests) is not for two threads at once
+        pooled = dev.type == "cpu" and not triton_applies(probe, forced=backend == "triton")
         for start in range(0, len(plan.index), size):
             index = plan.index[start : start + size]
-            group = make_group(data, plan, index, columns)
-            hook = out.curve_hook(data, index) if curves else None
-            output = select_kernel(group, backend)(group, hook)
-            out.store(data, index, output, plan.epochs)
+            task = partial(_train_unit, out, data, plan, index, columns, backend, curves)
+            (units if pooled else alone).append((cost * len(index), task))
+    # independent units on the pool, the costliest first (each one's own kernel calls, losses
+    # and set-up run in its worker)
+    units.sort(key=lambda unit: -unit[0])
+    run_parallel([task for _, task in units])
+    for _, alone_task in alone:
+        alone_task()
     return out.finish()
+
+
+#: Fewest configurations a unit of the compiled kernel carries when a group is split across the
+#: pool (its fixed cost — the row space, the batch order, the losses' set-up — stays small).
+MIN_UNIT = 256
+
+
+def _unit_size(K: int) -> int:
+    """Configurations per unit of a compiled-kernel group: two units per worker (whole groups
+    and units of other groups fill the gaps), at least ``MIN_UNIT``."""
+    return max(MIN_UNIT, math.ceil(K / (2 * cpu_threads())))
+
+
+def _unit_cost(probe: Group) -> float:
+    """A configuration's relative cost in ``probe``'s group: the width of the space it runs in
+    (the row space's n, or d) × bytes per value (× 3 with optimizer state)."""
+    n, d = int(probe.X.shape[1]), int(probe.X.shape[2])
+    width = n if rowspace_applies(probe) and not probe.optimizer.stateful else d
+    return width * probe.X.element_size() * (3 if probe.optimizer.stateful else 1)
+
+
+def _train_unit(
+    out: _Outputs,
+    data: Data,
+    plan: GroupPlan,
+    index: np.ndarray,
+    columns: dict[str, np.ndarray],
+    backend: str,
+    curves: bool,
+) -> None:
+    """Train the configurations ``index`` of ``plan`` and store their results in ``out``."""
+    group = make_group(data, plan, index, columns)
+    hook = out.curve_hook(data, index) if curves else None
+    output = select_kernel(group, backend)(group, hook)
+    out.store(data, index, output, plan.epochs)
 
 
 def _as_problems(problem_or_problems: Problem | Sequence[Problem]) -> tuple[Problem, ...]:
