@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from wdbench.problems._problem import Problem
+from wdbench.problems._split import feature_scale
 from wdbench.seeding import generator
 
 __all__ = ["DIABETES_ROWS", "check_diabetes", "diabetes"]
@@ -50,8 +51,7 @@ def diabetes(
         "test": perm[n_train + n_val :],
     }
     tr = parts["train"]
-    x_mean, x_std = X_all[tr].mean(0), X_all[tr].std(0)
-    x_std = torch.where(x_std > 0, x_std, torch.ones_like(x_std))
+    x_mean, x_std = feature_scale(X_all[tr])
     y_mean, y_std = y_all[tr].mean(), y_all[tr].std()
     splits = {
         s: ((X_all[idx] - x_mean) / x_std, (y_all[idx] - y_mean) / y_std)

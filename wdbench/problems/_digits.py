@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from wdbench.problems._problem import Problem
+from wdbench.problems._split import feature_scale
 from wdbench.seeding import generator
 
 __all__ = ["DIGITS_CLASSES", "DIGITS_ROWS", "check_digits", "digits"]
@@ -44,8 +45,7 @@ def digits(
         "test": perm[n_train + n_val :],
     }
     tr = parts["train"]
-    x_mean, x_std = X_all[tr].mean(0), X_all[tr].std(0)
-    x_std = torch.where(x_std > 0, x_std, torch.ones_like(x_std))
+    x_mean, x_std = feature_scale(X_all[tr])
     splits = {s: ((X_all[idx] - x_mean) / x_std, y_all[idx]) for s, idx in parts.items()}
     meta = {"seed": seed, "rows": {s: idx.tolist() for s, idx in parts.items()}}
     return Problem._from_splits("digits", splits, meta, n_classes=DIGITS_CLASSES).to(dtype=dtype)

@@ -21,7 +21,14 @@ from wdbench.problems._problem import Problem
 from wdbench.problems._tabular import Table, split_sizes
 from wdbench.seeding import generator
 
-__all__ = ["table_problem"]
+__all__ = ["feature_scale", "table_problem"]
+
+
+def feature_scale(X_train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, standard deviation (n − 1)) of each feature over the training rows; a feature
+    constant there gets 1, so scaling only centres it. Every built-in problem scales with these."""
+    mean, std = X_train.mean(0), X_train.std(0)
+    return mean, torch.where(std > 0, std, torch.ones_like(std))
 
 
 def table_problem(
@@ -46,8 +53,7 @@ def table_problem(
     X_all = torch.from_numpy(table.X)
     y_all = torch.from_numpy(table.y)
     X_tr, y_tr = X_all[rows["train"]], y_all[rows["train"]]
-    x_mean, x_std = X_tr.mean(0), X_tr.std(0)
-    x_std = torch.where(x_std > 0, x_std, torch.ones_like(x_std))
+    x_mean, x_std = feature_scale(X_tr)
     meta: dict[str, Any] = {
         "source": table.source,
         "sha256": table.sha256,
