@@ -13,7 +13,6 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from reports.bench_results import BenchData
 from reports.figures_bench import reference_throughput
@@ -27,7 +26,7 @@ from reports.lr_lambda import (
     slopes,
     steps_per_epoch,
 )
-from reports.stats import metric_of, row_at
+from reports.stats import metric_of, row_at, t_quantile
 from reports.tables import fmt, grid_best_value, pm
 from reports.verdicts import NO_ORACLE, Budget, verdicts
 
@@ -396,7 +395,7 @@ def _adjust(half: float, dof: int, claims: int) -> float:
     """A 95 % t half-width widened to the Bonferroni level 0.05 / ``claims``."""
     if dof < 1 or not math.isfinite(half):
         return math.nan
-    return half * float(sps.t.ppf(1 - 0.025 / claims, dof) / sps.t.ppf(0.975, dof))
+    return half * float(t_quantile(1 - 0.025 / claims, dof) / t_quantile(0.975, dof))
 
 
 def _family(claims: int) -> str:

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from reports.stats import ci_half_width, row_at
 
@@ -108,6 +107,8 @@ class Slope:
 
 def slopes(opt: pd.DataFrame) -> list[Slope]:
     """Least-squares slope of log λ* on log η per panel, interior optima only (NaN below 3)."""
+    from scipy import stats as sps  # ≈ 0.7 s to import: only for a study with an lr axis
+
     out = []
     for key, g in opt.groupby(LR_KEYS, sort=True):
         inner = g[~g["at_edge"].astype(bool)]

@@ -16,7 +16,14 @@ from reports.document import Bullets, Code, Document, Figure, Paragraph, Section
 from reports.load import ReportInputError, load_run
 from reports.redact import mask
 from reports.render import md_escape, render_html, render_markdown
-from reports.stats import ci_half_width, final_losses, grid_summary, paired_difference
+from reports.stats import (
+    ci_half_width,
+    final_losses,
+    grid_summary,
+    paired_difference,
+    paired_t,
+    t_quantile,
+)
 
 HOSTILE = '<img src=x onerror="alert(1)"> </td></table> & *bold* | `code` [a](b)'
 
@@ -25,6 +32,30 @@ def test_ci_half_width_is_student_t() -> None:
     assert ci_half_width(1.0, 2) == pytest.approx(12.7062047 / math.sqrt(2), rel=1e-6)
     assert ci_half_width(2.0, 5) == pytest.approx(2.7764451 * 2.0 / math.sqrt(5), rel=1e-6)
     assert math.isnan(ci_half_width(1.0, 1))
+
+
+def test_paired_t_is_scipys_one_sample_t_test_to_the_bit() -> None:
+    """The p-value, computed without importing ``scipy.stats``, is ``ttest_1samp``'s exactly,
+    over sizes and scales from tiny differences to large ones."""
+    from scipy import stats
+
+    rng = np.random.default_rng(7)
+    for _ in range(2000):
+        n = int(rng.integers(2, 40))
+        x = rng.standard_normal(n) * 10 ** rng.uniform(-8, 3) + rng.standard_normal() * 10 ** (
+            rng.uniform(-8, 3)
+        )
+        mean, sd, p = paired_t(x)
+        assert p == float(stats.ttest_1samp(x, 0.0).pvalue)
+        assert (mean, sd) == (float(x.mean()), float(x.std(ddof=1)))
+
+
+def test_t_quantile_is_scipys_t_ppf_to_the_bit() -> None:
+    from scipy import stats
+
+    for df in (1, 2, 4, 19, 199):
+        for q in (0.975, 1 - 0.025 / 8, 1 - 0.05 / 3, 0.5):
+            assert float(t_quantile(q, df)) == float(stats.t.ppf(q, df))
 
 
 def test_grid_summary_intervals_are_ci_half_width_to_the_bit() -> None:
