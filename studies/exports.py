@@ -29,7 +29,7 @@ from reports.stats import summarize
 from studies.ask_tell import STATS_ATTR
 from studies.cli import Settings
 from studies.crn import StudySeeds
-from studies.space import SearchPoint, point_from_params
+from studies.space import POINT_COLUMNS, SearchPoint, point_from_params
 from studies.train_batch import Evaluation, evaluate
 from wdbench import Problem, oracle
 
@@ -53,15 +53,7 @@ __all__ = [
 TRIAL_COLUMNS = [
     "number",
     "state",
-    "penalty",
-    "rule",
-    "impl",
-    "loop",
-    "optimizer",
-    "decay",
-    "lr",
-    "lam",
-    "l1_ratio",
+    *POINT_COLUMNS,
     "value",
     "val_std",
     "val_ci95",
@@ -303,15 +295,7 @@ def curves_frame(selection: Selection, seeds: StudySeeds) -> pd.DataFrame:
             frames.append(frame)
     columns = [
         "label",
-        "penalty",
-        "rule",
-        "impl",
-        "loop",
-        "optimizer",
-        "decay",
-        "lr",
-        "lam",
-        "l1_ratio",
+        *POINT_COLUMNS,
         "data_seed",
         "epoch",
         "split",

@@ -37,7 +37,7 @@ from studies.exports import NULL_LABEL, null_scores
 from studies.grid import ORACLE_CD_TOL, ORACLE_L1_RATIO, oracle_best
 from studies.names import OPTIMIZERS, PENALTIES
 from studies.problem import StudyProblem
-from studies.space import SearchPoint
+from studies.space import POINT_COLUMNS, SearchPoint
 from studies.train_batch import ACCURACIES, evaluate
 from wdbench import Problem, oracle
 from wdbench.seeding import derive_seed
@@ -59,15 +59,7 @@ REGIMES = ("budget", "converged")
 REPLICATION_COLUMNS = [
     "regime",
     "label",
-    "penalty",
-    "rule",
-    "impl",
-    "loop",
-    "optimizer",
-    "decay",
-    "lr",
-    "lam",
-    "l1_ratio",
+    *POINT_COLUMNS,
     "data_seed",
     "train_seed",
     "val_loss",

@@ -45,6 +45,7 @@ __all__ = [
     "BUDGET",
     "L1_RATIO_RANGE",
     "MODEL",
+    "POINT_COLUMNS",
     "RULES",
     "SUBGRADIENT_DTYPE",
     "SearchPoint",
@@ -65,6 +66,18 @@ __all__ = [
     "with_train_defaults",
 ]
 
+#: The columns of one configuration (``SearchPoint.row``) in every exported table.
+POINT_COLUMNS = (
+    "penalty",
+    "rule",
+    "impl",
+    "loop",
+    "optimizer",
+    "decay",
+    "lr",
+    "lam",
+    "l1_ratio",
+)
 #: ``Settings`` fields that are ``TrainConfig`` fields: the training budget of every trial.
 BUDGET = ("lr", "epochs", "init_scale", "batch_size")
 #: ``Settings`` fields that are ``TrainConfig`` fields: the model every trial trains.
@@ -155,9 +168,9 @@ class SearchPoint:
         return dataclasses.replace(config, **given)
 
     def row(self) -> dict[str, Any]:
-        """Flat columns ``penalty, rule, impl, loop, optimizer, decay, lr, lam, l1_ratio`` (NaN
-        l1_ratio unless elastic, NaN lr when it is the study's fixed one; ``loop`` is the legacy
-        single name, kept so old and new run files read alike)."""
+        """Flat columns ``POINT_COLUMNS``, in that order (NaN l1_ratio unless elastic, NaN lr
+        when it is the study's fixed one; ``loop`` is the legacy single name, kept so old and new
+        run files read alike)."""
         l1 = math.nan if self.l1_ratio is None else self.l1_ratio
         return {
             "penalty": self.penalty,

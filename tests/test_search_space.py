@@ -18,7 +18,7 @@ from studies.cli import DEFAULTS, Settings
 from studies.console import Regret
 from studies.crn import StudySeeds, build_problems
 from studies.grid import best_grid_point, grid_points
-from studies.space import SearchPoint, enqueue_grid, make_sampler, suggest
+from studies.space import POINT_COLUMNS, SearchPoint, enqueue_grid, make_sampler, suggest
 from studies.train_batch import Evaluation, evaluate
 from wdbench import Problem, TrainConfig, train
 from wdbench.training import SPLITS
@@ -195,3 +195,13 @@ def test_settings_survive_pickling_for_worker_processes() -> None:
 
     assert pickle.loads(pickle.dumps(SMALL)) == SMALL
     assert isinstance(SMALL, Settings)
+
+
+def test_a_points_row_has_the_point_columns_in_their_order() -> None:
+    """Every exported table takes a configuration's columns from ``POINT_COLUMNS``; a row written
+    by ``SearchPoint.row`` must be exactly those, in that order."""
+    point = SearchPoint("elastic", "proximal", "functional", 0.5, l1_ratio=0.2)
+    row = point.row()
+    assert tuple(row) == POINT_COLUMNS
+    assert (row["penalty"], row["lam"], row["l1_ratio"]) == ("elastic", 0.5, 0.2)
+    assert math.isnan(row["lr"])
