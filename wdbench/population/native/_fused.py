@@ -217,15 +217,21 @@ class _NullBound:
         dtype = group.X.dtype
         self.columns = space.basis.abs().sum(1).to(dtype).contiguous()
         self.null_l1 = space.null_l1(group.w0, z0)  # [S, K] float64
-        self.steps = math.ceil(int(group.X.shape[1]) / group.batch_size)
-        self.kappa = null_decay(group, 1).abs().T  # [1, K]
+        steps = math.ceil(int(group.X.shape[1]) / group.batch_size)
+        self.epoch_decay = null_decay(group, steps).abs().T  # [1, K]: |κ|^steps, one epoch's
+        self.sigma = torch.ones_like(self.epoch_decay)  # |σ| after the epochs added so far
+        self.done = 0
 
     def add(self, sums: torch.Tensor, first: int, last: int) -> None:
-        """Add |σ|·‖w₀⊥‖₁ to the log of epochs [first, last) (``sums [E, S, K]``), σ = κ^steps
-        after each epoch (all epochs in one power)."""
-        steps = self.steps * torch.arange(first + 1, last + 1, dtype=torch.float64)
-        sigma = self.kappa.unsqueeze(0) ** steps.view(-1, 1, 1)  # [E', 1, K]
-        sums[first:last].add_((sigma * self.null_l1).to(sums.dtype))
+        """Add |σ|·‖w₀⊥‖₁ to the log of epochs [first, last) (``sums [E, S, K]``; spans in
+        order), |σ| = |κ|^steps after each epoch: a running product of one epoch's decay."""
+        assert first == self.done, "spans of epochs are added in order"
+        # the running product along the last dimension ([K, E']: torch's cumprod along a
+        # leading one is several times slower)
+        steps = self.epoch_decay.T.expand(-1, last - first).cumprod(1)
+        decay = (steps * self.sigma.T).T.unsqueeze(1)  # [E', 1, K]
+        self.sigma, self.done = decay[-1], last
+        sums[first:last].add_((decay * self.null_l1).to(sums.dtype))
 
 
 def _factors(group: Group) -> tuple[torch.Tensor, ...]:

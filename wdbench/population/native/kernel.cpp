@@ -16,6 +16,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#ifdef __AVX__
+#include <immintrin.h>
+#endif
 
 namespace {
 
@@ -34,6 +37,35 @@ struct Block {
     static constexpr int L = WIDTH / sizeof(T);
 };
 
+// max(a, b) = a > b ? a : b and min(a, b) = a < b ? a : b, lane by lane (b when either is NaN):
+// one instruction each with AVX (vmaxps / vminps have exactly this rule), two otherwise.
+template <typename V>
+inline V vmax(V a, V b) {
+    return (a > b) ? a : b;
+}
+template <typename V>
+inline V vmin(V a, V b) {
+    return (a < b) ? a : b;
+}
+#ifdef __AVX__
+template <>
+inline Vec<float>::type vmax(Vec<float>::type a, Vec<float>::type b) {
+    return reinterpret_cast<Vec<float>::type>(_mm256_max_ps(reinterpret_cast<__m256>(a), reinterpret_cast<__m256>(b)));
+}
+template <>
+inline Vec<float>::type vmin(Vec<float>::type a, Vec<float>::type b) {
+    return reinterpret_cast<Vec<float>::type>(_mm256_min_ps(reinterpret_cast<__m256>(a), reinterpret_cast<__m256>(b)));
+}
+template <>
+inline Vec<double>::type vmax(Vec<double>::type a, Vec<double>::type b) {
+    return reinterpret_cast<Vec<double>::type>(_mm256_max_pd(reinterpret_cast<__m256d>(a), reinterpret_cast<__m256d>(b)));
+}
+template <>
+inline Vec<double>::type vmin(Vec<double>::type a, Vec<double>::type b) {
+    return reinterpret_cast<Vec<double>::type>(_mm256_min_pd(reinterpret_cast<__m256d>(a), reinterpret_cast<__m256d>(b)));
+}
+#endif
+
 template <typename T>
 inline typename Vec<T>::type splat(T x) {
     typedef typename Vec<T>::type V;
@@ -42,79 +74,87 @@ inline typename Vec<T>::type splat(T x) {
     return v;
 }
 
-// One step on a block: rows x[i] (D values each), targets yv[i], batch size NB (0: runtime `nb`).
-template <typename T, int NB, int RULE, bool L1, bool L2>
+// One step on a block of NV vectors (NV·L configurations): rows x[i] (D values each), targets
+// yv[i], batch size NB (0: runtime `nb`). W holds weight j of vector v at W[j·NV + v]. Each row
+// read (a broadcast) serves all NV vectors, and the NV·B sums of the forward products are the
+// independent FMA chains that cover the FMA latency.
+template <typename T, int NV, int NB, int RULE, bool L1, bool L2>
 inline void step(typename Vec<T>::type* __restrict W, int D, const T* const* x, const T* yv, int nb,
-                 typename Vec<T>::type& bias, typename Vec<T>::type lr,
-                 typename Vec<T>::type lr_a, typename Vec<T>::type lr_c,
-                 typename Vec<T>::type shrink) {
+                 typename Vec<T>::type* bias, const typename Vec<T>::type* lr,
+                 const typename Vec<T>::type* lr_a, const typename Vec<T>::type* lr_c,
+                 const typename Vec<T>::type* shrink) {
     typedef typename Vec<T>::type V;
     constexpr int MAXB = NB > 0 ? NB : 64;
     const int B = NB > 0 ? NB : nb;
-    // r = X_b·w, over even and odd j in two sets of sums (twice the independent FMA chains)
-    V r[MAXB], odd[MAXB];
-    for (int i = 0; i < B; ++i) r[i] = odd[i] = splat<T>(0);
-    int j = 0;
-    for (; j + 1 < D; j += 2) {
-        const V w0 = W[j], w1 = W[j + 1];
-        for (int i = 0; i < B; ++i) {
-            r[i] += x[i][j] * w0;
-            odd[i] += x[i][j + 1] * w1;
-        }
-    }
-    if (j < D)
-        for (int i = 0; i < B; ++i) r[i] += x[i][j] * W[j];
-    for (int i = 0; i < B; ++i) r[i] += odd[i];
-    const V lr_b = lr / splat<T>(static_cast<T>(B));
-    V total = splat<T>(0);
-    for (int i = 0; i < B; ++i) {
-        r[i] = (r[i] + bias) - yv[i];
-        total += r[i];
-    }
-    bias = bias - total * lr_b;
-    for (int i = 0; i < B; ++i) r[i] = r[i] * lr_b;
+    // r = X_b·w, one sum per row and vector over j in order
+    V r[MAXB][NV];
+    for (int i = 0; i < B; ++i)
+        for (int v = 0; v < NV; ++v) r[i][v] = splat<T>(0);
     for (int j = 0; j < D; ++j) {
-        V g = x[0][j] * r[0];
-        for (int i = 1; i < B; ++i) g += x[i][j] * r[i];
-        const V w = W[j];
-        V v;
-        if (RULE == COUPLED) {
-            // the whole step as one subtraction: w − (ηc·w + g + ηa·sign(w))
-            V t = g;
-            if (L2) t = lr_c * w + t;
-            if (L1) {
-                // sign(w): +1, −1, 0 (and 0 for NaN, which w − t carries anyway)
-                const V one = splat<T>(1);
-                V s = splat<T>(0);
-                s = (w > 0) ? one : s;
-                s = (w < 0) ? -one : s;
-                t = lr_a * s + t;
-            }
-            v = w - t;
-        } else if (RULE == DECOUPLED) {
-            v = w;
-            if (L2) v = v - lr_c * v;
-            v = v - g;
-        } else {
-            v = w - g;
-            if (L1) {
-                const V lo = -lr_a;
-                V c = v;
-                c = (v < lo) ? lo : c;
-                c = (v > lr_a) ? lr_a : c;
-                v = v - c;
-            }
-            if (L2) v = v / shrink;
+        V w[NV];
+        for (int v = 0; v < NV; ++v) w[v] = W[j * NV + v];
+        for (int i = 0; i < B; ++i) {
+            const T xij = x[i][j];
+            for (int v = 0; v < NV; ++v) r[i][v] += xij * w[v];
         }
-        W[j] = v;
+    }
+    for (int v = 0; v < NV; ++v) {
+        const V lr_b = lr[v] / splat<T>(static_cast<T>(B));
+        V total = splat<T>(0);
+        for (int i = 0; i < B; ++i) {
+            r[i][v] = (r[i][v] + bias[v]) - yv[i];
+            total += r[i][v];
+        }
+        bias[v] = bias[v] - total * lr_b;
+        for (int i = 0; i < B; ++i) r[i][v] = r[i][v] * lr_b;
+    }
+    for (int j = 0; j < D; ++j) {
+        V g[NV];
+        {
+            const T x0 = x[0][j];
+            for (int v = 0; v < NV; ++v) g[v] = x0 * r[0][v];
+        }
+        for (int i = 1; i < B; ++i) {
+            const T xij = x[i][j];
+            for (int v = 0; v < NV; ++v) g[v] += xij * r[i][v];
+        }
+        for (int q = 0; q < NV; ++q) {
+            const V w = W[j * NV + q];
+            V v;
+            if (RULE == COUPLED) {
+                // the whole step as one subtraction: w − (ηc·w + g + ηa·sign(w))
+                V t = g[q];
+                if (L2) t = lr_c[q] * w + t;
+                if (L1) {
+                    // sign(w): +1, −1, 0 (and 0 for NaN, which w − t carries anyway)
+                    const V one = splat<T>(1);
+                    V s = splat<T>(0);
+                    s = (w > 0) ? one : s;
+                    s = (w < 0) ? -one : s;
+                    t = lr_a[q] * s + t;
+                }
+                v = w - t;
+            } else if (RULE == DECOUPLED) {
+                v = w;
+                if (L2) v = v - lr_c[q] * v;
+                v = v - g[q];
+            } else {
+                v = w - g[q];
+                if (L1)  // v − clamp(v, −ηa, ηa); a NaN v stays NaN
+                    v = v - vmin(lr_a[q], vmax(-lr_a[q], v));
+                if (L2) v = v / shrink[q];
+            }
+            W[j * NV + q] = v;
+        }
     }
 }
 
-template <typename T, int RULE, bool L1, bool L2>
+template <typename T, int NV, int RULE, bool L1, bool L2>
 void run_block(typename Vec<T>::type* __restrict W, int D, const T* X, const T* y, int n,
-               const int64_t* order, int epochs, int B, typename Vec<T>::type& bias,
-               typename Vec<T>::type lr, typename Vec<T>::type lr_a, typename Vec<T>::type lr_c,
-               typename Vec<T>::type shrink, const T* scale, typename Vec<T>::type* epoch_sums) {
+               const int64_t* order, int epochs, int B, typename Vec<T>::type* bias,
+               const typename Vec<T>::type* lr, const typename Vec<T>::type* lr_a,
+               const typename Vec<T>::type* lr_c, const typename Vec<T>::type* shrink,
+               const T* scale, typename Vec<T>::type* epoch_sums) {
     typedef typename Vec<T>::type V;
     const T* x[64];
     T yv[64];
@@ -128,24 +168,29 @@ void run_block(typename Vec<T>::type* __restrict W, int D, const T* X, const T* 
             }
             switch (nb) {
 #define WD_CASE(N) \
-    case N: step<T, N, RULE, L1, L2>(W, D, x, yv, nb, bias, lr, lr_a, lr_c, shrink); break;
+    case N: step<T, NV, N, RULE, L1, L2>(W, D, x, yv, nb, bias, lr, lr_a, lr_c, shrink); break;
                 WD_CASE(5) WD_CASE(10)  // the lesson's batch and twice it; others: runtime size
 #undef WD_CASE
-                default: step<T, 0, RULE, L1, L2>(W, D, x, yv, nb, bias, lr, lr_a, lr_c, shrink);
+                default: step<T, NV, 0, RULE, L1, L2>(W, D, x, yv, nb, bias, lr, lr_a, lr_c, shrink);
             }
         }
-        V total = splat<T>(0);
-        if (scale) {  // Σ|w_j|·scale_j: a bound whose overflow the caller reads as divergence
-            for (int j = 0; j < D; ++j) {
-                const V a = W[j];
-                total += ((a < 0) ? -a : a) * scale[j];
+        for (int v = 0; v < NV; ++v) {
+            V total = splat<T>(0);
+            if (scale) {  // Σ|w_j|·scale_j: a bound whose overflow the caller reads as divergence
+                for (int j = 0; j < D; ++j) {
+                    const V a = W[j * NV + v];
+                    total += ((a < 0) ? -a : a) * scale[j];
+                }
+            } else {
+                for (int j = 0; j < D; ++j) total += W[j * NV + v];
             }
-        } else {
-            for (int j = 0; j < D; ++j) total += W[j];
+            epoch_sums[e * NV + v] = total + bias[v];
         }
-        epoch_sums[e] = total + bias;
     }
 }
+
+// Vectors per block: a block of NV·L configurations shares each row's broadcast.
+constexpr int NV = 2;
 
 template <typename T>
 int train(int S, int n, int D, int K, int k0, int k1, int B, const T* X, const T* y,
@@ -154,35 +199,42 @@ int train(int S, int n, int D, int K, int k0, int k1, int B, const T* X, const T
           int sums_stride) {
     typedef typename Vec<T>::type V;
     constexpr int L = Block<T>::L;
+    constexpr int BL = NV * L;  // configurations per block
     if (B < 1 || B > 64 || D < 1 || n < 1) return 1;
-    V* W = static_cast<V*>(std::aligned_alloc(WIDTH, sizeof(V) * D));
-    V* epoch_sums = static_cast<V*>(std::aligned_alloc(WIDTH, sizeof(V) * (epochs > 0 ? epochs : 1)));
+    V* W = static_cast<V*>(std::aligned_alloc(WIDTH, sizeof(V) * NV * D));
+    V* epoch_sums =
+        static_cast<V*>(std::aligned_alloc(WIDTH, sizeof(V) * NV * (epochs > 0 ? epochs : 1)));
     if (!W || !epoch_sums) return 2;
     for (int s = 0; s < S; ++s) {
         const T* Xs = X + static_cast<int64_t>(s) * n * D;
         const T* ys = y + static_cast<int64_t>(s) * n;
         const T* scale_s = scale ? scale + static_cast<int64_t>(s) * D : nullptr;
-        for (int kb = k0; kb < k1; kb += L) {
-            const int m = k1 - kb < L ? k1 - kb : L;  // live lanes; the rest are zero padding
-            V bias = splat<T>(0), vlr = splat<T>(0), va = splat<T>(0), vc = splat<T>(0);
-            V vs = splat<T>(1);
+        for (int kb = k0; kb < k1; kb += BL) {
+            const int m = k1 - kb < BL ? k1 - kb : BL;  // live lanes; the rest are zero padding
+            V bias[NV], vlr[NV], va[NV], vc[NV], vs[NV];
+            for (int v = 0; v < NV; ++v) {
+                bias[v] = vlr[v] = va[v] = vc[v] = splat<T>(0);
+                vs[v] = splat<T>(1);
+            }
             for (int l = 0; l < m; ++l) {
                 const int64_t k = kb + l;
-                bias[l] = b[s * static_cast<int64_t>(K) + k];
-                vlr[l] = lr[k];
-                va[l] = lr_a[k];
-                vc[l] = lr_c[k];
-                vs[l] = shrink[k];
+                bias[l / L][l % L] = b[s * static_cast<int64_t>(K) + k];
+                vlr[l / L][l % L] = lr[k];
+                va[l / L][l % L] = lr_a[k];
+                vc[l / L][l % L] = lr_c[k];
+                vs[l / L][l % L] = shrink[k];
             }
             for (int j = 0; j < D; ++j) {
-                V col = splat<T>(0);
-                for (int l = 0; l < m; ++l) col[l] = w[(s * static_cast<int64_t>(K) + kb + l) * D + j];
-                W[j] = col;
+                V col[NV];
+                for (int v = 0; v < NV; ++v) col[v] = splat<T>(0);
+                for (int l = 0; l < m; ++l)
+                    col[l / L][l % L] = w[(s * static_cast<int64_t>(K) + kb + l) * D + j];
+                for (int v = 0; v < NV; ++v) W[j * NV + v] = col[v];
             }
             const bool l1 = has_l1 != 0, l2 = has_l2 != 0;
 #define WD_RUN(R, A, C) \
-    run_block<T, R, A, C>(W, D, Xs, ys, n, order, epochs, B, bias, vlr, va, vc, vs, scale_s, \
-                          epoch_sums)
+    run_block<T, NV, R, A, C>(W, D, Xs, ys, n, order, epochs, B, bias, vlr, va, vc, vs, scale_s, \
+                              epoch_sums)
             if (rule == DECOUPLED) {
                 if (l2) WD_RUN(DECOUPLED, false, true);
                 else WD_RUN(DECOUPLED, false, false);
@@ -199,12 +251,13 @@ int train(int S, int n, int D, int K, int k0, int k1, int B, const T* X, const T
             }
 #undef WD_RUN
             for (int j = 0; j < D; ++j)
-                for (int l = 0; l < m; ++l) w[(s * static_cast<int64_t>(K) + kb + l) * D + j] = W[j][l];
+                for (int l = 0; l < m; ++l)
+                    w[(s * static_cast<int64_t>(K) + kb + l) * D + j] = W[j * NV + l / L][l % L];
             for (int l = 0; l < m; ++l) {
-                b[s * static_cast<int64_t>(K) + kb + l] = bias[l];
+                b[s * static_cast<int64_t>(K) + kb + l] = bias[l / L][l % L];
                 for (int e = 0; e < epochs; ++e)
                     sums[static_cast<int64_t>(e) * sums_stride + s * static_cast<int64_t>(K) + kb + l] =
-                        epoch_sums[e][l];
+                        epoch_sums[e * NV + l / L][l % L];
             }
         }
     }
@@ -302,13 +355,7 @@ inline void step_state(typename Vec<T>::type* __restrict W, typename Vec<T>::typ
         }
         w = opt_step<T, OPT>(w, g, S1 + j, S2 + j, h);
         if (RULE == PROXIMAL) {
-            if (L1) {
-                const V lo = -h.lr_a;
-                V cl = w;
-                cl = (w < lo) ? lo : cl;
-                cl = (w > h.lr_a) ? h.lr_a : cl;
-                w = w - cl;
-            }
+            if (L1) w = w - vmin(h.lr_a, vmax(-h.lr_a, w));  // w − clamp(w, −ηa, ηa)
             if (L2) w = w / h.shrink;
         }
         W[j] = w;
