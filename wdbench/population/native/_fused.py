@@ -1,7 +1,7 @@
 """``train_group_native``: a ``Group`` trained by the compiled CPU kernel (``kernel.cpp``).
 
 Same contract as ``train_group_reference``: every (problem s, configuration k) follows
-``wdbench.train`` up to rounding. The kernel keeps a block of configurations (one SIMD vector of
+``wdbench.train`` up to rounding. The kernel keeps a block of configurations (two SIMD vectors of
 them) in L1 for the whole run and takes every step of it there: a step reads the batch's rows
 once for all the block's lanes, and w is never streamed through memory. Groups the row space
 applies to (``rowspace_applies``: no L1 part) run the same kernel on ``RowSpace``'s orthonormal
@@ -45,6 +45,9 @@ MAX_BATCH = 64
 #: Configurations per chunk of the pool: a few chunks per worker, so a worker slowed by
 #: another process just takes fewer of them.
 CHUNKS_PER_WORKER = 4
+#: AVX2 vectors per block of the plain-SGD kernel (``NV`` in ``kernel.cpp``): chunks hold whole
+#: blocks.
+BLOCK_VECTORS = 2
 _DTYPES = {torch.float32: "wd_train_f32", torch.float64: "wd_train_f64"}
 _STATE_DTYPES = {torch.float32: "wd_train_state_f32", torch.float64: "wd_train_state_f64"}
 #: Optimizer → the kernel's code (momentum with Nesterov: 2).
@@ -123,8 +126,8 @@ def _train(group: Group, on_epoch: EpochHook | None) -> tuple[GroupOutput, bool]
     y = group.y.contiguous()
     order = group.order[0].to(torch.int64).contiguous()
     call = _entry(lib, dtype)
-    lanes = 32 // X.element_size()
-    per_chunk = lanes * max(1, math.ceil(K / (lanes * cpu_threads() * CHUNKS_PER_WORKER)))
+    block = BLOCK_VECTORS * 32 // X.element_size()  # configurations per block of the kernel
+    per_chunk = block * max(1, math.ceil(K / (block * cpu_threads() * CHUNKS_PER_WORKER)))
     n, D = int(rows.shape[1]), int(rows.shape[2])
     w_out = w if space is None else torch.empty(S, K, int(X.shape[2]), dtype=dtype)
     spans = [(0, group.epochs)] if on_epoch is None else [(e, e + 1) for e in range(group.epochs)]

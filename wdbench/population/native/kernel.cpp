@@ -3,8 +3,9 @@
 // One call trains the configurations [k0, k1) of a group on every problem for `epochs` epochs of
 // one shared batch order, in place on w [S, K, D] and b [S, K], and writes each epoch's row sums
 // (the divergence log) into sums [E, S, K]. Configurations run along the SIMD lanes: a block of
-// LANES configurations keeps its weights in L1 for the whole run, so a step reads the batch
-// rows once (broadcast to every lane) and w never leaves the cache. With `scale` ([S, D]: the
+// two vectors of configurations keeps its weights in L1 for the whole run, so a step reads the
+// batch rows once (each value broadcast once for both vectors) and w never leaves the cache.
+// The momentum and Adam kernel below keeps one vector per block (its state fills the registers). With `scale` ([S, D]: the
 // row-space coordinates' column norms) an epoch's row sum is Σ|w_j|·scale_j instead.
 //
 // The arithmetic is that of wdbench.rules, in the same order (tested against it):
