@@ -5,10 +5,14 @@
     elastic  argmin (1/2n)‖Xw + b − y‖² + λ(ρ‖w‖₁ + (1−ρ)/2 ‖w‖²)
 
 Our λ is scikit-learn's ``alpha`` for ``Lasso`` / ``ElasticNet`` (same 1/(2n) data term); for
-``Ridge``, whose data term has no 1/(2n), ``alpha = n·λ``. ``null_model`` is the limit λ → ∞ of
-every path: w = 0, b = mean of y_train (predict the training mean). For classification the null
-model is ``null_classifier``: no weights, the logits b = log of the training class frequencies
-(the intercept-only softmax regression), i.e. predict the majority class of the training rows.
+``Ridge``, whose data term has no 1/(2n), ``alpha = n·λ``. The lasso and the elastic net are
+solved by scikit-learn's coordinate descent and stopping rule, compiled (``oracle_cd.cpp``, with
+its iterates extrapolated) where a C++ compiler is, else by scikit-learn itself.
+
+``null_model`` is the limit λ → ∞ of every path: w = 0, b = mean of y_train (predict the
+training mean). For classification the null model is ``null_classifier``: no weights, the
+logits b = log of the training class frequencies (the intercept-only softmax regression), i.e.
+predict the majority class of the training rows.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
+from wdbench._oracle_cd import native_enet_available, native_enet_path
 from wdbench.losses import half_mse
 from wdbench.problems import Problem
 from wdbench.training import SPLITS
@@ -94,15 +99,35 @@ def elastic_net_path(
     l1_ratio: float = 0.5,
     tol: float = 1e-12,
     max_iter: int = 1_000_000,
+    backend: str = "auto",
 ) -> OraclePath:
-    """scikit-learn's coordinate descent at α = λ (warm-started along the path)."""
+    """scikit-learn's coordinate descent at α = λ, warm-started along the path (in the order given).
+
+    ``backend``: ``"native"`` runs it compiled (``oracle_cd.cpp``: scikit-learn's iteration,
+    screening and duality-gap stopping rule, the whole path in one call); ``"sklearn"`` runs
+    scikit-learn's ``ElasticNet`` / ``Lasso``; ``"auto"`` the compiled one where it can be built
+    (a C++ compiler, ``WDBENCH_NATIVE`` not 0), else scikit-learn.
+    """
+    if not 0 <= l1_ratio <= 1:
+        raise ValueError(f"l1_ratio must be in [0, 1], got {l1_ratio}")
+    if backend not in ("auto", "native", "sklearn"):
+        raise ValueError(f"backend must be 'auto', 'native' or 'sklearn', got {backend!r}")
+    lam = _as_lams(lams)
+    prob = problem.to("cpu", torch.float64)
+    if backend == "native" or (backend == "auto" and native_enet_available()):
+        w, b, _ = native_enet_path(prob.X_train, prob.y_train, lam, l1_ratio, tol, max_iter)
+    else:
+        w, b = _sklearn_path(prob, lam, l1_ratio, tol, max_iter)
+    penalty = "l1" if l1_ratio == 1 else "elastic"
+    return _path(prob, penalty, lam, w, b, None if l1_ratio == 1 else l1_ratio)
+
+
+def _sklearn_path(
+    prob: Problem, lam: torch.Tensor, l1_ratio: float, tol: float, max_iter: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import ElasticNet, Lasso
 
-    if not 0 <= l1_ratio <= 1:
-        raise ValueError(f"l1_ratio must be in [0, 1], got {l1_ratio}")
-    lam = _as_lams(lams)
-    prob = problem.to("cpu", torch.float64)
     X, y = prob.X_train.numpy(), prob.y_train.numpy()
     ws, bs = [], []
     model: Lasso | ElasticNet
@@ -117,17 +142,17 @@ def elastic_net_path(
             model.fit(X, y)
         ws.append(torch.from_numpy(model.coef_.copy()))
         bs.append(float(model.intercept_))
-    w = torch.stack(ws)
-    b = torch.tensor(bs, dtype=torch.float64)
-    penalty = "l1" if l1_ratio == 1 else "elastic"
-    return _path(prob, penalty, lam, w, b, None if l1_ratio == 1 else l1_ratio)
+    return torch.stack(ws), torch.tensor(bs, dtype=torch.float64)
 
 
 def lasso_path(
-    problem: Problem, lams: Sequence[float] | torch.Tensor, tol: float = 1e-12
+    problem: Problem,
+    lams: Sequence[float] | torch.Tensor,
+    tol: float = 1e-12,
+    backend: str = "auto",
 ) -> OraclePath:
-    """The lasso (l1) solution for every λ."""
-    return elastic_net_path(problem, lams, l1_ratio=1.0, tol=tol)
+    """The lasso (l1) solution for every λ (``elastic_net_path`` at l1_ratio = 1)."""
+    return elastic_net_path(problem, lams, l1_ratio=1.0, tol=tol, backend=backend)
 
 
 def null_model(problem: Problem) -> OraclePath:
