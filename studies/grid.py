@@ -50,7 +50,9 @@ __all__ = [
 #: l1_ratio values of the elastic branch of the dense grid.
 GRID_L1_RATIOS = (0.2, 0.5, 0.8)
 #: λ points of the coordinate-descent oracles (lasso, elastic net) and their tolerance: at
-#: 1e-6 the validation losses agree with 1e-12 to ~1e-10 while the path solves ~10× faster.
+#: 1e-6 the validation losses of the default study agree with a 1e-15 solve to ~1e-8 at the
+#: best λ (the same best λ) and to ~1.5 % at the smallest (n < d: coordinate descent crawls
+#: there), scikit-learn's solver and the compiled one alike; 1e-8 costs ~16× the sweeps.
 ORACLE_CD_POINTS = 32
 ORACLE_CD_TOL = 1e-6
 ORACLE_L1_RATIO = 0.5
