@@ -5,7 +5,8 @@ Group ``threads``: ``train_population`` on K = 4096 configurations (``l2`` and `
 (``policy`` in ``extra_info``):
 
 * ``default`` — the policy of ``wdbench.threads`` as shipped: a pool of one worker per usable
-  core, torch at one intra-op thread;
+  core or one worker, batch by batch, whichever measurably gets more CPU; torch at one intra-op
+  thread (``chosen`` in ``extra_info``: batches run at each worker count, warm-up included);
 * ``pool-1`` / ``pool-2`` — the same kernel with 1 or 2 pool workers;
 * ``torch-1`` / ``torch-2`` — the torch kernels (``backend="torch"``) with torch's own 1 or 2
   intra-op threads and no pool: how the population ran before the policy.
@@ -35,7 +36,7 @@ import wdbench
 from benchmarks._machine import device_info
 from benchmarks._measure import Rounds, is_smoke, measure, record
 from studies.cli import DEFAULTS
-from wdbench.threads import cpu_threads, set_cpu_threads
+from wdbench.threads import choices, cpu_threads, set_cpu_threads
 
 K, SMOKE_K = 4096, 16
 POLICIES = ("default", "pool-1", "pool-2", "torch-1", "torch-2")
@@ -102,7 +103,9 @@ def test_threads(
     with thread_setting(thread_policy) as (backend, threads):
         run = _runner(problem, configs, backend, intra_op=thread_policy.startswith("torch-"))
         plan = CONTEXT_PLAN if thread_policy.startswith("torch-") else PLAN
+        before = choices()
         seconds = measure(benchmark, run, device, plan)
+        chosen = {str(n): c - before.get(n, 0) for n, c in sorted(choices().items())}
     record(
         benchmark,
         {
@@ -111,6 +114,7 @@ def test_threads(
             "penalty": penalty,
             "policy": thread_policy,
             "threads": threads,
+            "chosen": {n: c for n, c in chosen.items() if c},
             "load": load,
             "loadavg_1min": os.getloadavg()[0],
             "seconds": seconds,

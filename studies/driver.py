@@ -261,6 +261,7 @@ def _search_and_finish(
             code = reporter.finish(run_dir)
         if reporter.figures_s is not None:
             phases.beside("replication", "report figures", reporter.figures_s)
+    info["threads"] = thread_record(settings)  # with the choices of the whole run
     info["phases"] = phases.record()
     info["phases_beside"] = phases.record_beside()
     exports.write_json({**info, "finished": _now()}, run_dir / "run.json")

@@ -12,7 +12,13 @@ import pytest
 from studies.cli import UsageError, parse_args
 from studies.console import reach_line, time_to_regret
 from studies.phases import Phases
-from studies.scaleout.workers import pool_threads, thread_record, worker_environment
+from studies.scaleout.workers import (
+    apply_thread_policy,
+    pool_threads,
+    thread_record,
+    worker_environment,
+)
+from wdbench import threads
 
 
 def test_phases_add_up_and_a_long_phase_shows_progress() -> None:
@@ -84,3 +90,26 @@ def test_threads_flag() -> None:
     assert pool_threads(shared) == 1 and thread_record(shared)["source"] == "cores / --workers"
     with pytest.raises(UsageError, match="--threads"):
         parse_args(["--threads", "0"])
+
+
+def test_one_process_measures_its_worker_count_and_records_the_choices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("WDBENCH_THREADS", raising=False)
+    monkeypatch.setattr(threads, "_measured", threads._Measured())
+    try:
+        apply_thread_policy(parse_args(["--threads", "1"]))
+        assert threads.thread_source() == "set" and threads.cpu_threads() == 1
+        settings = parse_args([])
+        apply_thread_policy(settings)  # no --threads, one process: the measured policy
+        assert threads.thread_source() == "measured"
+        threads._measured.count.update({1: 3, 2: 5})
+        record = thread_record(settings)
+        assert record["source"] == "measured" and record["pool"] == threads.cpu_threads()
+        assert record["chosen"] == {"1": 3, "2": 5}
+        monkeypatch.setenv("WDBENCH_THREADS", "3")  # exact, and recorded as such
+        record = thread_record(settings)
+        assert record["source"] == "WDBENCH_THREADS" and record["pool"] == 3
+        assert "chosen" not in record
+    finally:
+        threads.set_cpu_threads(None)

@@ -7,10 +7,17 @@ import threading
 import pytest
 import torch
 
+import wdbench.threads as threads_module
 from wdbench.threads import (
+    POOL_GAIN,
+    PROBE_MAX_S,
+    PROBE_S,
+    choices,
+    choose_workers,
     cpu_threads,
     in_this_thread,
     one_op_thread,
+    planned_workers,
     run_parallel,
     set_cpu_threads,
     thread_source,
@@ -20,6 +27,7 @@ from wdbench.threads import (
 @pytest.fixture(autouse=True)
 def _default_policy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WDBENCH_THREADS", raising=False)
+    monkeypatch.setattr(threads_module, "_measured", threads_module._Measured())
     set_cpu_threads(None)
     yield
     set_cpu_threads(None)
@@ -29,7 +37,7 @@ def test_default_is_the_usable_cores_then_env_then_set(monkeypatch: pytest.Monke
     import os
 
     cores = len(os.sched_getaffinity(0))
-    assert cpu_threads() == max(1, min(8, cores)) and thread_source() == "cores"
+    assert cpu_threads() == max(1, min(8, cores)) and thread_source() == "measured"
     monkeypatch.setenv("WDBENCH_THREADS", "3")
     assert cpu_threads() == 3 and thread_source() == "WDBENCH_THREADS"
     set_cpu_threads(5)
@@ -113,3 +121,102 @@ def test_in_this_thread_runs_here_until_told_then_hands_the_rest_to_the_pool() -
     with in_this_thread():
         assert run_parallel([lambda: threading.current_thread().name] * 3) == [here] * 3
     assert all(n != here for n in run_parallel([lambda: threading.current_thread().name] * 4))
+
+
+def test_the_pool_is_chosen_only_where_it_gets_more_cpu_than_one_worker() -> None:
+    # idle: two workers get about twice the CPU of one
+    assert choose_workers(2, {2: 1.9, 1: 1.0}) == 2
+    # beside a busy process of another session: the session's share, whatever the threads
+    assert choose_workers(2, {2: 0.49, 1: 0.50}) == 1
+    # beside a busy process of this session: the pool takes part of its share
+    assert choose_workers(2, {2: 0.64, 1: 0.50}) == 2
+    # the margin: two workers spend more CPU on the same work
+    assert choose_workers(4, {4: POOL_GAIN * 1.0 - 0.01, 1: 1.0}) == 1
+    assert choose_workers(4, {4: POOL_GAIN * 1.0, 1: 1.0}) == 4
+    # unknown: the pool; one core: one worker
+    assert choose_workers(2, {1: 1.0}) == 2 and choose_workers(2, {}) == 2
+    assert choose_workers(1, {1: 1.0}) == 1
+
+
+def test_each_count_is_measured_again_once_it_has_not_run_for_a_while() -> None:
+    state = threads_module._Measured()
+    assert state.workers(2, 0.0) == 2  # the pool first
+    assert state.workers(2, 0.1) == 1  # then one worker, once
+    state.record(2, 0.5, 0.5)  # the pool got no more CPU than one worker
+    state.record(1, 0.5, 0.5)
+    assert [state.workers(2, t) for t in (0.2, 1.0, 1.9)] == [1, 1, 1]
+    assert state.workers(2, PROBE_S + 0.01) == 2  # the pool again, PROBE_S after it last ran
+    state.record(2, 0.5, 0.95)  # ... and now it gets more
+    assert state.workers(2, PROBE_S + 0.1) == 2
+    due = 1.9 + PROBE_S  # one worker is due again; peek does not count it as run
+    assert state.peek(2, due) == 1 and state.peek(2, due) == 1 and state.count == {2: 3, 1: 4}
+    state.record(1, 0.01, 0.0)  # too short a batch: no reading
+    assert state.share[1] == 1.0  # the last reading (0.5 CPU-s in 0.5 s)
+
+
+def test_readings_that_confirm_the_choice_space_out_the_next_ones() -> None:
+    state = threads_module._Measured()
+    state.workers(2, 0.0)
+    state.record(2, 0.5, 0.9)
+    state.workers(2, 0.1)
+    state.record(1, 0.5, 0.5)  # the pool gets 1.8x the CPU of one worker: the pool
+    assert state.choice == 2 and state.interval == PROBE_S
+    intervals = []
+    for _ in range(6):  # one worker measured again each time it is due, the same as before
+        due = state.tried[1] + state.interval
+        assert state.workers(2, due - 0.01) == 2 and state.workers(2, due + 1e-6) == 1
+        state.record(1, 0.5, 0.5)
+        intervals.append(state.interval)
+    assert intervals == [min(PROBE_S * 2**i, PROBE_MAX_S) for i in range(1, 7)]
+    now = state.tried[1] + 1.0
+    assert state.workers(2, now) == 2
+    state.record(2, 0.5, 0.8)  # within SHARE_MOVED of 1.8: the same load
+    assert state.interval == PROBE_MAX_S
+    state.record(2, 0.5, 0.6)  # the pool's share fell by a third: the load changed
+    assert state.interval == PROBE_S and state.reference == 1.2
+    soon = now + PROBE_S - 0.5  # PROBE_S after one worker last ran
+    assert state.workers(2, soon) == 1  # one worker measured again
+    state.record(1, 0.5, 0.6)  # ... and now it gets as much as the pool: one worker
+    assert state.choice == 1 and state.workers(2, soon + 0.1) == 1
+
+
+def _share_readings(monkeypatch: pytest.MonkeyPatch, pool: float, one: float) -> None:
+    """The measured policy's readings, as if just taken (no timing in the test)."""
+    state = threads_module._Measured()
+    now = threads_module.time.perf_counter()
+    state.share, state.tried = {2: pool, 1: one}, {2: now, 1: now}
+    monkeypatch.setattr(threads_module, "_measured", state)
+    monkeypatch.setattr(threads_module, "_available_cores", lambda: 2)
+
+
+def test_run_parallel_follows_the_measured_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    here = threading.current_thread().name
+
+    def names() -> list[str]:
+        inner = [lambda: threading.current_thread().name] * 3
+        return run_parallel([lambda: run_parallel(inner)] * 4)[0] + run_parallel(inner)
+
+    _share_readings(monkeypatch, pool=0.5, one=0.5)
+    assert planned_workers() == 1
+    assert names() == [here] * 6  # one worker: here, nested calls too
+    assert choices() == {1: 2}
+    _share_readings(monkeypatch, pool=1.8, one=1.0)
+    assert planned_workers() == 2
+    assert all(n.startswith("wdbench-pool") for n in names())
+    assert choices() == {2: 2}
+
+
+def test_set_and_env_are_exact_whatever_was_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    _share_readings(monkeypatch, pool=0.5, one=0.5)  # the measured policy would take one
+    set_cpu_threads(2)
+    assert planned_workers() == 2
+    assert all(n.startswith("wdbench-pool") for n in run_parallel([_name] * 4))
+    set_cpu_threads(None)
+    monkeypatch.setenv("WDBENCH_THREADS", "2")
+    assert planned_workers() == 2 and thread_source() == "WDBENCH_THREADS"
+    assert all(n.startswith("wdbench-pool") for n in run_parallel([_name] * 4))
+    assert choices() == {}
+
+
+def _name() -> str:
+    return threading.current_thread().name

@@ -4,18 +4,29 @@ The population kernel's work per operation is small, so torch's intra-op threads
 an idle machine and, beside any other busy process, spin against each other (one busy neighbour
 halved the population speed on 2 cores; a load of 3 cut it 40×). The policy instead splits a
 computation into independent chunks (blocks of configurations) and runs them on a pool of
-``cpu_threads()`` worker threads, each doing its chunk alone — torch set to one intra-op thread
-while it runs — and taking the next chunk when done. A worker that shares its core with another
-process only takes fewer chunks; nothing waits on it in a spin loop.
+worker threads, each doing its chunk alone — torch set to one intra-op thread while it runs —
+and taking the next chunk when done. A worker that shares its core with another process only
+takes fewer chunks; nothing waits on it in a spin loop.
 
-``cpu_threads()`` is ``set_cpu_threads(n)`` if called, else ``$WDBENCH_THREADS``, else the cores
-this process may run on (at most ``MAX_THREADS``).
+``cpu_threads()`` is the pool's size: ``set_cpu_threads(n)`` if called, else
+``$WDBENCH_THREADS``, else the cores this process may run on (at most ``MAX_THREADS``). The first
+two are used exactly. By default (``thread_source() == "measured"``) each batch runs on the whole
+pool or on one worker, whichever measurably gets more: a batch's CPU share (this process's CPU
+seconds per wall second while it ran) is kept for each of the two, the one not in use is measured
+again every ``PROBE_S`` seconds, and the pool is used while it gets at least ``POOL_GAIN`` times
+the share of one worker (``choose_workers``). More workers get more of the machine only where the
+scheduler shares it per thread: beside a busy process of another session (Linux gives each
+session's group of threads an equal share: ``sched_autogroup``) two workers get the CPU of one
+and lose ~9 % to a second set of caches and the tail, beside one of this session (the report's
+process) or on an idle machine they get up to twice the CPU. ``choices()`` counts the batches
+run at each worker count.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -25,15 +36,33 @@ import torch
 
 __all__ = [
     "MAX_THREADS",
+    "POOL_GAIN",
+    "PROBE_S",
+    "choices",
+    "choose_workers",
     "cpu_threads",
     "in_this_thread",
     "one_op_thread",
+    "planned_workers",
     "run_parallel",
     "set_cpu_threads",
     "thread_source",
 ]
 
 MAX_THREADS = 8
+#: The pool is used while its CPU share is at least this many times one worker's (on two cores
+#: the pool spends 5-10 % more CPU on the same work; a wrong choice of one worker costs up to
+#: half the speed, a wrong choice of the pool at most that: the margin leans to the pool).
+POOL_GAIN = 1.05
+#: Seconds after which the worker count not in use is measured again (one batch); doubled up
+#: to ``PROBE_MAX_S`` while the readings confirm the choice.
+PROBE_S = 2.0
+PROBE_MAX_S = 32.0
+#: A change of the chosen count's share by more than this fraction (the load changed) brings
+#: the interval back to ``PROBE_S``.
+SHARE_MOVED = 0.25
+#: Shorter batches give no reading (a few scheduler ticks say little about the share).
+MIN_READING_S = 0.02
 T = TypeVar("T")
 
 _PREFIX = "wdbench-pool"
@@ -62,10 +91,92 @@ def cpu_threads() -> int:
 
 
 def thread_source() -> str:
-    """Where ``cpu_threads()`` comes from: ``"set"``, ``"WDBENCH_THREADS"`` or ``"cores"``."""
+    """Where the worker count comes from: ``"set"`` or ``"WDBENCH_THREADS"`` (exactly
+    ``cpu_threads()``), or ``"measured"`` (the pool of the usable cores or one worker, batch by
+    batch: see module)."""
     if _override is not None:
         return "set"
-    return "WDBENCH_THREADS" if _env_threads() is not None else "cores"
+    return "WDBENCH_THREADS" if _env_threads() is not None else "measured"
+
+
+def planned_workers() -> int:
+    """The worker count the next batch runs on, for sizing its chunks: ``cpu_threads()`` where
+    set, else the measured policy's choice at this moment."""
+    pool = cpu_threads()
+    if pool == 1 or thread_source() != "measured":
+        return pool
+    with _lock:
+        return _measured.peek(pool, time.perf_counter())
+
+
+def choose_workers(pool: int, share: dict[int, float]) -> int:
+    """The worker count for the next batch from the CPU share measured with ``pool`` workers and
+    with one (``share``: workers → CPU seconds per wall second): the pool unless its share is
+    below ``POOL_GAIN`` times one worker's; the pool while either share is unknown."""
+    if pool <= 1:
+        return 1
+    if pool not in share or 1 not in share:
+        return pool
+    return pool if share[pool] >= POOL_GAIN * share[1] else 1
+
+
+def choices() -> dict[int, int]:
+    """How many batches ran at each worker count under the measured policy (this process)."""
+    with _lock:
+        return dict(_measured.count)
+
+
+class _Measured:
+    """The measured policy's state: the latest CPU share at each worker count, when each count
+    last ran and how often, and the choice with its re-measuring interval: it doubles (up to
+    ``PROBE_MAX_S``) each time a reading of the other count confirms the choice, and is back at
+    ``PROBE_S`` when the choice changes or the chosen count's share moves by more than
+    ``SHARE_MOVED`` (the load changed)."""
+
+    def __init__(self) -> None:
+        self.share: dict[int, float] = {}
+        self.tried: dict[int, float] = {}
+        self.count: dict[int, int] = {}
+        self.interval = PROBE_S
+        self.choice: int | None = None
+        self.reference = 0.0  # the chosen count's share when the choice was made
+        self.pool = 1
+
+    def peek(self, pool: int, now: float) -> int:
+        """The count for a batch starting at ``now``: a count not run for ``interval`` seconds
+        (the pool first), else ``choose_workers``."""
+        stale = [n for n in (pool, 1) if now - self.tried.get(n, -float("inf")) >= self.interval]
+        if stale:
+            return stale[0]
+        return choose_workers(pool, {n: self.share[n] for n in (pool, 1) if n in self.share})
+
+    def workers(self, pool: int, now: float) -> int:
+        """``peek``, counted as run at ``now``."""
+        chosen = self.peek(pool, now)
+        self.pool = pool
+        self.tried[chosen] = now
+        self.count[chosen] = self.count.get(chosen, 0) + 1
+        return chosen
+
+    def record(self, workers: int, wall: float, cpu: float) -> None:
+        """A batch's reading: ``cpu`` seconds of this process in ``wall`` seconds on
+        ``workers`` workers (none from a batch shorter than ``MIN_READING_S``)."""
+        if wall < MIN_READING_S:
+            return
+        self.share[workers] = cpu / wall
+        known = {n: self.share[n] for n in (self.pool, 1) if n in self.share}
+        if len(known) < 2 or self.pool == 1:
+            return
+        choice = choose_workers(self.pool, known)
+        if choice != self.choice:
+            self.choice, self.reference, self.interval = choice, known[choice], PROBE_S
+        elif workers != choice:  # the other count measured again, and the choice holds
+            self.interval = min(2 * self.interval, PROBE_MAX_S)
+        elif abs(known[choice] - self.reference) > SHARE_MOVED * self.reference:
+            self.reference, self.interval = known[choice], PROBE_S
+
+
+_measured = _Measured()
 
 
 def _env_threads() -> int | None:
@@ -119,18 +230,39 @@ def run_parallel(tasks: Sequence[Callable[[], T]]) -> list[T]:
     """Run independent ``tasks`` on the pool (in this thread when there is one worker or one
     task, or when this thread is a pool worker: a nested call never waits on its own pool) and
     return their results in order; the first error is raised."""
-    workers = cpu_threads()
-    nested = threading.current_thread().name.startswith(_PREFIX)
-    if workers == 1 or len(tasks) <= 1 or nested:
+    pool = cpu_threads()
+    nested = threading.current_thread().name.startswith(_PREFIX) or getattr(_local, "serial", False)
+    if pool == 1 or len(tasks) <= 1 or nested:
         return [task() for task in tasks]
     done: list[T] = []
     while len(done) < len(tasks) and _inline():  # in_this_thread: here, task by task
         done.append(tasks[len(done)]())
     if len(done) == len(tasks):
         return done
+    if thread_source() != "measured":
+        return done + _run(tasks[len(done) :], pool)
+    start, cpu = time.perf_counter(), time.process_time()
+    with _lock:
+        workers = _measured.workers(pool, start)
+    out = _run(tasks[len(done) :], workers)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    with _lock:
+        _measured.record(workers, wall, cpu)
+    return done + out
+
+
+def _run(tasks: Sequence[Callable[[], T]], workers: int) -> list[T]:
+    """``tasks`` on ``workers`` pool threads (here, one after another, for one: a call nested
+    in them runs here too, as it would in a pool worker)."""
+    if workers == 1:
+        _local.serial = True
+        try:
+            return [task() for task in tasks]
+        finally:
+            _local.serial = False
     with _lock:
         pool = _pools.get(workers)
         if pool is None:
             pool = _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix=_PREFIX)
-    futures = [pool.submit(task) for task in tasks[len(done) :]]
-    return done + [future.result() for future in futures]
+    futures = [pool.submit(task) for task in tasks]
+    return [future.result() for future in futures]

@@ -42,7 +42,7 @@ from studies.ask_tell import count_trials, load_study, run_worker
 from studies.cli import Settings, check_heartbeat
 from studies.scaleout import faults, guard, heartbeat
 from studies.storage import StorageError
-from wdbench.threads import MAX_THREADS, set_cpu_threads
+from wdbench.threads import MAX_THREADS, choices, cpu_threads, set_cpu_threads, thread_source
 
 __all__ = [
     "apply_thread_policy",
@@ -122,29 +122,45 @@ def sweep_dead_worker(study: optuna.Study, pid: int, unclaimed_after_s: float) -
 
 def pool_threads(settings: Settings) -> int:
     """Worker threads of the population kernel in each process (``wdbench.threads``):
-    ``--threads``, else the usable cores shared out over ``--workers`` (at least 1)."""
+    ``--threads``, else the usable cores shared out over ``--workers`` (at least 1); in one
+    process without ``--threads``, ``$WDBENCH_THREADS`` where set."""
     if settings.threads is not None:
         return settings.threads
+    if settings.workers == 1:
+        return cpu_threads()
     cores = len(os.sched_getaffinity(0))
     return max(1, min(MAX_THREADS, cores) // settings.workers)
 
 
 def apply_thread_policy(settings: Settings) -> None:
     """This process's CPU threads: the pool of ``pool_threads``, torch at one intra-op thread
-    (its threads spin against any other busy process; the pool does not)."""
-    set_cpu_threads(pool_threads(settings))
+    (its threads spin against any other busy process; the pool does not). In one process
+    without ``--threads`` the library's default: each batch on the pool or on one worker,
+    whichever measurably gets more CPU (``wdbench.threads``)."""
+    exact = settings.threads is not None or settings.workers > 1
+    set_cpu_threads(pool_threads(settings) if exact else None)
     torch.set_num_threads(1)
 
 
 def thread_record(settings: Settings) -> dict[str, Any]:
-    """What ``run.json`` keeps of the thread policy."""
-    return {
+    """What ``run.json`` keeps of the thread policy (``chosen``: batches run at each worker
+    count so far, where the count was measured)."""
+    if settings.threads is not None:
+        source = "--threads"
+    elif settings.workers > 1:
+        source = "cores / --workers"
+    else:
+        source = thread_source()
+    record: dict[str, Any] = {
         "pool": pool_threads(settings),
-        "source": "--threads" if settings.threads is not None else "cores / --workers",
+        "source": source,
         "torch_intra_op": 1,
         "workers": settings.workers,
         "cores": len(os.sched_getaffinity(0)),
     }
+    if source == "measured":
+        record["chosen"] = {str(n): count for n, count in sorted(choices().items())}
+    return record
 
 
 def worker_environment(settings: Settings) -> dict[str, str]:

@@ -30,7 +30,7 @@ from wdbench.population.native import train_group_native
 from wdbench.population.triton import triton_applies
 from wdbench.problems import Problem
 from wdbench.result import weight_stats
-from wdbench.threads import cpu_threads, one_op_thread, run_parallel
+from wdbench.threads import cpu_threads, one_op_thread, planned_workers, run_parallel
 from wdbench.training import SPLITS, check_batch_size, resolve_device
 
 __all__ = ["train_population"]
@@ -133,9 +133,9 @@ MIN_UNIT = 256
 
 
 def _unit_size(K: int) -> int:
-    """Configurations per unit of a compiled-kernel group: two units per worker (whole groups
-    and units of other groups fill the gaps), at least ``MIN_UNIT``."""
-    return max(MIN_UNIT, math.ceil(K / (2 * cpu_threads())))
+    """Configurations per unit of a compiled-kernel group: two units per worker of the batch
+    (whole groups and units of other groups fill the gaps), at least ``MIN_UNIT``."""
+    return max(MIN_UNIT, math.ceil(K / (2 * planned_workers())))
 
 
 def _unit_cost(probe: Group) -> float:
