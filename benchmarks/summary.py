@@ -154,8 +154,14 @@ def _threads(benches: list[Bench]) -> list[str]:
     best of 1 and 2 threads (pool-1, pool-2)."""
     rate: dict[tuple[str, str, str], float] = {}
     load: dict[str, list[float]] = {}
+    turns: list[list[object]] = []
     for b in benches:
         info = b["extra_info"]
+        if info["policy"] == "interleaved":  # default, pool-1 and pool-2 call by call
+            r = info["rates"]
+            turns.append([info["penalty"], info["load"], *(f"{r[p]:,.0f}" for p in r),
+                          f"{info['default_vs_best']:+.0%}"])  # fmt: skip
+            continue
         rate[(info["penalty"], info["load"], info["policy"])] = info["K"] / b["stats"]["median"]
         load.setdefault(info["load"], []).append(float(info.get("loadavg_1min") or 0.0))
     rows: list[list[object]] = []
@@ -167,6 +173,10 @@ def _threads(benches: list[Bench]) -> list[str]:
     header = ["penalty", "load", "policy", "trajectories/s", "default vs best of 1, 2 threads"]
     notes = [f"load average (1 min) during the {state} cases: "
              f"{min(v):.1f}–{max(v):.1f}" for state, v in sorted(load.items())]  # fmt: skip
+    if turns:
+        notes += ["", "The same settings call by call, in turn (`interleaved`: same load):", ""]
+        notes += _table(["penalty", "load", "default", "pool-1", "pool-2",
+                         "default vs best of 1, 2 threads"], sorted(turns))  # fmt: skip
     return [*_table(header, rows), "", *notes]
 
 

@@ -9,7 +9,13 @@ Group ``threads``: ``train_population`` on K = 4096 configurations (``l2`` and `
   thread (``chosen`` in ``extra_info``: batches run at each worker count, warm-up included);
 * ``pool-1`` / ``pool-2`` — the same kernel with 1 or 2 pool workers;
 * ``torch-1`` / ``torch-2`` — the torch kernels (``backend="torch"``) with torch's own 1 or 2
-  intra-op threads and no pool: how the population ran before the policy.
+  intra-op threads and no pool: how the population ran before the policy;
+* ``interleaved`` — ``default``, ``pool-1`` and ``pool-2`` call by call, in turn (the order
+  rotated each round), so that the three meet the same load: on a shared machine the load moves
+  by tens of percent between cases timed one after another. A round is one call of each;
+  ``extra_info`` has each setting's trajectories/s (``rates``, median over the recorded rounds)
+  and ``default_vs_best``: how much slower the default is than the better of 1 and 2 threads
+  (negative: faster). ``trajectories_per_s`` is the default's.
 
 Each runs with ``load`` = ``idle`` and then ``busy``: beside one busy process that this module
 starts (a Python spin loop, at most ``BUSY_MAX_S`` seconds) and stops when the busy cases are
@@ -22,8 +28,10 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 from unittest import mock
@@ -39,12 +47,14 @@ from studies.cli import DEFAULTS
 from wdbench.threads import choices, cpu_threads, set_cpu_threads
 
 K, SMOKE_K = 4096, 16
-POLICIES = ("default", "pool-1", "pool-2", "torch-1", "torch-2")
+POLICIES = ("default", "pool-1", "pool-2", "torch-1", "torch-2", "interleaved")
+INTERLEAVED = ("default", "pool-1", "pool-2")
 PENALTIES = {"l2": "scratch", "l1": "proximal"}
 LOADS = ("idle", "busy")
 PLAN = Rounds(rounds=3, warmup_rounds=1)
 #: The torch settings are context (how it ran before the policy; slow, seconds a call): 1 round.
 CONTEXT_PLAN = Rounds(rounds=1, warmup_rounds=1)
+INTERLEAVED_PLAN = Rounds(rounds=7, warmup_rounds=1)
 #: The busy neighbour stops by itself after this many seconds, whatever happens here.
 BUSY_MAX_S = 240
 BUSY_LOOP = "import time\nend = time.monotonic() + {s}\nwhile time.monotonic() < end:\n    pass\n"
@@ -100,6 +110,9 @@ def test_threads(
     problem = wdbench.Problem.synthetic(seed=0).to("cpu", torch.float32)
     benchmark.group = "threads"
     device = torch.device("cpu")
+    if thread_policy == "interleaved":
+        _interleaved(benchmark, problem, configs, load, penalty)
+        return
     with thread_setting(thread_policy) as (backend, threads):
         run = _runner(problem, configs, backend, intra_op=thread_policy.startswith("torch-"))
         plan = CONTEXT_PLAN if thread_policy.startswith("torch-") else PLAN
@@ -141,3 +154,47 @@ def _runner(
         assert not bool(result.diverged.any())
 
     return run
+
+
+def _interleaved(
+    benchmark: BenchmarkFixture,
+    problem: wdbench.Problem,
+    configs: list[wdbench.TrainConfig],
+    load: str,
+    penalty: str,
+) -> None:
+    """``INTERLEAVED`` call by call; records each one's rate and the default's shortfall."""
+    run = _runner(problem, configs, "auto", intra_op=False)
+    seconds: dict[str, list[float]] = {policy: [] for policy in INTERLEAVED}
+    turn = [0]
+
+    def one_round() -> None:
+        shift = turn[0] % len(INTERLEAVED)
+        turn[0] += 1
+        for policy in INTERLEAVED[shift:] + INTERLEAVED[:shift]:
+            with thread_setting(policy):
+                start = time.perf_counter()
+                run()
+                seconds[policy].append(time.perf_counter() - start)
+
+    before = choices()
+    measure(benchmark, one_round, torch.device("cpu"), INTERLEAVED_PLAN)
+    chosen = {str(n): c - before.get(n, 0) for n, c in sorted(choices().items())}
+    skip = INTERLEAVED_PLAN.warmup_rounds if benchmark.enabled else 0
+    rates = {p: len(configs) / statistics.median(v[skip:]) for p, v in seconds.items()}
+    record(
+        benchmark,
+        {
+            **device_info(torch.device("cpu"), "float32"),
+            "K": len(configs),
+            "penalty": penalty,
+            "policy": "interleaved",
+            "threads": cpu_threads(),
+            "chosen": {n: c for n, c in chosen.items() if c},
+            "load": load,
+            "loadavg_1min": os.getloadavg()[0],
+            "rates": rates,
+            "default_vs_best": 1 - rates["default"] / max(rates["pool-1"], rates["pool-2"]),
+            "trajectories_per_s": rates["default"],
+        },
+    )

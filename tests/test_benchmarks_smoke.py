@@ -112,6 +112,17 @@ def test_summary_tables_state_ratios_against_scratch(tmp_path: Path) -> None:
                 )
                 for policy, seconds in (("pool-1", 0.4), ("pool-2", 0.32), ("default", 0.32))
             ),
+            _bench(
+                "threads",
+                1.2,
+                K=4096,
+                penalty="l2",
+                load="busy",
+                policy="interleaved",
+                loadavg_1min=1.5,
+                rates={"default": 9000.0, "pool-1": 10000.0, "pool-2": 8000.0},
+                default_vs_best=0.1,
+            ),
         ],
     }
     path = tmp_path / "run.json"
@@ -126,6 +137,8 @@ def test_summary_tables_state_ratios_against_scratch(tmp_path: Path) -> None:
     # default vs the best of 1 and 2 threads: 4096 / 0.32 against 4096 / 0.32
     assert "| l1 | busy | default | 12,800 | +0% |" in text
     assert "| l1 | busy | pool-1 | 10,240 |  |" in text
+    assert "| l2 | busy | 9,000 | 10,000 | 8,000 | +10% |" in text  # call by call
+    assert "| l2 | busy | interleaved |" not in text
     assert "### scaling" not in text
 
 
