@@ -451,8 +451,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--threads",
         type=_integer(1),
-        help="CPU threads of the population kernel per worker process (default: the usable "
-        "cores / --workers); torch itself runs one thread",
+        help="CPU threads of the population kernel per worker process (default: with one "
+        "worker, a pool of the usable cores or one thread, whichever measurably gets more CPU; "
+        "else the usable cores / --workers); torch itself runs one thread",
     )
     g.add_argument(
         "--heartbeat-interval",

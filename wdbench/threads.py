@@ -12,14 +12,16 @@ takes fewer chunks; nothing waits on it in a spin loop.
 ``$WDBENCH_THREADS``, else the cores this process may run on (at most ``MAX_THREADS``). The first
 two are used exactly. By default (``thread_source() == "measured"``) each batch runs on the whole
 pool or on one worker, whichever measurably gets more: a batch's CPU share (this process's CPU
-seconds per wall second while it ran) is kept for each of the two, the one not in use is measured
-again every ``PROBE_S`` seconds, and the pool is used while it gets at least ``POOL_GAIN`` times
-the share of one worker (``choose_workers``). More workers get more of the machine only where the
-scheduler shares it per thread: beside a busy process of another session (Linux gives each
-session's group of threads an equal share: ``sched_autogroup``) two workers get the CPU of one
-and lose ~9 % to a second set of caches and the tail, beside one of this session (the report's
-process) or on an idle machine they get up to twice the CPU. ``choices()`` counts the batches
-run at each worker count.
+seconds per wall second while it ran) is kept for both, the one not in use is measured again
+after ``PROBE_S`` seconds (longer while the readings confirm the choice), and the pool is used
+while it gets at least ``POOL_GAIN`` times the share of one worker (``choose_workers``). More
+workers get more of the machine only where the scheduler shares it per thread. Linux shares it
+per session first (``sched_autogroup``): beside a busy process of another session two workers
+got the CPU of one (0.49 vs 0.50 of a core on 2 cores) and, spending 5-10 % more CPU on the same
+work, 9 % fewer trajectories; beside a busy process of this session (a report process) they
+took part of its share (0.64 vs 0.50: 18 % more), idle up to twice. ``planned_workers()`` is the
+count the next batch will use (chunks are sized for it); ``choices()`` counts the batches run at
+each count.
 """
 
 from __future__ import annotations
