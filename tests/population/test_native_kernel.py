@@ -7,13 +7,16 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from wdbench import Problem, TrainConfig, train_population
+from wdbench.networks import _native
 from wdbench.population import config_columns, make_group, plan_groups, stack
 from wdbench.population.native import (
+    _build,
     native_applies,
     native_available,
     train_group_native,
@@ -32,6 +35,30 @@ IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 )
 def test_builds_where_a_compiler_is() -> None:
     assert native_available(), unavailable_reason()
+
+
+@pytest.mark.skipif(
+    (not HAS_COMPILER and not IN_CI) or turned_off, reason="no C++ compiler on PATH"
+)
+def test_an_edited_header_rebuilds_the_kernels_that_include_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kernel's cached library is keyed on the headers it includes, followed through: the
+    shared optimizer step (``optimizer.h``) reaches both kernels, and an edit to a header
+    builds a new library instead of loading the old one."""
+    sources = _build._sources(_build.SOURCE)
+    header = (_build.INCLUDE / "optimizer.h").read_bytes()
+    assert header in sources
+    assert header in _build._sources(Path(_native.__file__).with_name("kernel.cpp"))
+    monkeypatch.setenv("WDBENCH_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "outer.h").write_text('#include "inner.h"\n')
+    (tmp_path / "inner.h").write_text("#define WD_VALUE 1\n")
+    kernel = tmp_path / "probe.cpp"
+    kernel.write_text('#include "outer.h"\nextern "C" int wd_value() { return WD_VALUE; }\n')
+    assert _build._load(kernel, "probe").wd_value() == 1
+    (tmp_path / "inner.h").write_text("#define WD_VALUE 2\n")
+    assert _build._load(kernel, "probe").wd_value() == 2
+    assert len(list((tmp_path / "cache").glob("probe-*.so"))) == 2
 
 
 def mixed_configs(dtype: str) -> list[TrainConfig]:

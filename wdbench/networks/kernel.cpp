@@ -12,12 +12,14 @@
 // The arithmetic is that of wdbench.networks._batched (tested against it and nn.Sequential):
 //   z = h·Wᵀ + b, h = relu(z) between layers; d = ∂ℓ/∂z at the output (softmax − onehot, or
 //   ŷ − y, over B); ∂ℓ/∂W = dᵀ·h_in, ∂ℓ/∂b = Σ_rows d, d ← (d·W_old) ⊙ [h_in > 0] one layer down;
-//   then per weight: coupled g ← g + c·w; decoupled w ← w − ηc·w; the optimizer's step;
-//   proximal w ← w / (1 + ηc); the bias takes the optimizer's step alone. The softmax's exp is
-//   `vexp` (vectorized, within ~2 units in the last place of std::exp).
+//   then per weight: coupled g ← g + c·w; decoupled w ← w − ηc·w; the optimizer's step
+//   (optimizer.h); proximal w ← w / (1 + ηc); the bias takes the optimizer's step alone. The
+//   softmax's exp is `vexp` (vectorized, within ~2 units in the last place of std::exp).
 #include <cmath>
 #include <cstdint>
 #include <vector>
+
+#include "optimizer.h"  // wdbench/population/native: the optimizer's step
 
 namespace {
 
@@ -31,7 +33,10 @@ struct Vec {
 };
 
 enum Rule { PLAIN = 0, COUPLED = 1, DECOUPLED = 2, PROXIMAL = 3 };
-enum Opt { SGD = 0, MOMENTUM = 1, NESTEROV = 2, ADAM = 3 };
+using wd_optim::ADAM;
+using wd_optim::MOMENTUM;
+using wd_optim::NESTEROV;
+using wd_optim::SGD;
 
 template <typename T>
 inline typename Vec<T>::type splat(T x) {
@@ -84,36 +89,10 @@ inline typename Vec<T>::type vexp(typename Vec<T>::type x) {
 }
 
 template <typename T>
-struct Hyper {  // one lane group's factors and this step's Adam factors
+struct Hyper : wd_optim::Factors<T, typename Vec<T>::type> {  // one lane group's factors
     typedef typename Vec<T>::type V;
-    V lr, lr_c, c, shrink;
-    V scale, shift;  // Adam: bc₁/(η√bc₂) and ε·bc₁/η
-    T mu, beta1c, beta2, beta2c;  // μ; 1 − β₁; β₂; 1 − β₂
+    V lr_c, c, shrink;
 };
-
-// p ← p − η·d(g), advancing the state s1 (momentum, m) and s2 (v).
-template <typename T, int OPT>
-inline typename Vec<T>::type opt_step(typename Vec<T>::type p, typename Vec<T>::type g,
-                                      typename Vec<T>::type* s1, typename Vec<T>::type* s2,
-                                      const Hyper<T>& h) {
-    typedef typename Vec<T>::type V;
-    if (OPT == ADAM) {
-        const V m = *s1 + h.beta1c * (g - *s1);
-        const V v = *s2 * h.beta2 + (h.beta2c * g) * g;
-        *s1 = m;
-        *s2 = v;
-        V root;
-        for (int l = 0; l < Vec<T>::L; ++l) root[l] = std::sqrt(v[l]);
-        return p - m / (h.shift + root * h.scale);
-    } else if (OPT == SGD) {
-        return p - g * h.lr;
-    } else {
-        const V u = *s1 * h.mu + g;
-        *s1 = u;
-        if (OPT == NESTEROV) return p - (g + h.mu * u) * h.lr;
-        return p - u * h.lr;
-    }
-}
 
 // The rule around the optimizer's step for one weight vector.
 template <typename T, int OPT, int RULE>
@@ -123,7 +102,7 @@ inline void update(typename Vec<T>::type* p, typename Vec<T>::type g, typename V
     V w = *p;
     if (RULE == COUPLED) g = g + w * h.c;
     if (RULE == DECOUPLED) w = w - w * h.lr_c;
-    w = opt_step<T, OPT>(w, g, s1, s2, h);
+    w = wd_optim::step<OPT>(w, g, s1, s2, h);
     if (RULE == PROXIMAL) w = w / h.shrink;
     *p = w;
 }
@@ -358,10 +337,7 @@ int run(int S, int m, int L, const int* dims, int G, int g0, int g1, int B, cons
     const Products<T> full = products<T>(B), part = products<T>(0);
     const int steps = (n + B - 1) / B;
     Hyper<T> hy;
-    hy.mu = T(hyper[0]);
-    hy.beta1c = T(1 - hyper[1]);
-    hy.beta2 = T(hyper[2]);
-    hy.beta2c = T(1 - hyper[2]);
+    hy.set_hyper(hyper);
     const T* rows[MAXB];
     int64_t c_b[MAXB];
     T y_b[MAXB];
@@ -387,15 +363,9 @@ int run(int S, int m, int L, const int* dims, int G, int g0, int g1, int B, cons
                         if (cls != nullptr) c_b[b] = cls[(int64_t)si * m + r];
                         if (yreg != nullptr) y_b[b] = yreg[(int64_t)si * m + r];
                     }
-                    if (OPT == ADAM) {
-                        const int64_t k = step0 + (int64_t)e * steps + t + 1;
-                        const double bc1 = 1 - std::pow(hyper[1], (double)k);
-                        const double bc2 = 1 - std::pow(hyper[2], (double)k);
-                        for (int l = 0; l < LN; ++l) {
-                            hy.scale[l] = T(bc1) / (hy.lr[l] * T(std::sqrt(bc2)));
-                            hy.shift[l] = T(hyper[3] * bc1) / hy.lr[l];
-                        }
-                    }
+                    if (OPT == ADAM)
+                        hy.adam_factors(step0 + (int64_t)e * steps + t + 1, hyper[1], hyper[2],
+                                        hyper[3]);
                     step<T, OPT, RULE>(s, sc, nb == B ? full : part, Pg, S1, S2, rows, nb,
                                        cls == nullptr ? nullptr : c_b,
                                        yreg == nullptr ? nullptr : y_b, hy);

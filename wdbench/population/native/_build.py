@@ -1,10 +1,13 @@
 """Compiling ``kernel.cpp`` once per machine and loading it (``ctypes``; no Python headers).
 
-``compiled(source, stem)`` does the same for another kernel source (the networks' kernel).
+``compiled(source, stem)`` does the same for another kernel source (the networks' kernel). Every
+kernel is built with this folder on the include path, for the headers they share
+(``optimizer.h``: the optimizer's step).
 
 The library is built with the system C++ compiler (``$CXX``, else ``c++`` / ``g++`` / ``clang++``)
-into ``$WDBENCH_CACHE`` (default ``~/.cache/wdbench``), under a name that hashes the source, the
-compiler command and this CPU's instruction-set flags (the build targets the CPU it runs on). It
+into ``$WDBENCH_CACHE`` (default ``~/.cache/wdbench``), under a name that hashes the source and
+the headers it includes (``#include "..."``, followed through), the compiler command and this
+CPU's instruction-set flags (the build targets the CPU it runs on). It
 is written to a temporary name and renamed, so concurrent workers never load half a file.
 ``WDBENCH_NATIVE=0`` turns the kernel off. Without a compiler, or when the build fails, the
 kernel is unavailable and ``unavailable_reason`` says why; the torch kernels then train the group.
@@ -16,6 +19,7 @@ import ctypes
 import hashlib
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
@@ -27,6 +31,9 @@ __all__ = ["compiled", "library", "unavailable_reason"]
 SOURCE = Path(__file__).with_name("kernel.cpp")
 FLAGS = ("-O3", "-march=native", "-shared", "-fPIC", "-std=c++17", "-fno-math-errno")
 STEM = "wdbench-population"
+#: The folder of the shared headers, on every kernel's include path.
+INCLUDE = SOURCE.parent
+_INCLUDE_LINE = re.compile(rb'^\s*#\s*include\s*"([^"]+)"', re.MULTILINE)
 _lock = threading.Lock()
 _state: dict[Path, tuple[ctypes.CDLL | None, str | None]] = {}
 
@@ -61,9 +68,9 @@ def _load(path: Path, stem: str) -> ctypes.CDLL:
     if os.environ.get("WDBENCH_NATIVE", "1") == "0":
         raise _Unavailable("turned off by WDBENCH_NATIVE=0")
     compiler = _compiler()
-    source = path.read_bytes()
+    sources = _sources(path)
     key = hashlib.sha256(
-        b"\0".join([source, compiler.encode(), " ".join(FLAGS).encode(), _cpu_flags().encode()])
+        b"\0".join([*sources, compiler.encode(), " ".join(FLAGS).encode(), _cpu_flags().encode()])
     ).hexdigest()[:16]
     target = _cache_dir() / f"{stem}-{key}.so"
     if not target.exists():
@@ -72,7 +79,7 @@ def _load(path: Path, stem: str) -> ctypes.CDLL:
         os.close(fd)
         try:
             done = subprocess.run(
-                [compiler, *FLAGS, "-o", tmp, str(path)],
+                [compiler, *FLAGS, "-I", str(INCLUDE), "-o", tmp, str(path)],
                 capture_output=True,
                 text=True,
                 check=False,
@@ -84,6 +91,26 @@ def _load(path: Path, stem: str) -> ctypes.CDLL:
             if os.path.exists(tmp):
                 os.unlink(tmp)
     return ctypes.CDLL(str(target))
+
+
+def _sources(path: Path) -> list[bytes]:
+    """The bytes of ``path`` and of every header it includes with quotes, followed through
+    (found beside the including file, else in ``INCLUDE``), each once, in the order met."""
+    seen: dict[Path, bytes] = {}
+    todo = [path.resolve()]
+    while todo:
+        file = todo.pop(0)
+        if file in seen:
+            continue
+        try:
+            seen[file] = file.read_bytes()
+        except OSError as exc:
+            raise _Unavailable(f"cannot read {file}: {exc}") from exc
+        for name in _INCLUDE_LINE.findall(seen[file]):
+            header = name.decode()
+            beside = file.parent / header
+            todo.append((beside if beside.exists() else INCLUDE / header).resolve())
+    return list(seen.values())
 
 
 def _compiler() -> str:

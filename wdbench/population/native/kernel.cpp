@@ -5,8 +5,9 @@
 // (the divergence log) into sums [E, S, K]. Configurations run along the SIMD lanes: a block of
 // two vectors of configurations keeps its weights in L1 for the whole run, so a step reads the
 // batch rows once (each value broadcast once for both vectors) and w never leaves the cache.
-// The momentum and Adam kernel below keeps one vector per block (its state fills the registers). With `scale` ([S, D]: the
-// row-space coordinates' column norms) an epoch's row sum is Σ|w_j|·scale_j instead.
+// The momentum and Adam kernel below keeps one vector per block (its state fills the
+// registers). With `scale` ([S, D]: the row-space coordinates' column norms) an epoch's row sum
+// is Σ|w_j|·scale_j instead.
 //
 // The arithmetic is that of wdbench.rules, in the same order (tested against it):
 //   r = X_b·w + b − y_b;  b ← b − (η/B)·Σr;  r ← (η/B)·r;  g = X_bᵀ·r
@@ -17,6 +18,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+
+#include "optimizer.h"
 #ifdef __AVX__
 #include <immintrin.h>
 #endif
@@ -51,19 +54,23 @@ inline V vmin(V a, V b) {
 #ifdef __AVX__
 template <>
 inline Vec<float>::type vmax(Vec<float>::type a, Vec<float>::type b) {
-    return reinterpret_cast<Vec<float>::type>(_mm256_max_ps(reinterpret_cast<__m256>(a), reinterpret_cast<__m256>(b)));
+    const __m256 x = reinterpret_cast<__m256>(a), y = reinterpret_cast<__m256>(b);
+    return reinterpret_cast<Vec<float>::type>(_mm256_max_ps(x, y));
 }
 template <>
 inline Vec<float>::type vmin(Vec<float>::type a, Vec<float>::type b) {
-    return reinterpret_cast<Vec<float>::type>(_mm256_min_ps(reinterpret_cast<__m256>(a), reinterpret_cast<__m256>(b)));
+    const __m256 x = reinterpret_cast<__m256>(a), y = reinterpret_cast<__m256>(b);
+    return reinterpret_cast<Vec<float>::type>(_mm256_min_ps(x, y));
 }
 template <>
 inline Vec<double>::type vmax(Vec<double>::type a, Vec<double>::type b) {
-    return reinterpret_cast<Vec<double>::type>(_mm256_max_pd(reinterpret_cast<__m256d>(a), reinterpret_cast<__m256d>(b)));
+    const __m256d x = reinterpret_cast<__m256d>(a), y = reinterpret_cast<__m256d>(b);
+    return reinterpret_cast<Vec<double>::type>(_mm256_max_pd(x, y));
 }
 template <>
 inline Vec<double>::type vmin(Vec<double>::type a, Vec<double>::type b) {
-    return reinterpret_cast<Vec<double>::type>(_mm256_min_pd(reinterpret_cast<__m256d>(a), reinterpret_cast<__m256d>(b)));
+    const __m256d x = reinterpret_cast<__m256d>(a), y = reinterpret_cast<__m256d>(b);
+    return reinterpret_cast<Vec<double>::type>(_mm256_min_pd(x, y));
 }
 #endif
 
@@ -274,42 +281,19 @@ int train(int S, int n, int D, int K, int k0, int k1, int B, const T* X, const T
 // Optimizer.step_ (wdbench.rules, wdbench.optimizers), in torch's order:
 //   r = (X_b·w + b − y_b) / B;  ∂ℓ/∂b = Σr;  g = X_bᵀ·r
 //   coupled   g ← g + c·w (+ a·sign(w))       decoupled  w ← w − ηc·w (before the step)
-//   momentum  u ← μ·u + g;  w ← w − η·u       Nesterov   w ← w − η·(g + μ·u)
-//   adam      m ← m + (1 − β₁)(g − m);  v ← β₂·v + (1 − β₂)·g·g
-//             w ← w − m / (√v·bc₁/(η√bc₂) + ε·bc₁/η)   bc = 1 − βᵗ, t the group's step count
+//   the optimizer's step (optimizer.h: momentum, Nesterov, Adam; t the group's step count)
 //   proximal  w ← S(w, ηa) / (1 + ηc) (after the step)
 // The bias takes the optimizer's step on ∂ℓ/∂b with its own state, never the penalty.
 
-enum Opt { MOMENTUM = 1, NESTEROV = 2, ADAM = 3 };
+using wd_optim::ADAM;
+using wd_optim::MOMENTUM;
+using wd_optim::NESTEROV;
 
 template <typename T>
-struct Hyper {  // per-block vectors and this step's Adam factors
+struct Hyper : wd_optim::Factors<T, typename Vec<T>::type> {  // per-block vectors, Adam's factors
     typedef typename Vec<T>::type V;
-    V lr, lr_a, lr_c, shrink, a, c;
-    V scale, shift;  // Adam: bc₁/(η√bc₂) and ε·bc₁/η
-    T mu, beta1c, beta2, beta2c;  // μ; 1 − β₁; β₂; 1 − β₂
+    V lr_a, lr_c, shrink, a, c;
 };
-
-template <typename T, int OPT>
-inline typename Vec<T>::type opt_step(typename Vec<T>::type p, typename Vec<T>::type g,
-                                      typename Vec<T>::type* s1, typename Vec<T>::type* s2,
-                                      const Hyper<T>& h) {
-    typedef typename Vec<T>::type V;
-    if (OPT == ADAM) {
-        const V m = *s1 + h.beta1c * (g - *s1);
-        const V v = *s2 * h.beta2 + (h.beta2c * g) * g;
-        *s1 = m;
-        *s2 = v;
-        V root;
-        for (int l = 0; l < Block<T>::L; ++l) root[l] = __builtin_sqrt(v[l]);
-        return p - m / (h.shift + root * h.scale);
-    } else {
-        const V u = *s1 * h.mu + g;
-        *s1 = u;
-        if (OPT == NESTEROV) return p - (g + h.mu * u) * h.lr;
-        return p - u * h.lr;
-    }
-}
 
 template <typename T, int NB, int RULE, int OPT, bool L1, bool L2>
 inline void step_state(typename Vec<T>::type* __restrict W, typename Vec<T>::type* __restrict S1,
@@ -337,7 +321,7 @@ inline void step_state(typename Vec<T>::type* __restrict W, typename Vec<T>::typ
         r[i] = (((r[i] + odd[i]) + bias) - yv[i]) / nbv;
         gb += r[i];
     }
-    bias = opt_step<T, OPT>(bias, gb, bstate, bstate + 1, h);
+    bias = wd_optim::step<OPT>(bias, gb, bstate, bstate + 1, h);
     for (int j = 0; j < D; ++j) {
         V g = x[0][j] * r[0];
         for (int i = 1; i < B; ++i) g += x[i][j] * r[i];
@@ -354,7 +338,7 @@ inline void step_state(typename Vec<T>::type* __restrict W, typename Vec<T>::typ
         } else if (RULE == DECOUPLED) {
             if (L2) w = w - w * h.lr_c;
         }
-        w = opt_step<T, OPT>(w, g, S1 + j, S2 + j, h);
+        w = wd_optim::step<OPT>(w, g, S1 + j, S2 + j, h);
         if (RULE == PROXIMAL) {
             if (L1) w = w - vmin(h.lr_a, vmax(-h.lr_a, w));  // w − clamp(w, −ηa, ηa)
             if (L2) w = w / h.shrink;
@@ -383,13 +367,7 @@ void run_block_state(typename Vec<T>::type* __restrict W, typename Vec<T>::type*
                 yv[i] = y[ord[s0 + i]];
             }
             ++t;
-            if (OPT == ADAM) {  // as Optimizer.step_: Python floats, then tensors of dtype T
-                const double bc1 = 1 - __builtin_pow(beta1, static_cast<double>(t));
-                const double bc2 = 1 - __builtin_pow(beta2, static_cast<double>(t));
-                const V lr_root = h.lr * static_cast<T>(__builtin_sqrt(bc2));
-                h.scale = static_cast<T>(bc1) / lr_root;
-                h.shift = static_cast<T>(eps * bc1) / h.lr;
-            }
+            if (OPT == ADAM) h.adam_factors(t, beta1, beta2, eps);
             switch (nb) {
 #define WD_CASE(N) \
     case N: step_state<T, N, RULE, OPT, L1, L2>(W, S1, S2, D, x, yv, nb, bias, bstate, h); break;
@@ -458,10 +436,7 @@ int train_state(int S, int n, int D, int K, int k0, int k1, int B, const T* X, c
             h.lr = h.lr_a = h.lr_c = h.a = h.c = h.scale = h.shift = splat<T>(0);
             h.shrink = splat<T>(1);
             h.lr = splat<T>(1);  // padding lanes: no division by zero
-            h.mu = static_cast<T>(hyper[0]);
-            h.beta1c = static_cast<T>(1 - hyper[1]);
-            h.beta2 = static_cast<T>(hyper[2]);
-            h.beta2c = static_cast<T>(1 - hyper[2]);
+            h.set_hyper(hyper);
             V bias = splat<T>(0), bstate[2] = {splat<T>(0), splat<T>(0)};
             for (int l = 0; l < m; ++l) {
                 const int64_t k = kb + l, sk = s * static_cast<int64_t>(K) + k;
