@@ -1,8 +1,8 @@
 """Compiling ``kernel.cpp`` once per machine and loading it (``ctypes``; no Python headers).
 
-``compiled(source, stem)`` does the same for another kernel source (the networks' kernel). Every
-kernel is built with this folder on the include path, for the headers they share
-(``optimizer.h``: the optimizer's step).
+``compiled(source, stem)`` does the same for another kernel source (the networks' kernel, the
+oracles' coordinate descent). Every kernel is built with this folder on the include path, for
+the headers they share (``optimizer.h``: the optimizer's step).
 
 The library is built with the system C++ compiler (``$CXX``, else ``c++`` / ``g++`` / ``clang++``)
 into ``$WDBENCH_CACHE`` (default ``~/.cache/wdbench``), under a name that hashes the source and
