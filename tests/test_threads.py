@@ -172,11 +172,13 @@ def test_readings_that_confirm_the_choice_space_out_the_next_ones() -> None:
     assert state.workers(2, now) == 2
     state.record(2, 0.5, 0.8)  # within SHARE_MOVED of 1.8: the same load
     assert state.interval == PROBE_MAX_S
-    state.record(2, 0.5, 0.6)  # the pool's share fell by a third: the load changed
-    assert state.interval == PROBE_S and state.reference == 1.2
+    state.record(2, 0.5, 0.7)  # fell by 22 %: noise, the same load
+    assert state.interval == PROBE_MAX_S
+    state.record(2, 0.5, 0.5)  # fell by 44 %: the load changed
+    assert state.interval == PROBE_S and state.reference == 1.0
     soon = now + PROBE_S - 0.5  # PROBE_S after one worker last ran
     assert state.workers(2, soon) == 1  # one worker measured again
-    state.record(1, 0.5, 0.6)  # ... and now it gets as much as the pool: one worker
+    state.record(1, 0.5, 0.5)  # ... and now it gets as much as the pool: one worker
     assert state.choice == 1 and state.workers(2, soon + 0.1) == 1
 
 

@@ -60,9 +60,10 @@ POOL_GAIN = 1.05
 #: to ``PROBE_MAX_S`` while the readings confirm the choice.
 PROBE_S = 2.0
 PROBE_MAX_S = 32.0
-#: A change of the chosen count's share by more than this fraction (the load changed) brings
-#: the interval back to ``PROBE_S``.
-SHARE_MOVED = 0.25
+#: A change of the chosen count's share by more than this fraction (the load changed: one busy
+#: process more or less on 2 cores moves it by 45-100 %; consecutive batches under the same load
+#: differed by up to 27 %) brings the interval back to ``PROBE_S``.
+SHARE_MOVED = 0.4
 #: Shorter batches give no reading (a few scheduler ticks say little about the share).
 MIN_READING_S = 0.02
 T = TypeVar("T")
