@@ -172,14 +172,32 @@ def test_readings_that_confirm_the_choice_space_out_the_next_ones() -> None:
     assert state.workers(2, now) == 2
     state.record(2, 0.5, 0.8)  # within SHARE_MOVED of 1.8: the same load
     assert state.interval == PROBE_MAX_S
-    state.record(2, 0.5, 0.7)  # fell by 22 %: noise, the same load
-    assert state.interval == PROBE_MAX_S
-    state.record(2, 0.5, 0.5)  # fell by 44 %: the load changed
-    assert state.interval == PROBE_S and state.reference == 1.0
+    state.record(2, 0.5, 0.5)  # one low reading: the largest of the last READINGS stays
+    state.record(2, 0.5, 0.5)
+    assert state.share[2] == 1.6 and state.interval == PROBE_MAX_S
+    state.record(2, 0.5, 0.5)  # READINGS low ones: fell by 44 %, the load changed
+    assert state.share[2] == 1.0 and state.interval == PROBE_S and state.reference == 1.0
     soon = now + PROBE_S - 0.5  # PROBE_S after one worker last ran
     assert state.workers(2, soon) == 1  # one worker measured again
     state.record(1, 0.5, 0.5)  # ... and now it gets as much as the pool: one worker
     assert state.choice == 1 and state.workers(2, soon + 0.1) == 1
+
+
+def test_one_low_reading_of_the_pool_does_not_choose_one_worker() -> None:
+    """Beside a busy process of this session the pool's readings ranged 0.97-1.46 CPU-s/s;
+    its share is the largest of its last ``READINGS``, so one reading at one worker's level
+    keeps the pool, and only ``READINGS`` such readings in a row choose one worker."""
+    state = threads_module._Measured()
+    state.workers(2, 0.0)
+    state.record(2, 0.5, 0.65)  # 1.3
+    state.workers(2, 0.1)
+    state.record(1, 0.5, 0.5)  # 1.0: the pool
+    assert state.choice == 2
+    for reading in (0.97, 0.99):
+        state.record(2, 0.5, 0.5 * reading)
+        assert state.choice == 2 and state.share[2] == 1.3
+    state.record(2, 0.5, 0.5)
+    assert state.share[2] == 1.0 and state.choice == 1
 
 
 def _share_readings(monkeypatch: pytest.MonkeyPatch, pool: float, one: float) -> None:

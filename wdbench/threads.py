@@ -12,16 +12,16 @@ takes fewer chunks; nothing waits on it in a spin loop.
 ``$WDBENCH_THREADS``, else the cores this process may run on (at most ``MAX_THREADS``). The first
 two are used exactly. By default (``thread_source() == "measured"``) each batch runs on the whole
 pool or on one worker, whichever measurably gets more: a batch's CPU share (this process's CPU
-seconds per wall second while it ran) is kept for both, the one not in use is measured again
-after ``PROBE_S`` seconds (longer while the readings confirm the choice), and the pool is used
-while it gets at least ``POOL_GAIN`` times the share of one worker (``choose_workers``). More
-workers get more of the machine only where the scheduler shares it per thread. Linux shares it
-per session first (``sched_autogroup``): beside a busy process of another session two workers
-got the CPU of one (0.49 vs 0.50 of a core on 2 cores) and, spending 5-10 % more CPU on the same
-work, 9 % fewer trajectories; beside a busy process of this session (a report process) they
-took part of its share (0.64 vs 0.50: 18 % more), idle up to twice. ``planned_workers()`` is the
-count the next batch will use (chunks are sized for it); ``choices()`` counts the batches run at
-each count.
+seconds per wall second while it ran) is kept for both (a count's share: the largest of its last
+``READINGS``), the one not in use is measured again after ``PROBE_S`` seconds (longer while the
+readings confirm the choice), and the pool is used while it gets at least ``POOL_GAIN`` times
+the share of one worker (``choose_workers``). More workers get more of the machine only where
+the scheduler shares it per thread. Linux shares it per session first (``sched_autogroup``):
+beside a busy process of another session two workers got the CPU of one (0.49 vs 0.50 of a core
+on 2 cores) and, spending 5-10 % more CPU on the same work, 9 % fewer trajectories; beside a
+busy process of this session (a report process) they took part of its share (0.64 vs 0.50:
+18 % more), idle up to twice. ``planned_workers()`` is the count the next batch will use (chunks
+are sized for it); ``choices()`` counts the batches run at each count.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -66,6 +67,11 @@ PROBE_MAX_S = 32.0
 SHARE_MOVED = 0.4
 #: Shorter batches give no reading (a few scheduler ticks say little about the share).
 MIN_READING_S = 0.02
+#: A count's share is the largest of its last this many readings: what it can get under the
+#: present load. One batch's reading is noisy (the pool's, beside a busy process of this
+#: session, ranged 0.97-1.46 CPU-s/s from batch to batch); with the last reading alone one low
+#: reading of the pool chose one worker for a whole benchmark case, 13-18 % slower than the pool.
+READINGS = 3
 T = TypeVar("T")
 
 _PREFIX = "wdbench-pool"
@@ -130,14 +136,15 @@ def choices() -> dict[int, int]:
 
 
 class _Measured:
-    """The measured policy's state: the latest CPU share at each worker count, when each count
-    last ran and how often, and the choice with its re-measuring interval: it doubles (up to
-    ``PROBE_MAX_S``) each time a reading of the other count confirms the choice, and is back at
-    ``PROBE_S`` when the choice changes or the chosen count's share moves by more than
-    ``SHARE_MOVED`` (the load changed)."""
+    """The measured policy's state: the CPU share at each worker count (the largest of its last
+    ``READINGS`` readings), when each count last ran and how often, and the choice with its
+    re-measuring interval: it doubles (up to ``PROBE_MAX_S``) each time a reading of the other
+    count confirms the choice, and is back at ``PROBE_S`` when the choice changes or the chosen
+    count's share moves by more than ``SHARE_MOVED`` (the load changed)."""
 
     def __init__(self) -> None:
         self.share: dict[int, float] = {}
+        self.readings: dict[int, deque[float]] = {}
         self.tried: dict[int, float] = {}
         self.count: dict[int, int] = {}
         self.interval = PROBE_S
@@ -163,10 +170,13 @@ class _Measured:
 
     def record(self, workers: int, wall: float, cpu: float) -> None:
         """A batch's reading: ``cpu`` seconds of this process in ``wall`` seconds on
-        ``workers`` workers (none from a batch shorter than ``MIN_READING_S``)."""
+        ``workers`` workers (none from a batch shorter than ``MIN_READING_S``); the count's share
+        is then the largest of its last ``READINGS``."""
         if wall < MIN_READING_S:
             return
-        self.share[workers] = cpu / wall
+        readings = self.readings.setdefault(workers, deque(maxlen=READINGS))
+        readings.append(cpu / wall)
+        self.share[workers] = max(readings)
         known = {n: self.share[n] for n in (self.pool, 1) if n in self.share}
         if len(known) < 2 or self.pool == 1:
             return
