@@ -7,15 +7,19 @@ command line that will run. Exit codes: ``python -m studies.search --help``.
 
 from __future__ import annotations
 
+import atexit
+import os
 import sys
+import threading
 import time
 from collections.abc import Sequence
+from typing import NoReturn
 
 from reports.redact import mask
 from studies.cli import EXIT_USAGE, UsageError, parse_args
 from studies.reporter import Reporter, beside_possible
 
-__all__ = ["main"]
+__all__ = ["exit_now", "main"]
 
 _STARTED = [time.perf_counter()]  # where the imports phase of a command line starts
 
@@ -46,5 +50,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         reporter.stop()  # a run that ended without its report (else nothing left to stop)
 
 
+def exit_now(code: int) -> NoReturn:
+    """End the command line with ``code`` once ``main`` has returned: every file is written and
+    closed, so after the exit handlers and a flush it leaves without the interpreter's teardown,
+    which frees torch, pandas and Optuna object by object (≈ 0.5 s, 7 % of the default study).
+    Where a thread other than a daemon or an idle pool worker is still alive, it exits as usual
+    (the interpreter waits for that thread)."""
+    pools = sys.modules.get("wdbench.threads")  # imported by a command line that ran
+    prefix = getattr(pools, "POOL_THREAD_PREFIX", None)
+    others = [
+        t
+        for t in threading.enumerate()
+        if t is not threading.main_thread()
+        and not t.daemon
+        and not (prefix and t.name.startswith(prefix))
+    ]
+    if others:
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

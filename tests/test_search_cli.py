@@ -99,3 +99,27 @@ def test_other_entry_points_give_usage(argv: list[str], code: int, stream: str) 
     assert done.returncode == code
     assert getattr(done, stream).startswith("usage:")
     assert "Traceback" not in done.stderr
+
+
+_EXIT_SCRIPT = """
+import atexit, sys, threading, time
+from studies.search import exit_now
+atexit.register(lambda: print("exit handler ran", flush=True))
+sys.stdout.write("written, not flushed")
+if sys.argv[1] == "busy":
+    def late():
+        time.sleep(0.3)
+        print(" · the thread finished", end="")
+    threading.Thread(target=late, name="writer").start()
+exit_now(3)
+"""
+
+
+@pytest.mark.parametrize("threads", ["idle", "busy"])
+def test_exit_now_keeps_the_code_the_output_and_the_exit_handlers(threads: str) -> None:
+    """The command line ends without the interpreter's teardown only once nothing else runs: a
+    live thread of its own is waited for, as the interpreter would."""
+    done = _run("-c", _EXIT_SCRIPT, threads)
+    assert done.returncode == 3, done.stderr[-2000:]
+    late = " · the thread finished" if threads == "busy" else ""
+    assert done.stdout == f"written, not flushed{late}exit handler ran\n"

@@ -40,6 +40,7 @@ import torch
 __all__ = [
     "MAX_THREADS",
     "POOL_GAIN",
+    "POOL_THREAD_PREFIX",
     "PROBE_S",
     "choices",
     "choose_workers",
@@ -74,7 +75,8 @@ MIN_READING_S = 0.02
 READINGS = 3
 T = TypeVar("T")
 
-_PREFIX = "wdbench-pool"
+#: The name every pool thread starts with.
+POOL_THREAD_PREFIX = "wdbench-pool"
 _override: int | None = None
 _pools: dict[int, ThreadPoolExecutor] = {}
 _lock = threading.Lock()
@@ -244,7 +246,8 @@ def run_parallel(tasks: Sequence[Callable[[], T]]) -> list[T]:
     task, or when this thread is a pool worker: a nested call never waits on its own pool) and
     return their results in order; the first error is raised."""
     pool = cpu_threads()
-    nested = threading.current_thread().name.startswith(_PREFIX) or getattr(_local, "serial", False)
+    here = threading.current_thread().name
+    nested = here.startswith(POOL_THREAD_PREFIX) or getattr(_local, "serial", False)
     if pool == 1 or len(tasks) <= 1 or nested:
         return [task() for task in tasks]
     done: list[T] = []
@@ -276,6 +279,8 @@ def _run(tasks: Sequence[Callable[[], T]], workers: int) -> list[T]:
     with _lock:
         pool = _pools.get(workers)
         if pool is None:
-            pool = _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix=_PREFIX)
+            pool = _pools[workers] = ThreadPoolExecutor(
+                workers, thread_name_prefix=POOL_THREAD_PREFIX
+            )
     futures = [pool.submit(task) for task in tasks]
     return [future.result() for future in futures]
