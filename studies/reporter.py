@@ -25,7 +25,8 @@ from pathlib import Path
 __all__ = ["Reporter", "beside_possible"]
 
 _ROOT = Path(__file__).resolve().parent.parent
-_SERVE = "import sys; from reports.build import serve; sys.exit(serve())"
+#: The report process: it ends as the study's command line does (``studies.search.exit_now``).
+_SERVE = "from reports.build import serve; from studies.search import exit_now; exit_now(serve())"
 
 
 def beside_possible(threads: int | None) -> bool:
