@@ -32,6 +32,7 @@ from reports.plotting import (
     null_line,
     null_value,
     order_penalties,
+    place_panel_rows,
     positive,
     save,
     theme,
@@ -85,7 +86,7 @@ def lam_figure(
     zoom = _zoom_limits(run, grid) if _is_loss(metric) else None
     with theme():
         rows = 1 if zoom is None else 2
-        fig = MplFigure(figsize=(5.0 * len(penalties), 3.8 * rows + 0.9), layout="constrained")
+        fig = MplFigure(figsize=(5.0 * len(penalties), 3.8 * rows + 0.9))  # place_panel_rows
         grid_axes = fig.subplots(rows, len(penalties), sharey="row", squeeze=False)
         for row, axes in enumerate(grid_axes):
             for ax, penalty in zip(axes, penalties, strict=True):
@@ -93,7 +94,9 @@ def lam_figure(
                 if row == 1 and zoom is not None:
                     ax.set_ylim(*zoom)
                     ax.set_title(mpl_text(f"{penalty}: zoomed on the optimum (linear y)"))
-        figure_legend(fig, [ax for axes in grid_axes for ax in axes])
+        axes_all = [ax for axes in grid_axes for ax in axes]
+        legend = figure_legend(fig, axes_all, columns=min(3, len(penalties)))  # within the width
+        place_panel_rows(fig, [list(axes) for axes in grid_axes], legend)
         save(fig, path)
     caption = (
         f"{metric.label} against λ (log x), one panel per penalty, one colour per penalty. "
