@@ -186,13 +186,13 @@ def zero_fraction_figure(
         "zero_fraction", "zero_fraction", "zero_fraction", "fraction of exact zeros in w", log=False
     )
     with theme():
-        fig, (ax,) = new_figure(1, panel=(6.5, 4.0))
+        fig, (ax,) = new_figure(1, panel=(6.5, 4.0), placed=True)
         _grid_lines(ax, grid, "l1", metric)
         _trial_points(ax, run.complete, "l1", metric.trial)
         _oracle_line(ax, oracle, "l1", metric.oracle)
         _finish(ax, "l1: proximal (soft-threshold) vs subgradient (scratch)", metric)
         ax.set_ylim(-0.03, 1.03)
-        figure_legend(fig, [ax])
+        place_panel_rows(fig, [[ax]], figure_legend(fig, [ax]))
         save(fig, path)
     caption = (
         "Fraction of coordinates of w that are exactly 0 against λ (log x) for L1. Proximal "

@@ -22,6 +22,7 @@ from reports.plotting import (
     new_figure,
     null_line,
     order_penalties,
+    place_panel_rows,
     save,
     theme,
 )
@@ -53,7 +54,7 @@ def curves_figure(run: RunData, path: Path) -> Figure | Missing:
     labels = curve_labels(curves)
     chosen = f"best-{chosen_penalty(run.selected)}"
     with theme():
-        fig, axes = new_figure(2, sharey=True)
+        fig, axes = new_figure(2, sharey=True, placed=True)
         for ax, (split, title) in zip(axes, _SPLITS, strict=True):
             for label in labels:
                 part = curves[(curves["label"] == label) & (curves["split"] == split)]
@@ -69,7 +70,7 @@ def curves_figure(run: RunData, path: Path) -> Figure | Missing:
             ylabel = loss_label("loss (½·MSE, mean over the split)", run.classification)
             ax.set(xlabel="epoch", ylabel=ylabel, title=title)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        figure_legend(fig, axes)
+        place_panel_rows(fig, [axes], figure_legend(fig, axes))
         save(fig, path)
     seeds = curves["data_seed"].nunique()
     null = (
@@ -105,7 +106,7 @@ def history_figure(run: RunData, grid: pd.DataFrame | None, path: Path) -> Figur
     history = best_so_far(complete)
     penalties = order_penalties(list(history["penalty"]))
     with theme():
-        fig, (ax,) = new_figure(1, panel=(8.0, 4.2))
+        fig, (ax,) = new_figure(1, panel=(8.0, 4.2), placed=True)
         shown = history.assign(penalty=[mpl_text(p) for p in history["penalty"]])
         palette = {mpl_text(p): color_for(p, penalties) for p in penalties}
         sns.scatterplot(
@@ -142,7 +143,7 @@ def history_figure(run: RunData, grid: pd.DataFrame | None, path: Path) -> Figur
         ylabel = loss_label("validation loss (½·MSE, mean over seeds)", run.classification)
         ax.set(xlabel="trial number", ylabel=ylabel)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        figure_legend(fig, [ax], columns=4)
+        place_panel_rows(fig, [[ax]], figure_legend(fig, [ax], columns=4))
         save(fig, path)
     caption = (
         f"Optimisation history: {len(history)} COMPLETE trials (failed and pruned excluded) as "

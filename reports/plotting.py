@@ -109,10 +109,16 @@ def theme() -> Iterator[None]:
 
 
 def new_figure(
-    ncols: int, nrows: int = 1, panel: tuple[float, float] = (5.0, 3.8), sharey: bool = False
+    ncols: int,
+    nrows: int = 1,
+    panel: tuple[float, float] = (5.0, 3.8),
+    sharey: bool = False,
+    placed: bool = False,
 ) -> tuple[MplFigure, list[Axes]]:
-    """A figure of ``nrows × ncols`` panels (flattened, row-major), each ``panel`` inches."""
-    fig = MplFigure(figsize=(panel[0] * ncols, panel[1] * nrows), layout="constrained")
+    """A figure of ``nrows × ncols`` panels (flattened, row-major), each ``panel`` inches; laid
+    out by matplotlib's constrained layout, or with ``placed`` by ``place_panel_rows``."""
+    size = (panel[0] * ncols, panel[1] * nrows)
+    fig = MplFigure(figsize=size) if placed else MplFigure(figsize=size, layout="constrained")
     axes = fig.subplots(nrows, ncols, sharey=sharey, squeeze=False)
     return fig, [ax for row in axes for ax in row]
 
@@ -197,22 +203,23 @@ _PAD, _RIGHT, _TOP, _BETWEEN, _ROW_GAP, _BELOW = 0.06, 0.08, 0.3, 0.45, 0.85, 0.
 
 def place_panel_rows(fig: MplFigure, rows: Sequence[Sequence[Axes]], legend: Legend | None) -> None:
     """Lay out rows of panels that share y within each row (tick labels on the first column
-    only) above the figure's legend, without a layout engine: matplotlib's constrained layout
-    measures every panel's decorations twice per save, 35-40 % of these figures' time. The left
-    margin is measured (the first column's y tick labels and label); the rest are fixed inches
-    for one-line titles and x labels in the ``theme`` fonts."""
+    only; or one panel) above the figure's legend, without a layout engine: matplotlib's
+    constrained layout measures every panel's decorations twice per save, 35-40 % of these
+    figures' time. The left margin is measured (the first column's y tick labels and label); the
+    rest are fixed inches for one-line titles (or none) and x labels in the ``theme`` fonts."""
     width, height = (float(v) for v in fig.get_size_inches())
     nrows, ncols = len(rows), len(rows[0])
+    top = _TOP if any(ax.get_title() for ax in rows[0]) else _PAD + 0.1  # half a tick label
     renderer = fig._get_renderer()  # type: ignore[attr-defined]
     below = _BELOW + _PAD + (legend.get_window_extent(renderer).height / fig.dpi if legend else 0)
 
     def place(left: float) -> None:
         panel_w = (width - left - _RIGHT - (ncols - 1) * _BETWEEN) / ncols
-        panel_h = (height - _TOP - below - (nrows - 1) * _ROW_GAP) / nrows
+        panel_h = (height - top - below - (nrows - 1) * _ROW_GAP) / nrows
         fig.subplots_adjust(
             left=left / width,
             right=1 - _RIGHT / width,
-            top=1 - _TOP / height,
+            top=1 - top / height,
             bottom=below / height,
             wspace=_BETWEEN / panel_w,
             hspace=_ROW_GAP / panel_h if nrows > 1 else 0.0,
