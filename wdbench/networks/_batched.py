@@ -72,6 +72,28 @@ class BlockOutput:
     bad_epoch: torch.Tensor
     curves: dict[str, torch.Tensor] | None
 
+    @classmethod
+    def of(
+        cls,
+        block: Block,
+        params: Params,
+        final: dict[str, tuple[torch.Tensor, torch.Tensor | None]],
+        log: DivergenceLog,
+        curves: dict[str, torch.Tensor] | None,
+    ) -> BlockOutput:
+        """The output of a block trained to ``params``, whose evaluation is ``final`` (per
+        split: loss and accuracy), whatever kernel trained it."""
+        weights, biases = flatten(params)
+        accuracies = {s: acc for s, (_, acc) in final.items() if acc is not None}
+        return cls(
+            weights=weights,
+            biases=biases,
+            losses={s: loss for s, (loss, _) in final.items()},
+            accuracies=accuracies if block.loss.has_accuracy else None,
+            bad_epoch=log.bad_epoch(),
+            curves=curves,
+        )
+
 
 def stacked_gradients(loss: Loss) -> Gradients:
     """Batched products and the hand-written backward (see the module docstring)."""
@@ -187,17 +209,7 @@ def train_block(block: Block, gradients: str = "stacked", curves: bool = False) 
         if curves:
             for split, (loss, _) in _evaluate(block, params).items():
                 history[split][..., epoch] = loss
-    weights, biases = flatten(params)
-    final = _evaluate(block, params)
-    accs = {s: acc for s, (_, acc) in final.items() if acc is not None}
-    return BlockOutput(
-        weights=weights,
-        biases=biases,
-        losses={s: loss for s, (loss, _) in final.items()},
-        accuracies=accs if block.loss.has_accuracy else None,
-        bad_epoch=log.bad_epoch(),
-        curves=history if curves else None,
-    )
+    return BlockOutput.of(block, params, _evaluate(block, params), log, history if curves else None)
 
 
 def shared_forward(params: Params, X: torch.Tensor) -> torch.Tensor:

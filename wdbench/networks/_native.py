@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from wdbench.networks._architecture import Params, flatten
+from wdbench.networks._architecture import Params
 from wdbench.networks._batched import Block, BlockOutput, _factors
 from wdbench.population._group import DivergenceLog
 from wdbench.population.native._build import compiled
@@ -211,17 +211,8 @@ def train_block_native(block: Block, curves: bool = False) -> BlockOutput:
         if curves:
             for split, (loss, _) in trainer.evaluate().items():
                 history[split][..., epoch] = loss
-    weights, biases = flatten(trainer.params())
     final = trainer.evaluate()
-    accs = {s: acc for s, (_, acc) in final.items() if acc is not None}
-    return BlockOutput(
-        weights=weights,
-        biases=biases,
-        losses={s: loss for s, (loss, _) in final.items()},
-        accuracies=accs if block.loss.has_accuracy else None,
-        bad_epoch=log.bad_epoch(),
-        curves=history if curves else None,
-    )
+    return BlockOutput.of(block, trainer.params(), final, log, history if curves else None)
 
 
 def _split(
