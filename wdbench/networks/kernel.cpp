@@ -257,6 +257,13 @@ struct Shape {
     int layers;            // number of weight matrices
     const int* dims;       // layers + 1 widths, input first
     std::vector<int> off;  // vector offset of layer l's weight; its bias follows at off + out·in
+    int size = 0;          // vectors of one network's parameters
+    Shape(int L, const int* widths) : layers(L), dims(widths) {
+        for (int l = 0; l < L; ++l) {
+            off.push_back(size);
+            size += dims[l + 1] * dims[l] + dims[l + 1];
+        }
+    }
 };
 
 template <typename T>
@@ -326,12 +333,8 @@ int run(int S, int m, int L, const int* dims, int G, int g0, int g1, int B, cons
         const double* hyper, T* params, T* state1, T* state2, const T* factors, uint8_t* finite) {
     typedef typename Vec<T>::type V;
     constexpr int LN = Vec<T>::L;
-    Shape s{L, dims, {}};
-    int P = 0;
-    for (int l = 0; l < L; ++l) {
-        s.off.push_back(P);
-        P += dims[l + 1] * dims[l] + dims[l + 1];
-    }
+    const Shape s(L, dims);
+    const int P = s.size;
     const int d = dims[0];
     Scratch<T> sc(s);
     const Products<T> full = products<T>(B), part = products<T>(0);
@@ -421,12 +424,8 @@ int evaluate(int S, int m, int L, const int* dims, int G, int g0, int g1, const 
              const int64_t* cls, const T* yreg, const T* params, double* loss, double* correct) {
     typedef typename Vec<T>::type V;
     constexpr int LN = Vec<T>::L;
-    Shape s{L, dims, {}};
-    int P = 0;
-    for (int l = 0; l < L; ++l) {
-        s.off.push_back(P);
-        P += dims[l + 1] * dims[l] + dims[l + 1];
-    }
+    const Shape s(L, dims);
+    const int P = s.size;
     const int d = dims[0], C = dims[L];
     Scratch<T> sc(s);
     const T* rows[ROWS];
