@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
 import subprocess
 import sys
 import warnings
 
 import pytest
 import torch
+from native_build import HAS_COMPILER, IN_CI, TURNED_OFF
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import ElasticNet, Lasso
 
@@ -28,9 +28,6 @@ from wdbench._oracle_cd import (
     native_enet_unavailable_reason,
 )
 
-HAS_COMPILER = any(shutil.which(c) for c in (os.environ.get("CXX") or "c++", "g++", "clang++"))
-TURNED_OFF = os.environ.get("WDBENCH_NATIVE") == "0"
-IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 native = pytest.mark.skipif(
     not native_enet_available(), reason=f"no compiled oracle: {native_enet_unavailable_reason()}"
 )

@@ -7,13 +7,12 @@ it exactly where it applies."""
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from native_build import HAS_COMPILER, IN_CI, TURNED_OFF
 from network_problems import PROBLEMS, classification, mlp, regression
 from test_network_population import TOL, relative
 
@@ -32,10 +31,6 @@ from wdbench.penalties import PENALTIES
 from wdbench.population import config_columns
 from wdbench.rules import RULES
 
-HAS_COMPILER = any(shutil.which(c) for c in (os.environ.get("CXX") or "c++", "g++", "clang++"))
-TURNED_OFF = os.environ.get("WDBENCH_NATIVE") == "0"
-#: Under CI (``CI=true``, where ``.ci/run`` installs a compiler) a missing compiler is a failure.
-IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 needs_kernel = pytest.mark.skipif(
     not network_kernel_available() and not IN_CI, reason="the networks kernel is not built here"
 )

@@ -4,13 +4,13 @@ and the torch kernels in its place where it cannot be built."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from native_build import HAS_COMPILER, IN_CI, TURNED_OFF
 
 from wdbench import Problem, TrainConfig, train_population
 from wdbench.networks import _native
@@ -24,21 +24,16 @@ from wdbench.population.native import (
 )
 from wdbench.threads import set_cpu_threads
 
-HAS_COMPILER = any(shutil.which(c) for c in (os.environ.get("CXX") or "c++", "g++", "clang++"))
-turned_off = os.environ.get("WDBENCH_NATIVE") == "0"
-#: Under CI (``CI=true``, where ``.ci/run`` installs a compiler) a missing compiler is a failure.
-IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-
 
 @pytest.mark.skipif(
-    (not HAS_COMPILER and not IN_CI) or turned_off, reason="no C++ compiler on PATH"
+    (not HAS_COMPILER and not IN_CI) or TURNED_OFF, reason="no C++ compiler on PATH"
 )
 def test_builds_where_a_compiler_is() -> None:
     assert native_available(), unavailable_reason()
 
 
 @pytest.mark.skipif(
-    (not HAS_COMPILER and not IN_CI) or turned_off, reason="no C++ compiler on PATH"
+    (not HAS_COMPILER and not IN_CI) or TURNED_OFF, reason="no C++ compiler on PATH"
 )
 def test_an_edited_header_rebuilds_the_kernels_that_include_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
