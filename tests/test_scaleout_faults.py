@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import optuna
 import pytest
@@ -107,6 +110,42 @@ def test_creation_race_is_retried_then_given_up() -> None:
 
     with pytest.raises(sqlalchemy.exc.ProgrammingError):
         faults.retry_creation_race(always, tries=3, sleep=sleeps.append)
+
+
+def test_a_bug_in_creation_is_not_retried() -> None:
+    calls: list[int] = []
+
+    def create() -> str:
+        calls.append(1)
+        raise ValueError("a bug")
+
+    with pytest.raises(ValueError, match="a bug"):
+        faults.retry_creation_race(create, sleep=lambda _: None)
+    assert calls == [1]
+
+
+_NO_SQLALCHEMY = """
+import sys
+import studies.driver
+from optuna.exceptions import StorageInternalError
+from studies.scaleout import faults
+assert "sqlalchemy" not in sys.modules, "sqlalchemy imported"
+assert faults.is_storage_lost(StorageInternalError("commit"))
+assert not faults.is_storage_lost(ValueError("a bug"))
+print("ok")
+"""
+
+
+def test_a_command_line_does_not_import_sqlalchemy() -> None:
+    """The journal file never needs it: its errors are recognised once a database imported it."""
+    done = subprocess.run(
+        [sys.executable, "-c", _NO_SQLALCHEMY],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
 
 def _asked(guard: WorkerGuard, n: int) -> list[optuna.Trial]:
