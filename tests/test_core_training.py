@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from wdbench import LOOPS, Problem, TrainConfig, resolve_device, train
+from wdbench import order as order_module
 from wdbench.order import batch_order, batches, init_params
 
 LOOP_PENALTY = [(loop, "l1" if "l1" in allowed else "l2") for loop, allowed in LOOPS.items()]
@@ -61,6 +62,18 @@ def test_train_seed_fixes_the_start_and_a_fresh_order_each_epoch() -> None:
     assert all(torch.equal(row.sort().values, torch.arange(50)) for row in order)
     assert not torch.equal(order[0], order[1])
     assert [len(b) for b in batches(batch_order(23, 1, 0)[0], 5)] == [5, 5, 5, 5, 3]
+
+
+def test_a_kept_order_is_the_drawn_one_and_its_own_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The order a second call returns from the last few drawn is the order the seed draws, and
+    changing one returned order changes neither the kept one nor the next call's."""
+    first = batch_order(50, epochs=100, seed=11)
+    first[0, 0] = -1
+    again = batch_order(50, epochs=100, seed=11)
+    monkeypatch.setattr(order_module, "_KEEP_ORDER", 0)  # too large to keep: drawn afresh
+    drawn = batch_order(50, epochs=100, seed=11)
+    assert torch.equal(again, drawn) and int(again[0, 0]) >= 0
+    assert not torch.equal(drawn, batch_order(50, epochs=100, seed=12))
 
 
 @pytest.mark.parametrize(("loop", "penalty"), LOOP_PENALTY)

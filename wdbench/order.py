@@ -6,6 +6,8 @@ and moved, so every loop, dtype and device starts from the same point and visits
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 
 from wdbench.seeding import generator
@@ -25,10 +27,26 @@ def init_params(dim: int, init_scale: float, seed: int) -> tuple[torch.Tensor, t
     return w0, b_random
 
 
+#: Largest batch order (epochs × n) kept for the next call with the same seed: 8 MB.
+_KEEP_ORDER = 1 << 20
+
+
 def batch_order(n: int, epochs: int, seed: int) -> torch.Tensor:
-    """``[epochs, n]`` int64: a fresh permutation of the training rows for every epoch."""
+    """``[epochs, n]`` int64: a fresh permutation of the training rows for every epoch.
+
+    A copy of the last few orders drawn (one randperm per epoch: ≈ 1 ms for the lesson's 100
+    epochs, asked again for every group and chunk that shares a train seed)."""
+    if epochs * n > _KEEP_ORDER:
+        return _draw_order(n, epochs, seed)
+    return _kept_order(n, epochs, seed).clone()
+
+
+def _draw_order(n: int, epochs: int, seed: int) -> torch.Tensor:
     gen = generator(seed, "order")
     return torch.stack([torch.randperm(n, generator=gen) for _ in range(epochs)])
+
+
+_kept_order = lru_cache(maxsize=8)(_draw_order)
 
 
 def batches(order_row: torch.Tensor, batch_size: int) -> list[torch.Tensor]:

@@ -40,4 +40,5 @@ def triton_available() -> bool:
 def triton_applies(group: Group, forced: bool = False) -> bool:
     """Whether to train ``group`` with the Triton kernel: it ``applies``, Triton is importable,
     and the group is on CUDA (or ``forced``: the interpreter then runs it on the CPU)."""
-    return applies(group) and triton_available() and (forced or group.X.device.type == "cuda")
+    on_gpu = forced or group.X.device.type == "cuda"
+    return on_gpu and applies(group) and triton_available()  # the cheap checks first
