@@ -10,7 +10,7 @@ changed. A ``ValueError`` from here is the user's mistake, one line.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,10 @@ class StudyProblem:
     n_train: int | None = None
     val_fraction: float = VAL_FRACTION
     test_fraction: float = TEST_FRACTION
+    #: the last ``draws``: the search's draws are asked for again by the grid and the selection
+    _last: dict[tuple[int, ...], list[Problem]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StudyProblem:
@@ -75,8 +79,13 @@ class StudyProblem:
         )
 
     def draws(self, data_seeds: Sequence[int]) -> list[Problem]:
-        """One problem per data seed, in data-seed order."""
-        return [self.draw(s) for s in data_seeds]
+        """One problem per data seed, in data-seed order (the same ``Problem`` objects as the
+        last call's, for the same seeds: a problem is immutable)."""
+        key = tuple(data_seeds)
+        if key not in self._last:
+            self._last.clear()
+            self._last[key] = [self.draw(s) for s in key]
+        return list(self._last[key])
 
     def record(self, problem: Problem) -> dict[str, Any]:
         """The ``data`` object of ``run.json``; ``problem`` is one draw (the split sizes)."""

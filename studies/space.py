@@ -150,7 +150,12 @@ class SearchPoint:
         A budget setting left unset (None) keeps ``TrainConfig``'s default. The subgradient
         rule of a penalty with an L1 part trains in float64 (``SUBGRADIENT_DTYPE``).
         """
-        config = TrainConfig(
+        given = {
+            k: getattr(settings, k) for k in (*BUDGET, *MODEL) if getattr(settings, k) is not None
+        }
+        if self.lr is not None:
+            given["lr"] = self.lr
+        return TrainConfig(
             penalty=self.penalty,
             lam=self.lam,
             l1_ratio=_DEFAULTS["l1_ratio"] if self.l1_ratio is None else self.l1_ratio,
@@ -159,13 +164,8 @@ class SearchPoint:
             seed=train_seed,
             dtype=self.dtype,
             optimizer=self.optimizer,
+            **given,
         )
-        given = {
-            k: getattr(settings, k) for k in (*BUDGET, *MODEL) if getattr(settings, k) is not None
-        }
-        if self.lr is not None:
-            given["lr"] = self.lr
-        return dataclasses.replace(config, **given)
 
     def row(self) -> dict[str, Any]:
         """Flat columns ``POINT_COLUMNS``, in that order (NaN l1_ratio unless elastic, NaN lr

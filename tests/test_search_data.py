@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from reports.conclusions import _dense_truth
 from reports.load import RunData
@@ -109,6 +110,20 @@ def test_each_data_seed_draws_its_own_split_and_the_same_one_every_time(tmp_path
     assert rows == [p.meta["rows"] for p in again]
     assert rows[0]["train"] != rows[1]["train"] != rows[2]["train"]
     assert all(p.n_train == 30 and p.X_val.shape[0] == 16 for p in first)
+
+
+def test_the_draws_of_the_last_seeds_are_drawn_once() -> None:
+    """The grid and the selection ask again for the search's draws: the same problems come
+    back (equal to fresh draws); other seeds are drawn afresh."""
+    problem = StudyProblem.from_settings(parse_args([]))
+    first = problem.draws((1, 2))
+    again = problem.draws([1, 2])
+    assert all(a is b for a, b in zip(first, again, strict=True)) and again is not first
+    other = problem.draws((3,))
+    assert other[0] is not first[0]
+    fresh = StudyProblem.from_settings(parse_args([])).draw(1)
+    assert torch.equal(problem.draws((1, 2))[0].X_val, fresh.X_val)
+    assert problem.draws((1, 2))[0] is not first[0]  # only the last call's are kept
 
 
 def _train_labels(frame: pd.DataFrame, data_seeds: tuple[int, ...]) -> list[set[str]]:
