@@ -183,7 +183,10 @@ def _summaries(
     """The grid's summary, the slice the figures against λ show (the chosen optimizer at the grid
     lr nearest the chosen one) and the oracle's summary."""
     grid = grid_summary(run.grid) if run.grid is not None else None
-    lam_grid = None if run.grid is None else grid_summary(reference_slice(run.grid, run.selected))
+    lam_grid = None
+    if run.grid is not None:
+        part = reference_slice(run.grid, run.selected)
+        lam_grid = grid if part is run.grid else grid_summary(part)  # the whole grid: the same
     oracle = oracle_summary(run.oracle) if run.oracle is not None else None
     return grid, lam_grid, oracle
 

@@ -33,6 +33,7 @@ from reports.plotting import (
     null_value,
     order_penalties,
     place_panel_rows,
+    placed_panels,
     positive,
     save,
     theme,
@@ -87,7 +88,7 @@ def lam_figure(
     with theme():
         rows = 1 if zoom is None else 2
         fig = MplFigure(figsize=(5.0 * len(penalties), 3.8 * rows + 0.9))  # place_panel_rows
-        grid_axes = fig.subplots(rows, len(penalties), sharey="row", squeeze=False)
+        grid_axes = placed_panels(fig, rows, len(penalties), sharey="row")
         for row, axes in enumerate(grid_axes):
             for ax, penalty in zip(axes, penalties, strict=True):
                 _panel(ax, run, grid, oracle, penalty, metric, zoomed=row == 1)
@@ -96,7 +97,7 @@ def lam_figure(
                     ax.set_title(mpl_text(f"{penalty}: zoomed on the optimum (linear y)"))
         axes_all = [ax for axes in grid_axes for ax in axes]
         legend = figure_legend(fig, axes_all, columns=min(3, len(penalties)))  # within the width
-        place_panel_rows(fig, [list(axes) for axes in grid_axes], legend)
+        place_panel_rows(fig, grid_axes, legend)
         save(fig, path)
     caption = (
         f"{metric.label} against λ (log x), one panel per penalty, one colour per penalty. "

@@ -242,3 +242,50 @@ def test_log_axes_leave_out_finite_blow_ups() -> None:
 
     values = np.array([1e-2, 1.0, 1e-2 * 10.0**MAX_DECADES, 1e267, np.inf, 0.0, np.nan])
     assert in_range(values).tolist() == [True, True, True, False, False, False, False]
+
+
+@pytest.mark.parametrize("scale", ["log", "linear"])
+def test_placed_titles_sit_where_the_automatic_position_puts_them(
+    scale: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``placed_panels`` fixes each title on its panel's top edge instead of measuring every y
+    axis at each save: the same pixels as matplotlib's automatic position, no measuring."""
+    import io
+
+    import matplotlib
+    from matplotlib.axis import YAxis
+    from matplotlib.figure import Figure as MplFigure
+    from PIL import Image
+
+    from reports.plotting import place_panel_rows, placed_panels, theme
+
+    measured: list[int] = []
+    tight = YAxis.get_tightbbox
+
+    def counted(self: YAxis, *args: object, **kwargs: object) -> object:
+        measured.append(1)
+        return tight(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    def draw(placed: bool) -> tuple[np.ndarray, int]:
+        with theme():
+            fig = MplFigure(figsize=(9.0, 6.0))
+            if placed:
+                rows = placed_panels(fig, 2, 2, sharey="row")
+            else:
+                with matplotlib.rc_context({"axes.titley": None}):
+                    rows = [list(r) for r in fig.subplots(2, 2, sharey="row", squeeze=False)]
+            for i, ax in enumerate(ax for row in rows for ax in row):
+                ax.plot([1e-3, 1.0, 1e2], [3e-4 * (i + 1), 2e-2, 5.0], label=f"line {i}")
+                ax.set(xscale="log", yscale=scale, xlabel="λ", ylabel="loss")
+                ax.set_title(f"panel {i}: a title as long as the figures' longest titles")
+            place_panel_rows(fig, rows, None)
+            buf = io.BytesIO()
+            measured.clear()
+            monkeypatch.setattr(YAxis, "get_tightbbox", counted)
+            fig.savefig(buf, format="png", dpi=60)
+            monkeypatch.undo()
+        return np.asarray(Image.open(buf)), len(measured)
+
+    (placed, placed_measures), (automatic, automatic_measures) = draw(True), draw(False)
+    assert np.array_equal(placed, automatic)
+    assert placed_measures == 0 < automatic_measures
