@@ -36,8 +36,12 @@ from wdbench import Problem, oracle
 #: Label of the null model (w = 0, b = mean of y_train; for classification the training class
 #: frequencies: the majority class) in every table.
 NULL_LABEL = "null"
+#: The splits ``curves.parquet`` holds per epoch: the selection trains without the test set's
+#: per-epoch loss (1000 rows of the lesson against 150: most of the selection's time).
+CURVE_SPLITS = ("train", "val")
 
 __all__ = [
+    "CURVE_SPLITS",
     "NULL_LABEL",
     "Selection",
     "curves_frame",
@@ -169,7 +173,7 @@ def select(
         p if p.lr is not None else dataclasses.replace(p, lr=settings.lr) for p in labelled.values()
     )
     configs = [p.config(settings, seeds.train_seed) for p in points]
-    evaluation = evaluate(problems, configs, device=device, curves=True)
+    evaluation = evaluate(problems, configs, device=device, curves=CURVE_SPLITS)
     nulls = [null_scores(p) for p in problems]
     null_losses = {s: np.array([n[f"{s}_loss"] for n in nulls]) for s in ("val", "test")}
     null_accuracies = None
@@ -278,7 +282,7 @@ def curves_frame(selection: Selection, seeds: StudySeeds) -> pd.DataFrame:
         raise ValueError("the selection was evaluated without curves")
     frames = []
     for k, (label, point) in enumerate(zip(selection.labels, selection.points, strict=True)):
-        for split in ("train", "val"):
+        for split in CURVE_SPLITS:
             losses = curves[split][:, k, :]
             n_seeds, epochs = losses.shape
             frame = pd.DataFrame(

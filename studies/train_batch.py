@@ -14,7 +14,6 @@ import numpy as np
 import torch
 
 from wdbench import PopulationResult, Problem, TrainConfig, train_population
-from wdbench.training import SPLITS
 
 __all__ = ["ACCURACIES", "Evaluation", "evaluate"]
 
@@ -26,9 +25,10 @@ ACCURACIES = ("train_acc", "val_acc", "test_acc")
 class Evaluation:
     """Final losses and weight statistics ``[S, K]`` (float64), ``diverged [S, K]`` (bool).
 
-    ``curves`` (when asked for) maps ``train`` / ``val`` / ``test`` to ``[S, K, epochs]`` losses
-    after each epoch (NaN past a diverged run's last epoch). ``train_acc``, ``val_acc`` and
-    ``test_acc`` ``[S, K]`` are the accuracies of a classification problem (None for regression).
+    ``curves`` (when asked for) maps ``train`` / ``val`` / ``test`` (or the splits asked for) to
+    ``[S, K, epochs]`` losses after each epoch (NaN past a diverged run's last epoch).
+    ``train_acc``, ``val_acc`` and ``test_acc`` ``[S, K]`` are the accuracies of a
+    classification problem (None for regression).
     """
 
     train_loss: np.ndarray
@@ -52,9 +52,10 @@ def evaluate(
     problems: Sequence[Problem],
     configs: Sequence[TrainConfig],
     device: torch.device,
-    curves: bool = False,
+    curves: bool | Sequence[str] = False,
 ) -> Evaluation:
-    """Train every config on every problem (same train seed semantics as ``wdbench.train``)."""
+    """Train every config on every problem (same train seed semantics as ``wdbench.train``);
+    ``curves``: ``wdbench.train_population``'s."""
     result = train_population(
         list(problems), list(configs), device=device, curves=curves, keep_weights=False
     )
@@ -68,7 +69,7 @@ def _array(value: torch.Tensor) -> np.ndarray:
 def _from_population(result: PopulationResult) -> Evaluation:
     curves = None
     if result.curves is not None:
-        curves = {split: _array(result.curves[split]) for split in SPLITS}
+        curves = {split: _array(curve) for split, curve in result.curves.items()}
     return Evaluation(
         train_loss=_array(result.train_loss),
         val_loss=_array(result.val_loss),

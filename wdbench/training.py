@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 
@@ -14,9 +15,20 @@ from wdbench.order import batch_order, init_params
 from wdbench.problems import Problem
 from wdbench.result import TrainResult, weight_stats
 
-__all__ = ["SPLITS", "check_batch_size", "resolve_device", "train"]
+__all__ = ["SPLITS", "check_batch_size", "curve_splits", "resolve_device", "train"]
 
 SPLITS = ("train", "val", "test")
+
+
+def curve_splits(curves: bool | Sequence[str]) -> tuple[str, ...]:
+    """The splits whose loss a population records after every epoch: all ``SPLITS`` for
+    ``True``, none for ``False``, else the ones named (in ``SPLITS`` order)."""
+    if isinstance(curves, bool):
+        return SPLITS if curves else ()
+    unknown = sorted(set(curves) - set(SPLITS))
+    if unknown:
+        raise ValueError(f"curves names splits {unknown}; the splits are {list(SPLITS)}")
+    return tuple(s for s in SPLITS if s in curves)
 
 
 def resolve_device(device: str | torch.device = "cpu") -> torch.device:

@@ -114,6 +114,15 @@ def test_curves_equal_train_curves() -> None:
             assert torch.allclose(torch.tensor(got[split]), torch.tensor(single[split]), rtol=TOL)
 
 
+def test_curves_of_the_named_splits_are_those_of_all_three() -> None:
+    problem = classification()
+    cfgs = configs("sgd", "coupled", "l2")
+    every = train_population(problem, cfgs, curves=True).curves
+    some = train_population(problem, cfgs, curves=("val",)).curves
+    assert every is not None and some is not None and list(some) == ["val"]
+    assert torch.equal(some["val"], every["val"])
+
+
 def test_frame_rows_carry_the_accuracies() -> None:
     problem = classification()
     cfgs = configs("sgd", "coupled", "l2")

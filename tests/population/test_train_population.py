@@ -245,6 +245,19 @@ def test_curves_equal_train_curves() -> None:
                 assert got[split] == pytest.approx(ref[split], rel=1e-10, abs=0)
 
 
+def test_curves_of_the_named_splits_are_those_of_all_three() -> None:
+    problem = small_problem()
+    configs = [config(penalty="l2", lam=1.0), config(penalty="l1", lam=0.5, loop="proximal")]
+    every = train_population(problem, configs, curves=True).curves
+    some = train_population(problem, configs, curves=["val", "train"]).curves
+    assert every is not None and some is not None
+    assert list(some) == ["train", "val"] and list(every) == ["train", "val", "test"]
+    for split in some:
+        assert torch.equal(some[split], every[split])
+    with pytest.raises(ValueError, match="valid"):
+        train_population(problem, configs, curves=("valid",))
+
+
 def test_to_frame_has_one_row_per_problem_and_config() -> None:
     problems = [small_problem(0), small_problem(1)]
     configs = [config(penalty="l2", lam=lam) for lam in (0.0, 1.0, 2.0)]

@@ -46,12 +46,13 @@ def train_networks(
     problems: tuple[Problem, ...],
     configs: tuple[TrainConfig, ...],
     device: torch.device,
-    curves: bool = False,
+    curves: tuple[str, ...] = (),
     keep_weights: bool = True,
     chunk_size: int | None = None,
     gradients: str = "auto",
 ) -> PopulationResult:
-    """K networks × S problems (see the module docstring); ``chunk_size`` bounds a block and
+    """K networks × S problems (see the module docstring); ``curves``: the splits whose loss is
+    kept after every epoch (``wdbench.training.curve_splits``); ``chunk_size`` bounds a block and
     ``gradients`` picks ``"auto"`` (the compiled kernel of ``_native`` where it applies, else the
     stacked torch kernel), ``"stacked"`` (the torch kernel) or ``"vmap"`` (the reference
     form)."""
@@ -64,7 +65,9 @@ def train_networks(
         for start in range(0, len(chunks), wave):
             indices = chunks[start : start + wave]
             tasks = [
-                partial(_train_chunk, data, plan, index, columns, arch, loss, gradients, curves)
+                partial(
+                    _train_chunk, data, plan, index, columns, arch, loss, gradients, bool(curves)
+                )
                 for index in indices
             ]
             for index, output in zip(indices, run_parallel(tasks), strict=True):
@@ -196,7 +199,7 @@ class _Outputs:
         arch: Architecture,
         classification: bool,
         keep_weights: bool,
-        curves: bool,
+        curves: tuple[str, ...],
     ) -> None:
         K, f64 = len(configs), torch.float64
         wide = f64 if "float64" in set(columns["dtype"].tolist()) else torch.float32
@@ -213,7 +216,7 @@ class _Outputs:
         self.epochs_run = torch.zeros(S, K, dtype=torch.int64)
         max_epochs = int(columns["epochs"].max())
         self.curves = (
-            {s: torch.full((S, K, max_epochs), math.nan, dtype=f64) for s in SPLITS}
+            {s: torch.full((S, K, max_epochs), math.nan, dtype=f64) for s in curves}
             if curves
             else None
         )
@@ -238,8 +241,8 @@ class _Outputs:
         if self.curves is not None and output.curves is not None:
             E = next(iter(output.curves.values())).shape[-1]
             blank = (bad > 0).unsqueeze(-1) & (torch.arange(E) >= bad.unsqueeze(-1) - 1)
-            for split, curve in output.curves.items():
-                self.curves[split][:, idx, :E] = curve.masked_fill(blank, math.nan)
+            for split, curve in self.curves.items():
+                curve[:, idx, :E] = output.curves[split].masked_fill(blank, math.nan)
 
     def finish(self) -> PopulationResult:
         s = self.scalars

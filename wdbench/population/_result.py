@@ -41,8 +41,9 @@ class PopulationResult:
 
     Tensors (CPU): ``w [S, K, d]`` or ``None``; ``b``, the three losses, ``w_norm`` and
     ``zero_fraction`` ``[S, K]`` float64; ``diverged [S, K]`` bool; ``epochs_run [S, K]`` int64.
-    ``curves`` (when asked for) maps ``"train"``, ``"val"``, ``"test"`` to ``[S, K, E]`` float64
-    with E the largest ``epochs``; entries past a configuration's last epoch are NaN.
+    ``curves`` (when asked for) maps ``"train"``, ``"val"``, ``"test"`` (or the splits asked
+    for) to ``[S, K, E]`` float64 with E the largest ``epochs``; entries past a configuration's
+    last epoch are NaN.
     A diverged run's losses are ``inf`` and its weights are not finite. ``train_acc``,
     ``val_acc``, ``test_acc`` ``[S, K]`` float64 for classification, ``None`` for regression.
     For networks (``wdbench.networks``) ``w [S, K, P]`` holds every weight matrix flattened in

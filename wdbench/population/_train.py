@@ -31,7 +31,7 @@ from wdbench.population.triton import triton_applies
 from wdbench.problems import Problem
 from wdbench.result import weight_stats
 from wdbench.threads import cpu_threads, one_op_thread, planned_workers, run_parallel
-from wdbench.training import SPLITS, check_batch_size, resolve_device
+from wdbench.training import SPLITS, check_batch_size, curve_splits, resolve_device
 
 __all__ = ["train_population"]
 
@@ -43,14 +43,16 @@ def train_population(
     problem_or_problems: Problem | Sequence[Problem],
     configs: Sequence[TrainConfig],
     device: str | torch.device = "cpu",
-    curves: bool = False,
+    curves: bool | Sequence[str] = False,
     keep_weights: bool = True,
     chunk_size: int | None = None,
     backend: str = "auto",
 ) -> PopulationResult:
     """Train every configuration on every problem: ``[s, k] ≡ train(problems[s], configs[k])``.
 
-    ``curves`` records the three losses after every epoch (costly at large K).
+    ``curves`` records the three losses after every epoch (costly at large K), or those of the
+    splits it names: ``("train", "val")`` leaves out the test set's, most of the cost at the
+    lesson's 1000 test rows.
     ``keep_weights=False`` drops the final ``w`` (``[S, K, d]``) to save memory. ``chunk_size``
     bounds how many configurations one kernel call carries (``None``: picked from the problem
     size, the free memory of the device and, on the CPU, the cache). ``backend`` is ``"auto"``
@@ -71,6 +73,7 @@ def train_population(
     if chunk_size is not None and (isinstance(chunk_size, bool) or chunk_size < 1):
         raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
     dev = resolve_device(device)
+    splits = curve_splits(curves)
     networks = {uses_network(c.model, problems[0].task) for c in configs}
     if networks == {True}:
         if backend == "triton":
@@ -78,19 +81,19 @@ def train_population(
         gradients = {"reference": "vmap", "torch": "stacked"}.get(backend, "auto")
         with one_op_thread():
             return train_networks(
-                problems, configs, dev, curves, keep_weights, chunk_size, gradients
+                problems, configs, dev, splits, keep_weights, chunk_size, gradients
             )
     if len(networks) > 1:
         raise ValueError("train_population trains linear models and networks in separate calls")
     with one_op_thread():
-        return _train(problems, configs, dev, curves, keep_weights, chunk_size, backend)
+        return _train(problems, configs, dev, splits, keep_weights, chunk_size, backend)
 
 
 def _train(
     problems: tuple[Problem, ...],
     configs: tuple[TrainConfig, ...],
     dev: torch.device,
-    curves: bool,
+    curves: tuple[str, ...],
     keep_weights: bool,
     chunk_size: int | None,
     backend: str,
@@ -153,7 +156,7 @@ def _train_unit(
     index: np.ndarray,
     columns: dict[str, np.ndarray],
     backend: str,
-    curves: bool,
+    curves: tuple[str, ...],
 ) -> None:
     """Train the configurations ``index`` of ``plan`` and store their results in ``out``."""
     group = make_group(data, plan, index, columns)
@@ -192,7 +195,9 @@ def _check_configs(configs: Sequence[TrainConfig]) -> tuple[TrainConfig, ...]:
 
 
 @torch.no_grad()
-def _losses(data: Data, w: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
+def _losses(
+    data: Data, w: torch.Tensor, b: torch.Tensor, splits: tuple[str, ...] = SPLITS
+) -> dict[str, torch.Tensor]:
     """Mean half squared error of every split, ``[S, K]`` float64; non-finite → inf.
 
     ``rules.half_mse`` with the same operations in the same order, done in place on one
@@ -201,20 +206,22 @@ def _losses(data: Data, w: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Ten
     """
     K = int(w.shape[1])
     if K < 2 * LOSS_BLOCK or w.device.type != "cpu":
-        return _block_losses(data, w, b)
+        return _block_losses(data, w, b, splits)
     size = max(LOSS_BLOCK, math.ceil(K / (2 * cpu_threads())))
     parts = run_parallel(
         [
-            partial(_block_losses, data, w[:, k : k + size], b[:, k : k + size])
+            partial(_block_losses, data, w[:, k : k + size], b[:, k : k + size], splits)
             for k in range(0, K, size)
         ]
     )
-    return {split: torch.cat([part[split] for part in parts], dim=1) for split in SPLITS}
+    return {split: torch.cat([part[split] for part in parts], dim=1) for split in splits}
 
 
-def _block_losses(data: Data, w: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
+def _block_losses(
+    data: Data, w: torch.Tensor, b: torch.Tensor, splits: tuple[str, ...] = SPLITS
+) -> dict[str, torch.Tensor]:
     out = {}
-    for split in SPLITS:
+    for split in splits:
         X, y = data.splits[split]
         r = torch.bmm(w, X.mT).add_(b.unsqueeze(-1)).sub_(y.unsqueeze(1))
         loss = (r.square_().mean(-1) / 2).to("cpu", torch.float64)
@@ -231,7 +238,7 @@ class _Outputs:
         configs: tuple[TrainConfig, ...],
         columns: dict[str, np.ndarray],
         keep_weights: bool,
-        curves: bool,
+        curves: tuple[str, ...],
     ) -> None:
         S, K, d = len(problems), len(configs), problems[0].dim
         f64 = torch.float64
@@ -245,8 +252,9 @@ class _Outputs:
         self.diverged = torch.zeros(S, K, dtype=torch.bool)
         self.epochs_run = torch.zeros(S, K, dtype=torch.int64)
         max_epochs = int(columns["epochs"].max())
+        self.curve_splits = curves
         self.curves = (
-            {s: torch.full((S, K, max_epochs), math.nan, dtype=f64) for s in SPLITS}
+            {s: torch.full((S, K, max_epochs), math.nan, dtype=f64) for s in curves}
             if curves
             else None
         )
@@ -257,7 +265,7 @@ class _Outputs:
         curves = self.curves
 
         def hook(epoch: int, w: torch.Tensor, b: torch.Tensor) -> None:
-            for split, loss in _losses(data, w, b.squeeze(-1)).items():
+            for split, loss in _losses(data, w, b.squeeze(-1), self.curve_splits).items():
                 curves[split][:, idx, epoch] = loss
 
         return hook
