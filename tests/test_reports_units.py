@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -56,6 +58,37 @@ def test_t_quantile_is_scipys_t_ppf_to_the_bit() -> None:
     for df in (1, 2, 4, 19, 199):
         for q in (0.975, 1 - 0.025 / 8, 1 - 0.05 / 3, 0.5):
             assert float(t_quantile(q, df)) == float(stats.t.ppf(q, df))
+
+
+def test_tabulated_t_quantiles_are_scipys_to_the_bit() -> None:
+    """Every entry of the 97.5 % table, and arrays within it, beyond it or between whole df."""
+    from scipy import special
+
+    for df in range(1, 70):
+        assert float(t_quantile(0.975, df)) == float(special.stdtrit(df, 0.975))
+    for dfs in ([4.0, 19.0, 1.0], [4.0, 65.0], [2.5, 4.0], [4.0, math.nan]):
+        got, want = t_quantile(0.975, np.asarray(dfs)), special.stdtrit(np.asarray(dfs), 0.975)
+        assert np.array_equal(got, want, equal_nan=True)
+
+
+def test_a_trials_interval_needs_no_scipy() -> None:
+    """The search tells every trial's interval: with the table, scipy is not imported for it."""
+    code = (
+        "import sys; from reports.stats import summarize; s = summarize([1.0, 2.0, 4.0, 3.0]); "
+        "assert 'scipy' not in sys.modules, 'scipy imported'; print(repr(s.ci95))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    from scipy import stats
+
+    x = np.array([1.0, 2.0, 4.0, 3.0])
+    assert float(done.stdout) == float(stats.t.ppf(0.975, 3)) * float(x.std(ddof=1)) / 2.0
 
 
 def test_grid_summary_intervals_are_ci_half_width_to_the_bit() -> None:
