@@ -9,8 +9,9 @@ reject), so an interval excludes 0 exactly when p_holm < α.
 Every interval of the suite (the study's trial statistics, its printed summary and the report) is
 the two-sided 95 % Student-t interval of a mean over the S data seeds of a study:
 mean ± t₀.₉₇₅,S−1 · sd / √S (sd with ddof = 1), the quantile of ``scipy.stats.t`` (computed by
-``scipy.special.stdtrit``, as ``scipy.stats`` does, and the t-test's p-value by
-``scipy.special.stdtr``: importing ``scipy.stats`` alone takes ≈ 0.7 s). With one seed it is
+``scipy.special.stdtrit``, as ``scipy.stats`` does, or read from a table of it for whole degrees
+of freedom up to 64; the t-test's p-value by ``scipy.special.stdtr``: importing ``scipy.stats``
+alone takes ≈ 0.7 s). With one seed it is
 undefined (NaN), never silently zero. This module is its one home; it needs no torch.
 """
 

@@ -1,7 +1,7 @@
 """The report of a study run, built beside it: a process of its own, started with the command.
 
-``reports`` imports seaborn, matplotlib, pandas and scipy (≈ 1.7 s) and draws five figures
-(≈ 3 s), all Python under one GIL. Started as a process before this one imports torch, it
+``reports`` imports seaborn, matplotlib, pandas and scipy (≈ 1.6 s) and draws five figures
+(≈ 1.4 s), all Python under one GIL. Started as a process before this one imports torch, it
 imports beside those imports and the search, draws figures 1–4 (``figures``) as soon as the
 selection is exported — beside the replication — and writes the report once every file is there
 (``finish``). It reads only the exported files (``reports.build.serve``): the report is the one
