@@ -258,6 +258,29 @@ def test_curves_of_the_named_splits_are_those_of_all_three() -> None:
         train_population(problem, configs, curves=("valid",))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_curves_computed_after_training_equal_those_computed_each_epoch(
+    dtype: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A unit keeps each epoch's products X·w and finishes its curves at once after training;
+    past ``CURVE_COPIES`` bytes it computes them as each epoch ends: the same bits either way."""
+    from wdbench.population import _train
+
+    problems = [small_problem(0), small_problem(1)]
+    configs = [
+        config(penalty="l2", lam=1.0, dtype=dtype),
+        config(penalty="l1", lam=0.5, loop="proximal", dtype=dtype),
+        config(penalty="l2", lam=1.0, lr=50.0, epochs=40, dtype=dtype),  # diverges
+    ]
+    kept = train_population(problems, configs, curves=True).curves
+    monkeypatch.setattr(_train, "CURVE_COPIES", 0)
+    each = train_population(problems, configs, curves=True).curves
+    assert kept is not None and each is not None
+    for split in ("train", "val", "test"):
+        assert torch.equal(kept[split].isnan(), each[split].isnan())
+        assert torch.equal(kept[split].nan_to_num(), each[split].nan_to_num())
+
+
 def test_to_frame_has_one_row_per_problem_and_config() -> None:
     problems = [small_problem(0), small_problem(1)]
     configs = [config(penalty="l2", lam=lam) for lam in (0.0, 1.0, 2.0)]

@@ -21,7 +21,7 @@ import torch
 from wdbench.config import DTYPES, TrainConfig
 from wdbench.networks import uses_network
 from wdbench.networks._population import train_networks
-from wdbench.population._group import EpochHook, Group, GroupOutput
+from wdbench.population._group import Group, GroupOutput
 from wdbench.population._kernels import BACKENDS, cache_block, select_kernel
 from wdbench.population._plan import Data, GroupPlan, auto_chunk, make_group, plan_groups, stack
 from wdbench.population._result import PopulationResult, config_columns
@@ -160,8 +160,10 @@ def _train_unit(
 ) -> None:
     """Train the configurations ``index`` of ``plan`` and store their results in ``out``."""
     group = make_group(data, plan, index, columns)
-    hook = out.curve_hook(data, index) if curves else None
+    hook = out.curve_hook(data, index, plan.epochs) if curves else None
     output = select_kernel(group, backend)(group, hook)
+    if hook is not None:
+        hook.flush()
     out.store(data, index, output, plan.epochs)
 
 
@@ -204,29 +206,88 @@ def _losses(
     ``[S, K, m]`` buffer per split (at n_test = 1000 the temporaries dominate its cost); blocks
     of configurations run on the thread pool (``wdbench.threads``).
     """
-    K = int(w.shape[1])
-    if K < 2 * LOSS_BLOCK or w.device.type != "cpu":
+    if _in_one_block(w):
         return _block_losses(data, w, b, splits)
-    size = max(LOSS_BLOCK, math.ceil(K / (2 * cpu_threads())))
+    size = max(LOSS_BLOCK, math.ceil(int(w.shape[1]) / (2 * cpu_threads())))
     parts = run_parallel(
         [
             partial(_block_losses, data, w[:, k : k + size], b[:, k : k + size], splits)
-            for k in range(0, K, size)
+            for k in range(0, int(w.shape[1]), size)
         ]
     )
     return {split: torch.cat([part[split] for part in parts], dim=1) for split in splits}
 
 
+def _in_one_block(w: torch.Tensor) -> bool:
+    """Whether ``_losses`` computes the losses of ``w [S, K, d]`` in one block."""
+    return int(w.shape[1]) < 2 * LOSS_BLOCK or w.device.type != "cpu"
+
+
 def _block_losses(
     data: Data, w: torch.Tensor, b: torch.Tensor, splits: tuple[str, ...] = SPLITS
 ) -> dict[str, torch.Tensor]:
-    out = {}
-    for split in splits:
-        X, y = data.splits[split]
-        r = torch.bmm(w, X.mT).add_(b.unsqueeze(-1)).sub_(y.unsqueeze(1))
-        loss = (r.square_().mean(-1) / 2).to("cpu", torch.float64)
-        out[split] = torch.where(torch.isfinite(loss), loss, math.inf)
-    return out
+    return {
+        split: _loss_of(torch.bmm(w, data.splits[split][0].mT), b, data.splits[split][1])
+        for split in splits
+    }
+
+
+def _loss_of(products: torch.Tensor, b: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``[S, K]`` losses from the products ``X·w`` ``[S, K, m]`` (overwritten), ``b [S, K]``
+    and ``y [S, m]``. Row by row, so the rows of several epochs stacked give each its own."""
+    r = products.add_(b.unsqueeze(-1)).sub_(y.unsqueeze(1))
+    loss = (r.square_().mean(-1) / 2).to("cpu", torch.float64)
+    return torch.where(torch.isfinite(loss), loss, math.inf)
+
+
+#: Bytes of products ``X·w`` a unit's epoch hook keeps, to finish the losses of every epoch at
+#: once after training; past it, each epoch's losses are computed when the epoch ends.
+CURVE_COPIES = 64 << 20
+
+
+class _CurveRecorder:
+    """The epoch hook (``EpochHook``) of one unit that records its curves: after each epoch the
+    products ``X·w`` of every split (computed as ``_losses`` computes them) and a copy of ``b``;
+    ``flush`` finishes the losses of all epochs at once into ``curves`` (``{split: [S, K, E]}``):
+    the same numbers with a third of the small torch calls of one loss pass per epoch. Past
+    ``CURVE_COPIES`` bytes, or where ``_losses`` splits the configurations into blocks, each
+    epoch's losses are computed as it ends."""
+
+    def __init__(
+        self, curves: dict[str, torch.Tensor], data: Data, idx: torch.Tensor, epochs: int
+    ) -> None:
+        self.curves, self.data, self.idx, self.epochs = curves, data, idx, epochs
+        self.splits = tuple(curves)
+        self.epochs_kept: list[int] = []
+        self.b: list[torch.Tensor] = []
+        self.products: dict[str, list[torch.Tensor]] = {split: [] for split in self.splits}
+
+    def __call__(self, epoch: int, w: torch.Tensor, b: torch.Tensor) -> None:
+        rows = sum(int(self.data.splits[split][0].shape[1]) for split in self.splits)
+        kept = w.shape[0] * w.shape[1] * rows * w.element_size() * self.epochs
+        if not (_in_one_block(w) and kept <= CURVE_COPIES):
+            for split, loss in _losses(self.data, w, b.squeeze(-1), self.splits).items():
+                self.curves[split][:, self.idx, epoch] = loss
+            return
+        self.epochs_kept.append(epoch)
+        self.b.append(b.squeeze(-1).clone())
+        for split in self.splits:
+            self.products[split].append(torch.bmm(w, self.data.splits[split][0].mT))
+
+    def flush(self) -> None:
+        """The losses of the epochs kept, into ``curves``."""
+        if not self.epochs_kept:
+            return
+        S, K = self.b[0].shape
+        epochs = torch.tensor(self.epochs_kept)
+        b = torch.cat(self.b, dim=1)  # [S, E·K], epoch-major
+        at = (slice(None), self.idx.unsqueeze(1), epochs.unsqueeze(0))  # [S, K, E]
+        for split in self.splits:
+            products = torch.cat(self.products[split], dim=1)
+            loss = _loss_of(products, b, self.data.splits[split][1])
+            self.curves[split][at] = loss.view(S, len(epochs), K).transpose(1, 2)
+        self.epochs_kept, self.b = [], []
+        self.products = {split: [] for split in self.splits}
 
 
 class _Outputs:
@@ -252,23 +313,15 @@ class _Outputs:
         self.diverged = torch.zeros(S, K, dtype=torch.bool)
         self.epochs_run = torch.zeros(S, K, dtype=torch.int64)
         max_epochs = int(columns["epochs"].max())
-        self.curve_splits = curves
         self.curves = (
             {s: torch.full((S, K, max_epochs), math.nan, dtype=f64) for s in curves}
             if curves
             else None
         )
 
-    def curve_hook(self, data: Data, index: np.ndarray) -> EpochHook:
-        idx = torch.as_tensor(index.copy())
+    def curve_hook(self, data: Data, index: np.ndarray, epochs: int) -> _CurveRecorder:
         assert self.curves is not None
-        curves = self.curves
-
-        def hook(epoch: int, w: torch.Tensor, b: torch.Tensor) -> None:
-            for split, loss in _losses(data, w, b.squeeze(-1), self.curve_splits).items():
-                curves[split][:, idx, epoch] = loss
-
-        return hook
+        return _CurveRecorder(self.curves, data, torch.as_tensor(index.copy()), epochs)
 
     def store(self, data: Data, index: np.ndarray, output: GroupOutput, epochs: int) -> None:
         idx = torch.as_tensor(index.copy())
