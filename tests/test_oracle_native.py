@@ -10,9 +10,6 @@ penalty alone picks the solution.
 from __future__ import annotations
 
 import functools
-import os
-import subprocess
-import sys
 import warnings
 
 import pytest
@@ -21,6 +18,7 @@ from native_build import HAS_COMPILER, IN_CI, TURNED_OFF
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import ElasticNet, Lasso
 
+from tests.python_child import run_python
 from wdbench import Problem, oracle
 from wdbench._oracle_cd import (
     native_enet_available,
@@ -177,13 +175,8 @@ def test_the_sklearn_backend_is_scikit_learns_fit() -> None:
 
 
 def _run(code: str, **env: str) -> list[str]:
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**os.environ, "PYTHONPATH": os.getcwd(), **env},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    done = run_python(code, env=env)
+    done.check_returncode()
     return done.stdout.strip().splitlines()
 
 

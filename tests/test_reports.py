@@ -11,8 +11,6 @@ import math
 import os
 import re
 import stat
-import subprocess
-import sys
 from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
@@ -23,6 +21,7 @@ import pytest
 from PIL import Image
 
 from reports.build import build_report, main
+from tests.python_child import run_python
 
 HOSTILE = "<script>alert(\"x\")</script> & $\\alpha$ </td> 'q'"
 SECRET = "s3cretPW"
@@ -521,13 +520,7 @@ def test_command_line_runs_without_torch(tmp_path: Path) -> None:
         "import sys; from reports.build import main; rc = main([sys.argv[1]]); "
         "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(run_dir)],
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).resolve().parents[1],
-        timeout=120,
-    )
+    done = run_python(code, str(run_dir))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("index.html")
 

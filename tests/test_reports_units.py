@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from reports.stats import (
     paired_t,
     t_quantile,
 )
+from tests.python_child import run_python
 
 HOSTILE = '<img src=x onerror="alert(1)"> </td></table> & *bold* | `code` [a](b)'
 
@@ -77,13 +76,7 @@ def test_a_trials_interval_needs_no_scipy() -> None:
         "import sys; from reports.stats import summarize; s = summarize([1.0, 2.0, 4.0, 3.0]); "
         "assert 'scipy' not in sys.modules, 'scipy imported'; print(repr(s.ci95))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=Path(__file__).resolve().parent.parent,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_python(code)
     assert done.returncode == 0, done.stderr[-2000:]
     from scipy import stats
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import optuna
 import pytest
@@ -25,6 +22,7 @@ from studies.scaleout.guard import (
     WorkerGuard,
     fail_and_requeue,
 )
+from tests.python_child import run_python
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -138,13 +136,7 @@ print("ok")
 
 def test_a_command_line_does_not_import_sqlalchemy() -> None:
     """The journal file never needs it: its errors are recognised once a database imported it."""
-    done = subprocess.run(
-        [sys.executable, "-c", _NO_SQLALCHEMY],
-        cwd=Path(__file__).resolve().parent.parent,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_python(_NO_SQLALCHEMY)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
 

@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 
 from studies.journal import TORN_SUFFIX, JournalDamaged, JournalFile, complete_length
 from studies.search import main
+from tests.python_child import run_python
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--seeds", "2", "--epochs", "4", "--grid-points", "3", "--batch", "3", "--no-report"]
@@ -118,13 +119,7 @@ def test_an_append_that_fails_leaves_no_partial_record(tmp_path: Path) -> None:
         f"resource.setrlimit(resource.RLIMIT_FSIZE, (12, {resource.RLIM_INFINITY}))\n"
         f"JournalFile({str(path)!r}).append_logs([{{'op': 'x' * 50}}])\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-    )
+    proc = run_python(code)
     assert proc.returncode == 1 and "File too large" in proc.stderr
     assert path.read_bytes() == b'{"a":1}\n'
     JournalFile(path).append_logs([{"b": 2}])
