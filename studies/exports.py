@@ -12,8 +12,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import platform
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -355,16 +357,25 @@ def run_info(
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:
     """Write ``frame`` as Parquet (atomically: a reader never sees half a file)."""
-    tmp = path.with_name(path.name + ".tmp")
-    frame.to_parquet(tmp, index=False)
-    tmp.replace(path)
+    _write_atomically(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
 def write_json(record: dict[str, Any], path: Path) -> None:
     """Write ``record`` as indented JSON (NaN → null), atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_clean(record), indent=2, default=str) + "\n")
-    tmp.replace(path)
+    text = json.dumps(_clean(record), indent=2, default=str) + "\n"
+    _write_atomically(path, lambda tmp: tmp.write_text(text))
+
+
+def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """``write`` a file of this writer's own beside ``path``, then rename it over ``path``: the
+    workers of one study export the same files at the end, and with one shared temporary name
+    one renamed the other's file away before the other's rename."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _clean(value: Any) -> Any:

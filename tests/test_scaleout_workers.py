@@ -307,3 +307,26 @@ def test_workers_stop_when_their_launcher_is_killed(tmp_path: Path) -> None:
     assert code == 0, err
     trials = _check_done(target, total_workers=2)
     assert {n: trials[n].value for n in before} == before
+
+
+def test_workers_exporting_the_same_file_at_once_all_succeed(tmp_path: Path) -> None:
+    """Every worker of a study writes its exports at the end, often at the same moment: each
+    writes a file of its own and renames it over the export, so none fails and the file is
+    always whole."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pandas as pd
+
+    from studies.exports import write_json, write_table
+
+    table = pd.DataFrame({"lam": [0.1 * k for k in range(200)], "val": [1.0] * 200})
+
+    def export(k: int) -> None:
+        for _ in range(25):
+            write_table(table, tmp_path / "grid.parquet")
+            write_json({"writer": k}, tmp_path / "run.json")
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(export, range(4)))  # re-raises a writer's error
+    assert pd.read_parquet(tmp_path / "grid.parquet").equals(table)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.parquet", "run.json"]
