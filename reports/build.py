@@ -41,6 +41,9 @@ from reports.stats import grid_summary, oracle_summary
 
 __all__ = ["ReportInputError", "StagedReport", "build_report", "main", "serve"]
 
+#: The grid's summary, the slice the figures against λ show, and the oracle's summary.
+Summaries = tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]
+
 
 def build_report(run_dir: Path, benchmarks_dir: Path | None = None) -> Path:
     """Write ``run_dir/report/`` and return the path of its ``index.html``.
@@ -69,6 +72,9 @@ class StagedReport:
         )
         self._staging: Path | None = None
         self._figures: dict[str, Figure | Missing] | None = None
+        self._run: RunData | None = None  # the files as last read (unchanged ones are reused)
+        self._grid: tuple[pd.DataFrame, pd.DataFrame] | None = None  # (table, its summary)
+        self._oracle: tuple[pd.DataFrame, pd.DataFrame] | None = None
 
     def _stage(self) -> Path:
         if self._staging is None:
@@ -83,16 +89,44 @@ class StagedReport:
             self._staging = staging
         return self._staging
 
+    def read_tables(self) -> None:
+        """Read the search's tables (trials, grid, oracle) and summarize the grid and the oracle
+        now, before the selection is exported: ``draw_figures`` and ``finish`` read only the
+        files written since, or changed."""
+        self._run = load_run(self.run_dir, tables=("grid", "oracle"), with_run_json=False)
+        self._summaries(self._run)
+
+    def _load(self) -> tuple[RunData, Summaries]:
+        """The files now (those unchanged since the last read taken over) and their summaries."""
+        self._run = load_run(self.run_dir, self._run)
+        return self._run, self._summaries(self._run)
+
+    def _summaries(self, run: RunData) -> Summaries:
+        """The grid's summary, the slice the figures against λ show (the chosen optimizer at the
+        grid lr nearest the chosen one) and the oracle's summary; a table summarized before (the
+        same object: its file unchanged) is not summarized again."""
+        grid = lam_grid = oracle = None
+        if run.grid is not None:
+            if self._grid is None or self._grid[0] is not run.grid:
+                self._grid = (run.grid, grid_summary(run.grid))
+            grid = self._grid[1]
+            part = reference_slice(run.grid, run.selected)
+            lam_grid = grid if part is run.grid else grid_summary(part)  # the whole grid: same
+        if run.oracle is not None:
+            if self._oracle is None or self._oracle[0] is not run.oracle:
+                self._oracle = (run.oracle, oracle_summary(run.oracle))
+            oracle = self._oracle[1]
+        return grid, lam_grid, oracle
+
     def draw_figures(self, split: bool = False) -> None:
         """Draw the study figures 1–4 (``reports.sections.study_figures``) from the files now.
 
         ``split``: draw ``FORKED_FIGURES`` in a forked copy of this process at the same time
         (``_forked``): for a process that only reads files and draws (``serve``), never one that
         trains (torch's threads)."""
-        run = load_run(self.run_dir)
+        run, (grid, lam_grid, oracle) = self._load()
         staging = self._stage()
         try:
-            grid, lam_grid, oracle = _summaries(run)
             if split and hasattr(os, "fork"):
                 theirs = _forked(
                     lambda: study_figures(run, grid, oracle, staging, lam_grid, FORKED_FIGURES)
@@ -114,12 +148,12 @@ class StagedReport:
     def finish(self) -> Path:
         """Write ``run_dir/report/`` from the files now (figures 1–4 drawn before, if they were);
         returns the path of its ``index.html``."""
-        run = load_run(self.run_dir)
+        run, summaries = self._load()
         bench = load_benchmarks(self.bench_dir)
         target = self.run_dir / "report"
         staging = self._stage()
         try:
-            document = _document(run, bench, self.bench_dir, staging, self._figures)
+            document = _document(run, summaries, bench, self.bench_dir, staging, self._figures)
             (staging / "index.html").write_text(render_html(document), encoding="utf-8")
             (staging / "summary.md").write_text(render_markdown(document), encoding="utf-8")
             if target.exists():
@@ -135,6 +169,7 @@ class StagedReport:
             shutil.rmtree(self._staging)
         self._staging = None
         self._figures = None
+        self._run = self._grid = self._oracle = None
 
 
 #: The figures a forked process draws while this one draws the others (about half the time).
@@ -177,29 +212,16 @@ def _forked(draw: Callable[[], dict[str, Figure | Missing]]) -> _Forked:
     return _Forked(pid, read)
 
 
-def _summaries(
-    run: RunData,
-) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
-    """The grid's summary, the slice the figures against λ show (the chosen optimizer at the grid
-    lr nearest the chosen one) and the oracle's summary."""
-    grid = grid_summary(run.grid) if run.grid is not None else None
-    lam_grid = None
-    if run.grid is not None:
-        part = reference_slice(run.grid, run.selected)
-        lam_grid = grid if part is run.grid else grid_summary(part)  # the whole grid: the same
-    oracle = oracle_summary(run.oracle) if run.oracle is not None else None
-    return grid, lam_grid, oracle
-
-
 def _document(
     run: RunData,
+    summaries: Summaries,
     bench: BenchData,
     bench_dir: Path,
     out: Path,
     figures: dict[str, Figure | Missing] | None = None,
 ) -> Document:
     """Assemble every section; figures not drawn before are written into ``out``."""
-    grid, lam_grid, oracle = _summaries(run)
+    grid, lam_grid, oracle = summaries
     sections = [
         *study_sections(run, grid, oracle, bench, out, lam_grid, figures),
         bench_section(bench, bench_dir, out),
@@ -215,7 +237,8 @@ def _document(
 
 def serve(steps: TextIO | None = None, out: TextIO | None = None) -> int:
     """Build one report in the steps read from ``steps`` (default stdin), one per line, each
-    naming the study directory: ``figures RUN_DIR`` draws figures 1–4; ``finish RUN_DIR`` writes
+    naming the study directory: ``tables RUN_DIR`` reads the search's tables (optional, before
+    the selection is exported); ``figures RUN_DIR`` draws figures 1–4; ``finish RUN_DIR`` writes
     the report, prints ``figures SECONDS`` (the time the figures took, when drawn before) and the
     path of its ``index.html`` on ``out`` (default stdout) and returns 0.
     The end of ``steps`` before ``finish`` writes nothing and returns 0 (the study stopped).
@@ -233,7 +256,9 @@ def serve(steps: TextIO | None = None, out: TextIO | None = None) -> int:
                 report = StagedReport(Path(run_dir))
             elif Path(run_dir) != report.run_dir:
                 raise ValueError(f"one report per process: {run_dir} after {report.run_dir}")
-            if step == "figures":
+            if step == "tables":
+                report.read_tables()
+            elif step == "figures":
                 start = time.perf_counter()
                 report.draw_figures(split=True)
                 drawn = time.perf_counter() - start

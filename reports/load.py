@@ -12,6 +12,9 @@ decoupled for the decoupled and proximal rules) at the run's lr.
 from __future__ import annotations
 
 import json
+import math
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,14 @@ import pandas as pd
 
 from reports.stats import COMPARISON_COLUMNS
 
-__all__ = ["REQUIRED_COLUMNS", "ReportInputError", "RunData", "load_run"]
+__all__ = [
+    "OPTIONAL_TABLES",
+    "REQUIRED_COLUMNS",
+    "ReportInputError",
+    "RunData",
+    "Stamp",
+    "load_run",
+]
 
 #: Columns the report reads from each table (the contract in ``docs/outputs.md``).
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -126,6 +136,22 @@ class ReportInputError(Exception):
     """A problem with the files a user pointed the report at (said in one line, exit code 2)."""
 
 
+#: The optional tables of a study directory, in the order ``load_run`` reads them.
+OPTIONAL_TABLES = ("grid", "oracle", "selected", "curves", "replication", "comparisons")
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """What identifies the file a table was read from (``os.stat``: inode, size, modification
+    time), and whether reading it used the run's lr (a table without a complete ``lr``
+    column)."""
+
+    inode: int
+    size: int
+    mtime_ns: int
+    uses_lr: bool
+
+
 @dataclass(frozen=True)
 class RunData:
     """Everything the report knows about one study; optional tables are ``None`` when absent."""
@@ -140,6 +166,8 @@ class RunData:
     replication: pd.DataFrame | None = None
     comparisons: pd.DataFrame | None = None
     notes: tuple[str, ...] = field(default=())
+    #: table name → the file it was read from (``load_run(before=...)`` reuses unchanged ones)
+    stamps: dict[str, Stamp] = field(default_factory=dict, compare=False)
 
     @property
     def name(self) -> str:
@@ -174,40 +202,112 @@ class RunData:
         return kept.reset_index(drop=True)
 
 
-def load_run(run_dir: Path) -> RunData:
-    """Load a study directory; raise ``ReportInputError`` for a missing or empty study."""
+def load_run(
+    run_dir: Path,
+    before: RunData | None = None,
+    tables: tuple[str, ...] = OPTIONAL_TABLES,
+    with_run_json: bool = True,
+) -> RunData:
+    """Load a study directory; raise ``ReportInputError`` for a missing or empty study.
+
+    ``before``: a ``RunData`` loaded from ``run_dir`` earlier; a table whose file has not
+    changed since (``Stamp``), and whose reading did not use the run's lr or used the same, is
+    taken from it (the same object) instead of read again. ``tables``: the optional tables to
+    read (the others are ``None``, without a note); ``with_run_json``: read ``run.json`` (else
+    the run is ``{}``, without a note): a study that has not finished writes both later.
+    """
     if not run_dir.is_dir():
         raise ReportInputError(f"no study directory at {run_dir}")
     trials_path = run_dir / "trials.parquet"
     if not trials_path.is_file():
         raise ReportInputError(f"{run_dir} holds no trials.parquet: not a study directory")
-    trials = _read_table(trials_path, "trials")
-    if trials.empty:
+    run_notes: list[str] = []  # after the tables' notes
+    run = _read_run_json(run_dir / "run.json", run_notes) if with_run_json else {}
+    reader = _Reader(run_dir, _run_lr(run), before)
+    trials = reader.table("trials", required=True)
+    if trials is None or trials.empty:
         raise ReportInputError(f"study in {run_dir} has no trials")
     notes: list[str] = []
-    tables = {
-        name: _read_optional(run_dir / f"{name}.parquet", name, notes)
-        for name in ("grid", "oracle", "selected", "curves", "replication", "comparisons")
-    }
-    run = _read_run_json(run_dir / "run.json", notes)
-    lr = _run_lr(run)
-    trials = _with_optimizer_columns(trials, lr)
-    for name in _CONFIG_TABLES[1:]:
-        table = tables[name]
-        if table is not None:
-            tables[name] = _with_optimizer_columns(table, lr)
+    loaded = {name: reader.table(name, notes=notes) for name in tables}
+    notes += run_notes
     return RunData(
         run_dir=run_dir,
         run=run,
         trials=trials,
-        grid=tables["grid"],
-        oracle=tables["oracle"],
-        selected=tables["selected"],
-        curves=tables["curves"],
-        replication=tables["replication"],
-        comparisons=tables["comparisons"],
+        grid=loaded.get("grid"),
+        oracle=loaded.get("oracle"),
+        selected=loaded.get("selected"),
+        curves=loaded.get("curves"),
+        replication=loaded.get("replication"),
+        comparisons=loaded.get("comparisons"),
         notes=tuple(notes),
+        stamps=reader.stamps,
     )
+
+
+class _Reader:
+    """Reads the tables of one ``load_run``, reusing ``before``'s unchanged ones."""
+
+    def __init__(self, run_dir: Path, lr: float, before: RunData | None) -> None:
+        self.run_dir, self.lr, self.before = run_dir, lr, before
+        self.stamps: dict[str, Stamp] = {}
+
+    def table(
+        self, name: str, required: bool = False, notes: list[str] | None = None
+    ) -> pd.DataFrame | None:
+        path = self.run_dir / f"{name}.parquet"
+        try:
+            st: os.stat_result | None = path.stat()
+        except OSError:
+            st = None
+        if st is None or not stat.S_ISREG(st.st_mode):
+            if required:
+                raise ReportInputError(f"cannot read {path}: it is missing")
+            if notes is not None:
+                notes.append(f"{path.name} is missing")
+            return None
+        old = self._unchanged(name, st)
+        if old is not None:
+            table, stamp = old
+        else:
+            table = _read_table(path, name)
+            uses_lr = name in _CONFIG_TABLES and not table.empty and _uses_lr(table)
+            if name in _CONFIG_TABLES and not table.empty:
+                table = _with_optimizer_columns(table, self.lr)
+            stamp = Stamp(st.st_ino, st.st_size, st.st_mtime_ns, uses_lr)
+        self.stamps[name] = stamp
+        if table.empty and not required:
+            if notes is not None:
+                notes.append(f"{path.name} is empty")
+            return None
+        return table
+
+    def _unchanged(self, name: str, st: os.stat_result) -> tuple[pd.DataFrame, Stamp] | None:
+        """``before``'s table ``name`` and its stamp, when its file and lr are the same."""
+        before = self.before
+        if before is None or before.run_dir != self.run_dir or name not in before.stamps:
+            return None
+        stamp = before.stamps[name]
+        if (stamp.inode, stamp.size, stamp.mtime_ns) != (st.st_ino, st.st_size, st.st_mtime_ns):
+            return None
+        if stamp.uses_lr and not _same(_run_lr(before.run), self.lr):
+            return None
+        table = before.trials if name == "trials" else getattr(before, name)
+        if table is None:  # read empty before: read again (an empty table becomes None)
+            return None
+        return table, stamp
+
+
+def _same(a: float, b: float) -> bool:
+    """Equal lr values (two unrecorded ones, NaN, count as equal)."""
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def _uses_lr(table: pd.DataFrame) -> bool:
+    """Whether ``_with_optimizer_columns`` fills anything in ``table`` from the run's lr."""
+    if "lr" not in table.columns:
+        return True
+    return bool(pd.to_numeric(table["lr"], errors="coerce").isna().any())
 
 
 def _run_lr(run: dict[str, Any]) -> float:
@@ -231,18 +331,6 @@ def _with_optimizer_columns(table: pd.DataFrame, lr: float) -> pd.DataFrame:
         out["lr"] = lr
     out["lr"] = pd.to_numeric(out["lr"], errors="coerce").fillna(lr)
     return out
-
-
-def _read_optional(path: Path, name: str, notes: list[str]) -> pd.DataFrame | None:
-    """Read an optional table; a missing or empty one becomes ``None`` and a note."""
-    if not path.is_file():
-        notes.append(f"{path.name} is missing")
-        return None
-    table = _read_table(path, name)
-    if table.empty:
-        notes.append(f"{path.name} is empty")
-        return None
-    return table
 
 
 def _read_table(path: Path, name: str) -> pd.DataFrame:

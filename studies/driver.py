@@ -314,10 +314,13 @@ def _finish(
     if ahead.in_background:
         for name, seconds in ahead.seconds.items():
             phases.beside("search", name, seconds)
+    with phases.phase("exports"):  # before the selection: the report reads it meanwhile
+        exports.write_table(oracle, run_dir / "oracle.parquet")
+    if not settings.no_report:
+        reporter.tables(run_dir)  # trials, grid and oracle are written: read them now
     with phases.phase("selection"):
         selection = exports.select(study, settings, problems, seeds, prepared.device)
     with phases.phase("exports"):
-        exports.write_table(oracle, run_dir / "oracle.parquet")
         selected = exports.selected_frame(selection)
         exports.write_table(selected, run_dir / "selected.parquet")
         exports.write_table(exports.curves_frame(selection, seeds), run_dir / "curves.parquet")

@@ -2,10 +2,12 @@
 
 ``reports`` imports seaborn, matplotlib, pandas and scipy (≈ 1.6 s) and draws five figures
 (≈ 1.4 s), all Python under one GIL. Started as a process before this one imports torch, it
-imports beside those imports and the search, draws figures 1–4 (``figures``) as soon as the
-selection is exported — beside the replication — and writes the report once every file is there
-(``finish``). It reads only the exported files (``reports.build.serve``): the report is the one
-``python -m reports.build RUN_DIR`` rebuilds from them.
+imports beside those imports and the search, reads the search's tables (trials, grid, oracle)
+while the selection runs (``tables``), draws figures 1–4 (``figures``) as soon as the selection
+is exported — beside the replication — and writes the report once every file is there
+(``finish``), reading again only the files written since. It reads only the exported files
+(``reports.build.serve``): the report is the one ``python -m reports.build RUN_DIR`` rebuilds
+from them.
 
 Where the study runs on one core (``beside_possible``), the report is built in this process at
 ``finish``, as before. A report that fails prints why and ``finish`` returns 1; the study and
@@ -40,7 +42,8 @@ def beside_possible(threads: int | None) -> bool:
 
 
 class Reporter:
-    """The report of a run: ``figures(run_dir)`` once the selection is exported,
+    """The report of a run: ``tables(run_dir)`` once the search's tables are exported,
+    ``figures(run_dir)`` once the selection is exported,
     ``finish(run_dir)`` at the end (0, or 1 after printing why the report failed), ``stop()``
     for a run that ends without one. ``beside``: build it in a process started now."""
 
@@ -75,6 +78,12 @@ class Reporter:
             self._process.stdin.flush()
         except OSError:
             pass  # the process ended (it printed why): finish reports the failure
+
+    def tables(self, run_dir: Path) -> None:
+        """The search's tables (trials, grid, oracle) are exported: read them now (beside the
+        selection)."""
+        if self._process is not None:
+            self._send("tables", run_dir)
 
     def figures(self, run_dir: Path) -> None:
         """The selection is exported: draw figures 1–4 now (beside the replication)."""

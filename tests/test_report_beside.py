@@ -6,9 +6,12 @@ import io
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from reports.build import build_report, serve
+import reports.load
+from reports.build import StagedReport, build_report, serve
+from reports.load import load_run
 from studies.reporter import Reporter, beside_possible
 from studies.search import main
 from tests.test_reports import write_study
@@ -21,18 +24,102 @@ def files(report: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.slow
-def test_figures_then_finish_writes_what_build_report_writes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("first", [(), ("tables",)], ids=["figures-first", "tables-first"])
+def test_steps_write_what_build_report_writes(tmp_path: Path, first: tuple[str, ...]) -> None:
     run_dir = write_study(tmp_path / "study", hostile=False)
     expected = files(build_report(run_dir).parent)
     shutil.rmtree(run_dir / "report")
     out = io.StringIO()
-    steps = io.StringIO(f"figures {run_dir}\nfinish {run_dir}\n")
+    steps = io.StringIO("".join(f"{step} {run_dir}\n" for step in (*first, "figures", "finish")))
     assert serve(steps, out) == 0
     figures, index = out.getvalue().splitlines()
     assert figures.startswith("figures ") and float(figures.split()[1]) > 0
     assert Path(index) == run_dir / "report" / "index.html"
     assert files(run_dir / "report") == expected
     assert not list(run_dir.glob(".report-*"))
+
+
+def _rewrite(path: Path, table: pd.DataFrame) -> None:
+    """Replace ``path`` the way a study's exports do: a new file renamed over the old one."""
+    table.to_parquet(path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").replace(path)
+
+
+@pytest.mark.slow
+def test_each_step_reads_only_the_files_written_since(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in a study: trials, grid and oracle before ``tables``; the selection and the curves
+    (after a stale, unreadable selection) before ``figures``; the replication, its comparisons
+    and run.json before ``finish``. The report equals the one built from the files at once."""
+    whole = write_study(tmp_path / "whole", hostile=False)
+    expected = files(build_report(whole).parent)
+    run_dir = tmp_path / "study"
+    run_dir.mkdir()
+    (run_dir / "selected.parquet").write_bytes(b"a stale file from an older run")
+    for name in ("trials", "grid", "oracle"):
+        shutil.copy(whole / f"{name}.parquet", run_dir)
+    reads: list[str] = []
+    read_table = reports.load._read_table
+    monkeypatch.setattr(
+        reports.load, "_read_table", lambda p, n: (reads.append(n), read_table(p, n))[1]
+    )
+    report = StagedReport(run_dir)
+    report.read_tables()
+    assert reads == ["trials", "grid", "oracle"]
+    for name in ("selected", "curves"):
+        _rewrite(run_dir / f"{name}.parquet", pd.read_parquet(whole / f"{name}.parquet"))
+    reads.clear()
+    report.draw_figures(split=True)
+    # the grid of write_study has no lr column: read at the run's lr, which run.json gives later
+    assert reads == ["selected", "curves"]
+    for name in ("replication", "comparisons"):
+        shutil.copy(whole / f"{name}.parquet", run_dir)
+    shutil.copy(whole / "run.json", run_dir)
+    reads.clear()
+    index = report.finish()
+    assert sorted(reads) == sorted(["replication", "comparisons", *_lr_read(whole)])
+    assert files(index.parent) == expected
+
+
+def _lr_read(run_dir: Path) -> list[str]:
+    """The tables read before ``finish`` that take the run's lr (no complete lr column): read
+    again once run.json records it."""
+    out = []
+    for name in ("trials", "grid", "selected", "curves"):
+        table = pd.read_parquet(run_dir / f"{name}.parquet")
+        if "lr" not in table or table["lr"].isna().any():
+            out.append(name)
+    return out
+
+
+def test_load_run_takes_over_only_unchanged_files(tmp_path: Path) -> None:
+    run_dir = write_study(tmp_path / "study", hostile=False)
+    grid = pd.read_parquet(run_dir / "grid.parquet").assign(lr=0.003)
+    _rewrite(run_dir / "grid.parquet", grid)
+    first = load_run(run_dir)
+    again = load_run(run_dir, first)
+    assert again.grid is first.grid and again.oracle is first.oracle
+    changed = pd.read_parquet(run_dir / "oracle.parquet")
+    changed["val_loss"] = changed["val_loss"] * 2.0
+    _rewrite(run_dir / "oracle.parquet", changed)
+    third = load_run(run_dir, again)
+    assert third.grid is first.grid
+    assert third.oracle is not first.oracle
+    pd.testing.assert_frame_equal(third.oracle, load_run(run_dir).oracle)
+    assert third.oracle is not None and first.oracle is not None
+    assert (third.oracle["val_loss"] == 2.0 * first.oracle["val_loss"]).all()
+
+
+def test_a_table_read_at_an_unknown_lr_is_read_again_at_the_recorded_one(tmp_path: Path) -> None:
+    run_dir = write_study(tmp_path / "study", hostile=False)
+    assert "lr" not in pd.read_parquet(run_dir / "selected.parquet")
+    early = load_run(run_dir, tables=("selected",), with_run_json=False)
+    assert early.run == {} and early.grid is None and early.notes == ()
+    assert early.selected is not None and early.selected["lr"].isna().all()
+    late = load_run(run_dir, early)
+    assert late.selected is not None and (late.selected["lr"] == 0.003).all()
+    pd.testing.assert_frame_equal(late.selected, load_run(run_dir).selected)
 
 
 @pytest.mark.slow
