@@ -90,10 +90,10 @@ class StagedReport:
         return self._staging
 
     def read_tables(self) -> None:
-        """Read the search's tables (trials, grid, oracle) and summarize the grid and the oracle
-        now, before the selection is exported: ``draw_figures`` and ``finish`` read only the
-        files written since, or changed."""
-        self._run = load_run(self.run_dir, tables=("grid", "oracle"), with_run_json=False)
+        """Read the search's tables (trials, grid, oracle) and ``run.json`` and summarize the
+        grid and the oracle now, before the selection is exported: ``draw_figures`` and
+        ``finish`` read only the files written since, or changed."""
+        self._run = load_run(self.run_dir, tables=("grid", "oracle"))
         self._summaries(self._run)
 
     def _load(self) -> tuple[RunData, Summaries]:

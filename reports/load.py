@@ -206,15 +206,14 @@ def load_run(
     run_dir: Path,
     before: RunData | None = None,
     tables: tuple[str, ...] = OPTIONAL_TABLES,
-    with_run_json: bool = True,
 ) -> RunData:
     """Load a study directory; raise ``ReportInputError`` for a missing or empty study.
 
     ``before``: a ``RunData`` loaded from ``run_dir`` earlier; a table whose file has not
     changed since (``Stamp``), and whose reading did not use the run's lr or used the same, is
     taken from it (the same object) instead of read again. ``tables``: the optional tables to
-    read (the others are ``None``, without a note); ``with_run_json``: read ``run.json`` (else
-    the run is ``{}``, without a note): a study that has not finished writes both later.
+    read (the others are ``None``, without a note: a study that is still running writes them
+    later).
     """
     if not run_dir.is_dir():
         raise ReportInputError(f"no study directory at {run_dir}")
@@ -222,7 +221,7 @@ def load_run(
     if not trials_path.is_file():
         raise ReportInputError(f"{run_dir} holds no trials.parquet: not a study directory")
     run_notes: list[str] = []  # after the tables' notes
-    run = _read_run_json(run_dir / "run.json", run_notes) if with_run_json else {}
+    run = _read_run_json(run_dir / "run.json", run_notes)
     reader = _Reader(run_dir, _run_lr(run), before)
     trials = reader.table("trials", required=True)
     if trials is None or trials.empty:

@@ -249,6 +249,8 @@ def _search_and_finish(
         exports.write_json({**info, "finished": _now()}, run_dir / "run.json")
         print(_short_line(study, settings, run_dir), file=sys.stderr)
         return EXIT_USAGE
+    # what is known now (the report reads the model from it); completed at the end
+    exports.write_json({**info, "finished": None}, run_dir / "run.json")
     ahead.search_done()  # what is left of the grid and the oracles may use the whole pool
     summary = _finish(prepared, info, trials, clock, phases, ahead, reporter)
     print("\n".join(summary))
@@ -317,7 +319,7 @@ def _finish(
     with phases.phase("exports"):  # before the selection: the report reads it meanwhile
         exports.write_table(oracle, run_dir / "oracle.parquet")
     if not settings.no_report:
-        reporter.tables(run_dir)  # trials, grid and oracle are written: read them now
+        reporter.tables(run_dir)  # trials, grid, oracle and run.json are written: read them now
     with phases.phase("selection"):
         selection = exports.select(study, settings, problems, seeds, prepared.device)
     with phases.phase("exports"):

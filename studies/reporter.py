@@ -80,8 +80,8 @@ class Reporter:
             pass  # the process ended (it printed why): finish reports the failure
 
     def tables(self, run_dir: Path) -> None:
-        """The search's tables (trials, grid, oracle) are exported: read them now (beside the
-        selection)."""
+        """The search's tables (trials, grid, oracle) and run.json are written: read them now
+        (beside the selection)."""
         if self._process is not None:
             self._send("tables", run_dir)
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
+import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -82,6 +85,34 @@ def test_each_step_reads_only_the_files_written_since(
     assert files(index.parent) == expected
 
 
+def _figure_blocks(index: Path) -> list[str]:
+    return re.findall(r"<figure>.*?</figure>", index.read_text(encoding="utf-8"), flags=re.S)
+
+
+@pytest.mark.slow
+def test_a_networks_report_built_beside_says_what_its_rebuild_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the report process is told to read the search's tables, run.json already names the
+    model (``finished`` still null): an MLP's figures say it has no oracle line, as
+    ``python -m reports.build`` says from the finished files."""
+    seen: list[dict[str, Any]] = []
+    tables = Reporter.tables
+
+    def record(self: Reporter, run_dir: Path) -> None:
+        seen.append(json.loads((run_dir / "run.json").read_text()))
+        tables(self, run_dir)
+
+    monkeypatch.setattr(Reporter, "tables", record)
+    out = tmp_path / "out"
+    assert main(["--out", str(out), "--model", "mlp", "--n-trials", "6", *SMALL]) == 0
+    assert [(r["settings"]["model"], r["finished"]) for r in seen] == [("mlp", None)]
+    run_dir = out / "weight-decay"
+    beside = _figure_blocks(run_dir / "report" / "index.html")
+    assert any("No oracle line: a network" in block for block in beside)
+    assert beside == _figure_blocks(build_report(run_dir))
+
+
 def _lr_read(run_dir: Path) -> list[str]:
     """The tables read before ``finish`` that take the run's lr (no complete lr column): read
     again once run.json records it."""
@@ -114,18 +145,24 @@ def test_load_run_takes_over_only_unchanged_files(tmp_path: Path) -> None:
 def test_a_table_read_at_an_unknown_lr_is_read_again_at_the_recorded_one(tmp_path: Path) -> None:
     run_dir = write_study(tmp_path / "study", hostile=False)
     assert "lr" not in pd.read_parquet(run_dir / "selected.parquet")
-    early = load_run(run_dir, tables=("selected",), with_run_json=False)
-    assert early.run == {} and early.grid is None and early.notes == ()
+    (run_dir / "run.json").rename(tmp_path / "run.json")  # not written yet
+    early = load_run(run_dir, tables=("selected",))
+    assert early.run == {} and early.grid is None and early.notes == ("run.json is missing",)
     assert early.selected is not None and early.selected["lr"].isna().all()
+    (tmp_path / "run.json").rename(run_dir / "run.json")
     late = load_run(run_dir, early)
     assert late.selected is not None and (late.selected["lr"] == 0.003).all()
     pd.testing.assert_frame_equal(late.selected, load_run(run_dir).selected)
 
 
 @pytest.mark.slow
-def test_a_study_that_stops_before_finish_leaves_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("steps", [("figures",), ("tables",), ("tables", "figures")])
+def test_a_study_that_stops_before_finish_leaves_nothing(
+    tmp_path: Path, steps: tuple[str, ...]
+) -> None:
     run_dir = write_study(tmp_path / "study", hostile=False)
-    assert serve(io.StringIO(f"figures {run_dir}\n"), io.StringIO()) == 0
+    sent = "".join(f"{step} {run_dir}\n" for step in steps)
+    assert serve(io.StringIO(sent), io.StringIO()) == 0
     assert not (run_dir / "report").exists() and not list(run_dir.glob(".report-*"))
     assert serve(io.StringIO(f"finish {tmp_path / 'nowhere'}\n"), io.StringIO()) == 2
 
