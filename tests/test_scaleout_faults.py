@@ -213,6 +213,22 @@ def test_a_trial_swept_before_its_suggest_is_dropped_not_a_crash() -> None:
     assert study.trials[0].state == TrialState.FAIL
 
 
+def test_a_sweep_re_queues_the_parameters_written_after_it_read_the_trial() -> None:
+    """An owner only slow, not dead, may write its parameters between the sweeper's read of the
+    RUNNING trial and its FAIL: the re-queued copy carries what the failed trial holds."""
+    study = optuna.create_study()
+    trial = study.ask()
+    read = study.get_trials(deepcopy=True)[0]  # a copy, as another process reads it
+    assert read.params == {}
+    x = trial.suggest_float("x", 0.0, 1.0)
+    assert fail_and_requeue(study, read, "stale: test", worker_died=True)
+    failed, copy = study.get_trials(deepcopy=False)
+    assert failed.state == TrialState.FAIL and failed.params == {"x": x}
+    assert copy.state == TrialState.WAITING
+    assert copy.user_attrs[REQUEUED_FROM] == failed.number
+    assert copy.system_attrs["fixed_params"] == {"x": x}
+
+
 def _requeue_chain(study: optuna.Study, died: list[bool]) -> list[optuna.trial.FrozenTrial]:
     study.enqueue_trial({"x": 0.5})
     for worker_died in died:

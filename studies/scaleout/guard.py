@@ -256,9 +256,13 @@ def fail_and_requeue(
             return False
     except UpdateFinishedTrialError:
         return False
-    if requeue and trial.params:
-        attrs = {REQUEUED_FROM: trial.number, WORKER_DEATHS: deaths}
-        study.enqueue_trial(dict(trial.params), user_attrs=attrs)
+    if requeue:
+        # read again: an owner only slow, not dead, may have written parameters since
+        # ``trial`` was read; none can follow the FAIL, so these are all it will ever hold
+        params = storage.get_trial(trial._trial_id).params
+        if params:
+            attrs = {REQUEUED_FROM: trial.number, WORKER_DEATHS: deaths}
+            study.enqueue_trial(dict(params), user_attrs=attrs)
     return True
 
 
