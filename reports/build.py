@@ -56,10 +56,12 @@ def build_report(run_dir: Path, benchmarks_dir: Path | None = None) -> Path:
 
 
 class StagedReport:
-    """A report built in two steps: ``draw_figures`` once the selection is exported (figures 1–4
-    read nothing the replication writes), ``finish`` once every file is written — so a study can
-    draw its figures while its replication runs. ``build_report`` is both steps at once; the two
-    give the same files. ``discard`` drops a report that will not be finished."""
+    """A report built in steps: ``read_tables`` (optional) once the search's tables are
+    exported, ``draw_figures`` once the selection is exported (figures 1–4 read nothing the
+    replication writes), ``finish`` once every file is written — so a study can draw its figures
+    while its replication runs; each step reads only the files written since the last.
+    ``build_report`` is all steps at once; they give the same files. ``discard`` drops a report
+    that will not be finished."""
 
     def __init__(self, run_dir: Path, benchmarks_dir: Path | None = None) -> None:
         self.run_dir = Path(run_dir)
