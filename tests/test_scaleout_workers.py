@@ -3,6 +3,7 @@ SIGKILL survived, SIGINT → exit 130 and a rerun that resumes. Each runs the re
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -142,28 +143,47 @@ def _freeze_mid_batch(target: Target, procs: list[subprocess.Popen[str]]) -> tup
             for t in _trials(target)
             if t.state == TrialState.RUNNING and t.params and _owner_pid(t) == pid
         ]
-        if held and not _stopped_in_a_transaction(target):
+        if held and not _stopped_in_a_transaction(target, pid):
             return pid, held
         os.kill(pid, signal.SIGCONT)
     pytest.fail("no worker could be stopped mid-batch")
 
 
-def _stopped_in_a_transaction(target: Target) -> bool:
-    """PostgreSQL: whether a session has sat in an open transaction since before the stop (the
-    worker stopped between two statements of one). Its locks then hold the other worker's sweep
-    until it continues (the test waited out ``WAIT_S``), and a write it had begun lands after the
-    sweep; the tests here stop a worker while it trains, not in its milliseconds of writing."""
+def _stopped_in_a_transaction(target: Target, pid: int) -> bool:
+    """PostgreSQL: whether the stopped worker ``pid`` has a session inside a transaction that
+    has written (a transaction id: it stopped between two statements of a write). Its locks then
+    hold the other worker's sweep until it continues (the test waited out ``WAIT_S``), and its
+    write lands after the sweep; the tests here stop a worker while it trains, not in its
+    milliseconds of writing."""
     if target.url is None:
         return False
     storage = target.open()
     assert isinstance(storage, RDBStorage)
-    time.sleep(0.3)
+    time.sleep(0.1)  # a statement the server was running ends: what it wrote stays pending
     query = sqlalchemy.text(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-        "AND state LIKE 'idle in transaction%' AND now() - state_change > interval '0.2 s'"
+        "AND client_port = ANY(:ports) AND backend_xid IS NOT NULL"
     )
     with storage.engine.connect() as connection:
-        return bool(connection.execute(query).scalar())
+        return bool(connection.execute(query, {"ports": sorted(_tcp_ports(pid))}).scalar())
+
+
+def _tcp_ports(pid: int) -> set[int]:
+    """The local ports of process ``pid``'s TCP sockets (Linux: its descriptors, /proc/net)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if link.startswith("socket:["):
+                inodes.add(link[len("socket:[") : -1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[9] in inodes:
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 def _check_requeues(trials: list[FrozenTrial]) -> None:
