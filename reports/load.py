@@ -270,8 +270,9 @@ class _Reader:
             table, stamp = old
         else:
             table = _read_table(path, name)
-            uses_lr = name in _CONFIG_TABLES and not table.empty and _uses_lr(table)
+            uses_lr = False
             if name in _CONFIG_TABLES and not table.empty:
+                uses_lr = _uses_lr(table)
                 table = _with_optimizer_columns(table, self.lr)
             stamp = Stamp(st.st_ino, st.st_size, st.st_mtime_ns, uses_lr)
         self.stamps[name] = stamp
